@@ -1,0 +1,231 @@
+"""Build Encapsulated STL objects from STL bytes, a source series and metadata.
+
+This is the one entry point every producer uses (``wrap``, ``from-ct``,
+``from-seg``, the Slicer exporter), so every object this project makes describes
+the same equipment and follows the same defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import highdicom as hd
+from pydicom.dataset import Dataset
+
+from . import __version__, codes
+from .color import dicom_lab_from_rgb
+from .errors import EncapsulatedSTLError, OutputError
+from .sop import EncapsulatedSTL
+from .source_series import SourceSeries
+
+#: Equipment written into every object: this software, not the scanner.
+MANUFACTURER = "encapsulated-stl project"
+MODEL_NAME = "encapsulated-stl"
+DEVICE_SERIAL_NUMBER = "ESTL-0001"
+DEFAULT_SERIES_NUMBER = 3000
+
+
+@dataclass
+class ModelMetadata:
+    """What the user says about a model; every field has a safe default.
+
+    Attributes
+    ----------
+    units:
+        Units of the STL coordinates (m, cm, mm, um); millimetres by default.
+    content_description:
+        Content Description (0070,0081): what the model shows.
+    usage:
+        Key of :data:`codes.MODEL_USAGES` (``planning``, ``implant``...).
+    laterality:
+        Image Laterality: intended placement, R, L, U or B.
+    burned_in_annotation:
+        True when identity is embossed or engraved on the model.
+    color:
+        Display colour as sRGB in 0..1; stored as Recommended Display CIELab Value.
+    opacity:
+        Recommended Presentation Opacity in 0..1.
+    model_group_uid:
+        Model Group UID shared by models made together (segments of one
+        segmentation).
+    """
+
+    units: str = "mm"
+    content_description: str | None = None
+    usage: str | None = None
+    laterality: str | None = None
+    series_description: str | None = None
+    series_number: int | None = None
+    instance_number: int = 1
+    burned_in_annotation: bool = False
+    recognizable_visual_features: bool | None = None
+    model_modification: bool | None = None
+    model_mirroring: bool | None = None
+    color: tuple[float, float, float] | None = None
+    opacity: float | None = None
+    model_group_uid: str | None = None
+    document_title: str | None = None
+    series_instance_uid: str | None = None
+
+    def replace(self, **changes) -> ModelMetadata:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class NewStudy:
+    """Patient and study of a model with no DICOM source (like DCMTK's stl2dcm).
+
+    A new Study Instance UID and Frame of Reference UID are made unless given.
+    """
+
+    patient_name: str | None = None
+    patient_id: str | None = None
+    patient_birth_date: str | None = None
+    patient_sex: str | None = None
+    study_description: str | None = None
+    accession_number: str | None = None
+    study_id: str | None = None
+    study_instance_uid: str | None = None
+    frame_of_reference_uid: str | None = None
+
+
+def encapsulate_stl(
+    stl: bytes,
+    source: SourceSeries | list[Dataset] | None = None,
+    metadata: ModelMetadata | None = None,
+    new_study: NewStudy | None = None,
+    *,
+    algorithm_parameters: dict[str, str] | None = None,
+    algorithm_family=codes.ALGORITHM_FAMILY_MANUAL,
+    path: str | os.PathLike | None = None,
+) -> EncapsulatedSTL:
+    """Wrap binary STL bytes as an Encapsulated STL object.
+
+    Parameters
+    ----------
+    stl:
+        Binary STL bytes (see :func:`stl.stl_bytes_for_encapsulation` for ASCII).
+    source:
+        The series the model was made from (headers only), or ``None``.
+    metadata:
+        Units, description, usage and the rest; defaults when ``None``.
+    new_study:
+        Patient and study for a model without a source; ignored with a source.
+    algorithm_parameters:
+        Parameters written into Derivation Algorithm Sequence (e.g. threshold).
+    path:
+        The STL's file name, used in error messages only.
+
+    Raises
+    ------
+    EncapsulatedSTLError
+        For invalid STL bytes or metadata (unknown units, usage, laterality).
+    """
+    metadata = metadata or ModelMetadata()
+    datasets = list(source.datasets if isinstance(source, SourceSeries) else source or [])
+    study = new_study or NewStudy()
+    usage = codes.usage_code(metadata.usage) if metadata.usage else None
+    arguments = dict(
+        measurement_units=metadata.units,
+        document_title=metadata.document_title,
+        content_description=metadata.content_description,
+        model_usage=usage,
+        image_laterality=metadata.laterality,
+        burned_in_annotation=metadata.burned_in_annotation,
+        recognizable_visual_features=metadata.recognizable_visual_features,
+        model_modification=metadata.model_modification,
+        model_mirroring=metadata.model_mirroring,
+        algorithm_name=MODEL_NAME,
+        algorithm_version=__version__,
+        algorithm_parameters=algorithm_parameters,
+        algorithm_family=algorithm_family,
+        model_group_uid=metadata.model_group_uid,
+        recommended_display_cielab_value=(
+            dicom_lab_from_rgb(metadata.color) if metadata.color is not None else None
+        ),
+        recommended_presentation_opacity=metadata.opacity,
+        series_description=metadata.series_description,
+    )
+    if not datasets:
+        arguments.update(
+            study_instance_uid=study.study_instance_uid or hd.UID(),
+            frame_of_reference_uid=study.frame_of_reference_uid or hd.UID(),
+            patient_name=study.patient_name,
+            patient_id=study.patient_id,
+            patient_birth_date=study.patient_birth_date,
+            patient_sex=study.patient_sex,
+            accession_number=study.accession_number,
+            study_id=study.study_id,
+            study_description=study.study_description,
+            study_date=datetime.date.today(),
+            study_time=datetime.datetime.now().time(),
+        )
+    try:
+        return EncapsulatedSTL(
+            stl,
+            datasets,
+            series_instance_uid=metadata.series_instance_uid or hd.UID(),
+            series_number=metadata.series_number or DEFAULT_SERIES_NUMBER,
+            sop_instance_uid=hd.UID(),
+            instance_number=metadata.instance_number,
+            manufacturer=MANUFACTURER,
+            manufacturer_model_name=MODEL_NAME,
+            software_versions=__version__,
+            device_serial_number=DEVICE_SERIAL_NUMBER,
+            **arguments,
+        )
+    except EncapsulatedSTLError as error:
+        if path is not None and error.path is None:
+            raise type(error)(error.reason, path) from None
+        raise
+    except (ValueError, TypeError) as error:
+        raise EncapsulatedSTLError(str(error), path) from None
+
+
+def write_atomically(path: str | os.PathLike, write, force: bool = False) -> Path:
+    """Create ``path`` through ``write(file_object)`` with no partial file left behind.
+
+    The content goes to a temporary file beside the target, which is renamed
+    over it only when complete.  An existing target is kept unless ``force``.
+
+    Raises
+    ------
+    OutputError
+        If the target exists (without ``force``), its directory does not exist,
+        or it cannot be written.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError("is a directory; give a file name", target)
+    if target.exists() and not force:
+        raise OutputError("already exists; use --force to overwrite it", target)
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise OutputError(f"directory {directory} does not exist", target)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=directory)
+    except OSError as error:
+        raise OutputError(f"cannot write here: {error.strerror}", target) from None
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+        os.replace(temporary, target)
+    except OSError as error:
+        Path(temporary).unlink(missing_ok=True)
+        raise OutputError(f"cannot write: {error.strerror or error}", target) from None
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def save_dataset(dataset: Dataset, path: str | os.PathLike, force: bool = False) -> Path:
+    """Write a DICOM dataset to ``path`` atomically (see :func:`write_atomically`)."""
+    return write_atomically(
+        path, lambda stream: dataset.save_as(stream, enforce_file_format=True), force
+    )

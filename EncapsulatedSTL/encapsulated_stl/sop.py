@@ -1,0 +1,356 @@
+"""The Encapsulated STL IOD (PS3.3 A.85.1, Supplement 205) as a highdicom SOP class."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from copy import deepcopy
+
+import highdicom as hd
+from highdicom.sr import CodedConcept
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, UID
+from pydicom.valuerep import DA, DT, TM
+
+from . import codes
+from .stl import parse_binary_stl
+
+#: SOP Class UID of Encapsulated STL Storage.
+ENCAPSULATED_STL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.3"
+MIME_TYPE = "model/stl"
+MODALITY = "M3D"
+
+_TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
+
+
+def _yes_no(value: bool | None, keyword: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise TypeError(f'Argument for "{keyword}" must be True, False or None.')
+    return "YES" if value else "NO"
+
+
+def _has_non_ascii(dataset: Dataset) -> bool:
+    for element in dataset.iterall():
+        if element.VR not in _TEXT_VRS or element.value is None:
+            continue
+        values = element.value if element.VM > 1 else [element.value]
+        if any(not str(v).isascii() for v in values):
+            return True
+    return False
+
+
+class EncapsulatedSTL(hd.SOPClass):
+    """SOP instance of the Encapsulated STL IOD.
+
+    The model is a binary STL byte stream stored unchanged in Encapsulated
+    Document (0042,0011), padded to even length, with its true length in
+    Encapsulated Document Length (0042,0015).  Given source images, the object
+    joins their study and Frame of Reference and references every one of them.
+    """
+
+    def __init__(
+        self,
+        stl: bytes,
+        source_images: Sequence[Dataset] | None,
+        series_instance_uid: str,
+        series_number: int,
+        sop_instance_uid: str,
+        instance_number: int,
+        manufacturer: str,
+        manufacturer_model_name: str,
+        software_versions: str,
+        device_serial_number: str,
+        *,
+        measurement_units: str = "mm",
+        document_title: str | None = None,
+        document_title_code: CodedConcept | None = None,
+        content_description: str | None = None,
+        model_usage: CodedConcept | None = None,
+        image_laterality: str | None = None,
+        burned_in_annotation: bool = False,
+        recognizable_visual_features: bool | None = None,
+        model_modification: bool | None = None,
+        model_mirroring: bool | None = None,
+        algorithm_name: str | None = None,
+        algorithm_version: str | None = None,
+        algorithm_parameters: dict[str, str] | None = None,
+        algorithm_family: CodedConcept = codes.ALGORITHM_FAMILY_MANUAL,
+        model_group_uid: str | None = None,
+        recommended_display_cielab_value: tuple[int, int, int] | None = None,
+        recommended_presentation_opacity: float | None = None,
+        content_datetime: datetime.datetime | None = None,
+        acquisition_datetime: datetime.datetime | None = None,
+        series_description: str | None = None,
+        institution_name: str | None = None,
+        study_instance_uid: str | None = None,
+        frame_of_reference_uid: str | None = None,
+        patient_id: str | None = None,
+        patient_name: str | None = None,
+        patient_birth_date: str | None = None,
+        patient_sex: str | None = None,
+        accession_number: str | None = None,
+        study_id: str | None = None,
+        study_date: str | datetime.date | None = None,
+        study_time: str | datetime.time | None = None,
+        study_description: str | None = None,
+        referring_physician_name: str | None = None,
+        transfer_syntax_uid: str = ExplicitVRLittleEndian,
+    ):
+        """
+        Parameters
+        ----------
+        stl: bytes
+            Binary STL byte stream, coordinates in ``measurement_units`` in the
+            patient coordinate system (LPS) of the Frame of Reference.
+        source_images: Sequence[pydicom.dataset.Dataset] | None
+            Headers of the images the model was derived from (one Frame of
+            Reference).  Patient and study are copied from the first; every one is
+            listed in Source Instance Sequence.  ``None`` for a model with no
+            DICOM source: then ``study_instance_uid``, ``frame_of_reference_uid``
+            and the patient arguments describe a new study.
+        measurement_units: str
+            UCUM unit of the STL coordinates (CID 7063): ``m``, ``cm``, ``mm`` or ``um``.
+        document_title, document_title_code:
+            Document Title and its code (CID 7061).  By default the title is
+            chosen from the source images' modality.
+        model_usage: highdicom.sr.CodedConcept | None
+            Intended use (CID 7064), see :data:`codes.MODEL_USAGES`.
+        image_laterality: str | None
+            Intended placement of the object: ``R``, ``L``, ``U`` or ``B``.
+        burned_in_annotation: bool
+            True when identity is embossed or engraved on the model.
+        recommended_display_cielab_value: tuple[int, int, int] | None
+            Display colour as DICOM CIELab integers.
+        recommended_presentation_opacity: float | None
+            Display opacity in 0..1.
+        algorithm_name, algorithm_version, algorithm_parameters, algorithm_family:
+            Derivation Algorithm Sequence: the software that made the model, and
+            how (family from CID 7162).
+        """
+        mesh = parse_binary_stl(stl)
+        del mesh  # validated only: the bytes are stored exactly as given
+        source_images = list(source_images or [])
+        if source_images:
+            frames = {str(ds.get("FrameOfReferenceUID", "")) for ds in source_images}
+            frames.discard("")
+            if len(frames) > 1:
+                raise ValueError(
+                    "Source images span several Frames of Reference "
+                    f"({', '.join(sorted(frames))}); a model lives in one."
+                )
+            frame_of_reference_uid = frames.pop() if frames else frame_of_reference_uid
+            study_instance_uid = str(source_images[0].StudyInstanceUID)
+        if study_instance_uid is None:
+            raise TypeError('Argument "study_instance_uid" is required without source images.')
+        if frame_of_reference_uid is None:
+            raise TypeError('Argument "frame_of_reference_uid" is required without source images.')
+        codes.units_code(measurement_units)  # raises for units outside CID 7063
+        if image_laterality is not None and image_laterality not in codes.LATERALITIES:
+            raise ValueError(
+                f'Argument "image_laterality" must be one of {", ".join(codes.LATERALITIES)}.'
+            )
+        if recommended_presentation_opacity is not None and not (
+            0.0 <= recommended_presentation_opacity <= 1.0
+        ):
+            raise ValueError('Argument "recommended_presentation_opacity" must lie in 0..1.')
+
+        now = datetime.datetime.now()
+        content_datetime = content_datetime or now
+        super().__init__(
+            study_instance_uid=study_instance_uid,
+            series_instance_uid=series_instance_uid,
+            series_number=series_number,
+            sop_instance_uid=sop_instance_uid,
+            sop_class_uid=ENCAPSULATED_STL_SOP_CLASS_UID,
+            instance_number=instance_number,
+            modality=MODALITY,
+            manufacturer=manufacturer,
+            manufacturer_model_name=manufacturer_model_name,
+            software_versions=software_versions,
+            device_serial_number=device_serial_number,
+            institution_name=institution_name,
+            transfer_syntax_uid=transfer_syntax_uid,
+            patient_id=patient_id,
+            patient_name=patient_name,
+            patient_birth_date=patient_birth_date,
+            patient_sex=patient_sex,
+            accession_number=accession_number,
+            study_id=study_id,
+            study_date=study_date,
+            study_time=study_time,
+            referring_physician_name=referring_physician_name,
+            series_description=series_description,
+            content_date=content_datetime.date(),
+            content_time=content_datetime.time(),
+        )
+        if source_images:
+            self.copy_patient_and_study_information(source_images[0])
+            self._complete_deidentification_method()
+        elif study_description:
+            self.StudyDescription = study_description
+
+        # Frame of Reference: the STL's coordinates are this frame's LPS axes.
+        self.FrameOfReferenceUID = frame_of_reference_uid
+        self.PositionReferenceIndicator = (
+            source_images[0].get("PositionReferenceIndicator", None) if source_images else None
+        )
+
+        # Encapsulated Document
+        self.AcquisitionDateTime = DT(acquisition_datetime or content_datetime)
+        self.BurnedInAnnotation = _yes_no(burned_in_annotation, "burned_in_annotation")
+        if recognizable_visual_features is not None:
+            self.RecognizableVisualFeatures = _yes_no(
+                recognizable_visual_features, "recognizable_visual_features"
+            )
+        if image_laterality is not None:
+            self.ImageLaterality = image_laterality
+        if document_title_code is None and document_title is None:
+            document_title_code = codes.document_title_code(
+                {str(ds.get("Modality", "")) for ds in source_images}
+            )
+        self.DocumentTitle = document_title or (
+            document_title_code.meaning if document_title_code is not None else None
+        )
+        self.ConceptNameCodeSequence = (
+            [document_title_code] if document_title_code is not None else []
+        )
+        self.MIMETypeOfEncapsulatedDocument = MIME_TYPE
+        self.EncapsulatedDocumentLength = len(stl)
+        self.EncapsulatedDocument = stl if len(stl) % 2 == 0 else bytes(stl) + b"\x00"
+        if source_images:
+            self.SourceInstanceSequence = [
+                self._source_item(ds) for ds in source_images
+            ]
+            self._add_common_instance_reference(source_images)
+
+        # Manufacturing 3D Model
+        self.MeasurementUnitsCodeSequence = [codes.units_code(measurement_units)]
+        if model_modification is not None:
+            self.ModelModification = _yes_no(model_modification, "model_modification")
+        if model_mirroring is not None:
+            self.ModelMirroring = _yes_no(model_mirroring, "model_mirroring")
+        if model_usage is not None:
+            self.ModelUsageCodeSequence = [model_usage]
+        if content_description:
+            self.ContentDescription = content_description
+        if model_group_uid is not None:
+            self.ModelGroupUID = model_group_uid
+        if recommended_display_cielab_value is not None:
+            self.RecommendedDisplayCIELabValue = [int(v) for v in recommended_display_cielab_value]
+        if recommended_presentation_opacity is not None:
+            self.RecommendedPresentationOpacity = float(recommended_presentation_opacity)
+        if algorithm_name is not None:
+            self.DerivationAlgorithmSequence = hd.AlgorithmIdentificationSequence(
+                name=algorithm_name,
+                family=algorithm_family,
+                version=algorithm_version or software_versions,
+                source=manufacturer,
+                parameters=algorithm_parameters,
+            )
+
+        if _has_non_ascii(self):
+            self.SpecificCharacterSet = "ISO_IR 192"
+        elif "SpecificCharacterSet" in self:
+            del self.SpecificCharacterSet
+
+    def _complete_deidentification_method(self) -> None:
+        """Keep a copied "identity removed" claim valid.
+
+        Some de-identified series say Patient Identity Removed YES but leave
+        De-identification Method empty, which is invalid (Type 1C).  The claim is
+        kept, and the method is stated as unknown rather than invented.
+        """
+        if self.get("PatientIdentityRemoved") != "YES":
+            return
+        if self.get("DeidentificationMethod") or self.get("DeidentificationMethodCodeSequence"):
+            return
+        self.DeidentificationMethod = "Not stated in the source images"
+
+    @staticmethod
+    def _source_item(dataset: Dataset) -> Dataset:
+        item = Dataset()
+        item.ReferencedSOPClassUID = dataset.SOPClassUID
+        item.ReferencedSOPInstanceUID = dataset.SOPInstanceUID
+        item.PurposeOfReferenceCodeSequence = [codes.SOURCE_IMAGE_PURPOSE]
+        return item
+
+    def _add_common_instance_reference(self, source_images: Sequence[Dataset]) -> None:
+        """Common Instance Reference module: every source instance by study and series."""
+        studies: dict[str, dict[str, list[Dataset]]] = {}
+        for ds in source_images:
+            series = studies.setdefault(str(ds.StudyInstanceUID), {})
+            series.setdefault(str(ds.SeriesInstanceUID), []).append(ds)
+
+        def series_items(by_series):
+            items = []
+            for series_uid, datasets in by_series.items():
+                series_item = Dataset()
+                series_item.SeriesInstanceUID = series_uid
+                series_item.ReferencedInstanceSequence = [
+                    self._instance_item(ds) for ds in datasets
+                ]
+                items.append(series_item)
+            return items
+
+        own = studies.pop(str(self.StudyInstanceUID), None)
+        if own:
+            self.ReferencedSeriesSequence = series_items(own)
+        if studies:
+            other = []
+            for study_uid, by_series in studies.items():
+                study_item = Dataset()
+                study_item.StudyInstanceUID = study_uid
+                study_item.ReferencedSeriesSequence = series_items(by_series)
+                other.append(study_item)
+            self.StudiesContainingOtherReferencedInstancesSequence = other
+
+    @staticmethod
+    def _instance_item(dataset: Dataset) -> Dataset:
+        item = Dataset()
+        item.ReferencedSOPClassUID = dataset.SOPClassUID
+        item.ReferencedSOPInstanceUID = dataset.SOPInstanceUID
+        return item
+
+    @property
+    def stl(self) -> bytes:
+        """The encapsulated binary STL, without the padding byte."""
+        return encapsulated_stl_bytes(self)
+
+    @classmethod
+    def from_dataset(cls, dataset: Dataset, copy: bool = True) -> EncapsulatedSTL:
+        """Construct an object from an existing Encapsulated STL dataset.
+
+        Raises
+        ------
+        ValueError
+            If the dataset is not an Encapsulated STL instance.
+        """
+        if not isinstance(dataset, Dataset):
+            raise TypeError("Dataset must be of type pydicom.dataset.Dataset.")
+        if str(dataset.get("SOPClassUID", "")) != ENCAPSULATED_STL_SOP_CLASS_UID:
+            raise ValueError("Dataset is not an Encapsulated STL instance.")
+        instance = deepcopy(dataset) if copy else dataset
+        instance.__class__ = cls
+        return instance
+
+
+def encapsulated_stl_bytes(dataset: Dataset) -> memoryview:
+    """The STL bytes of an Encapsulated STL dataset, without padding, zero-copy.
+
+    Encapsulated Document Length (0042,0015) is honoured when present.  Without it
+    a single trailing pad byte is dropped only where the binary STL size rule
+    (84 + 50 n) shows that it is padding.
+    """
+    document = memoryview(dataset.EncapsulatedDocument)
+    length = dataset.get("EncapsulatedDocumentLength")
+    if length is not None and 0 < int(length) <= len(document):
+        return document[: int(length)]
+    if len(document) >= 84 and len(document) % 2 == 0 and document[-1] == 0:
+        import numpy as np
+
+        count = int(np.frombuffer(document, dtype="<u4", count=1, offset=80)[0])
+        if 84 + 50 * count == len(document) - 1:
+            return document[:-1]
+    return document

@@ -1,0 +1,265 @@
+"""Binary and ASCII STL bytes <-> numpy triangle arrays.
+
+Binary STL layout [STL 1989]: an 80-byte header, a little-endian uint32 triangle
+count, then one 50-byte record per triangle: normal (3 x float32), three vertices
+(9 x float32) and a uint16 "attribute byte count".  STL carries no units; the
+Encapsulated STL object says what they are (Measurement Units Code Sequence).
+
+Everything here is vectorised: a mesh is an ``(n, 3, 3)`` float32 array of triangle
+vertices, parsed from the bytes without copying them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import StlFormatError
+
+HEADER_SIZE = 80
+PREAMBLE_SIZE = HEADER_SIZE + 4
+RECORD_SIZE = 50
+
+#: One binary STL triangle record, exactly as laid out in the file.
+RECORD_DTYPE = np.dtype(
+    [("normal", "<f4", (3,)), ("vertices", "<f4", (3, 3)), ("attribute", "<u2")]
+)
+assert RECORD_DTYPE.itemsize == RECORD_SIZE
+
+#: Header of every STL this project writes: no names, no dates, nothing that could
+#: identify a patient.  It must not start with "solid", or readers take it for ASCII.
+PROJECT_HEADER = b"Binary STL written by encapsulated-stl; units and patient in DICOM"
+
+
+def binary_stl_size(triangle_count: int) -> int:
+    """Size in bytes of a binary STL with ``triangle_count`` triangles."""
+    return PREAMBLE_SIZE + RECORD_SIZE * int(triangle_count)
+
+
+@dataclass(frozen=True)
+class StlMesh:
+    """A parsed STL file.
+
+    Attributes
+    ----------
+    triangles:
+        ``(n, 3, 3)`` float32 vertex coordinates, in the file's own units
+        (millimetres for what this project writes).  For binary input this is a
+        read-only view into the original bytes.
+    normals:
+        ``(n, 3)`` float32 facet normals as stored in the file.
+    attributes:
+        ``(n,)`` uint16 attribute byte counts (zero for ASCII input).
+    header:
+        The 80-byte binary header, or ``None`` for ASCII input.
+    """
+
+    triangles: np.ndarray
+    normals: np.ndarray
+    attributes: np.ndarray
+    header: bytes | None
+
+    @property
+    def triangle_count(self) -> int:
+        return int(self.triangles.shape[0])
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Minimum and maximum vertex coordinates, each ``(3,)`` float64."""
+        if self.triangle_count == 0:
+            nan = np.full(3, np.nan)
+            return nan, nan.copy()
+        flat = self.triangles.reshape(-1, 3)
+        return flat.min(axis=0).astype(np.float64), flat.max(axis=0).astype(np.float64)
+
+
+def _check_finite(values: np.ndarray, what: str, path) -> None:
+    finite = np.isfinite(values)
+    if not finite.all():
+        bad = int(np.argmin(finite.reshape(finite.shape[0], -1).all(axis=1)))
+        raise StlFormatError(
+            f"triangle {bad} has a {what} that is NaN or infinite; the STL is corrupt",
+            path,
+        )
+
+
+def parse_binary_stl(data: bytes | bytearray | memoryview, path=None) -> StlMesh:
+    """Parse and fully validate binary STL bytes without copying them.
+
+    Raises
+    ------
+    StlFormatError
+        If the data is shorter than the 84-byte preamble, the declared triangle
+        count does not match the size, or any coordinate is NaN or infinite.
+        The count is checked against the size before anything is allocated, so
+        a huge declared count in a tiny file costs nothing.
+    """
+    size = len(data)
+    if size < PREAMBLE_SIZE:
+        raise StlFormatError(
+            f"only {size} bytes; a binary STL has at least an 80-byte header and "
+            "a 4-byte triangle count",
+            path,
+        )
+    count = int(np.frombuffer(data, dtype="<u4", count=1, offset=HEADER_SIZE)[0])
+    expected = binary_stl_size(count)
+    if size != expected:
+        if size < expected:
+            problem = (
+                f"truncated: the header declares {count} triangles "
+                f"({expected} bytes) but the file has {size} bytes"
+            )
+        else:
+            problem = (
+                f"{size - expected} bytes of trailing data after the {count} "
+                f"triangles the header declares ({expected} bytes)"
+            )
+        raise StlFormatError(problem, path)
+    records = np.frombuffer(data, dtype=RECORD_DTYPE, count=count, offset=PREAMBLE_SIZE)
+    mesh = StlMesh(
+        triangles=records["vertices"],
+        normals=records["normal"],
+        attributes=records["attribute"],
+        header=bytes(data[:HEADER_SIZE]),
+    )
+    _check_finite(mesh.triangles, "vertex", path)
+    _check_finite(mesh.normals, "normal", path)
+    return mesh
+
+
+_FLOAT = rb"([-+0-9.eEinfINFaA]+)"
+_VERTEX = re.compile(rb"vertex\s+" + rb"\s+".join([_FLOAT] * 3))
+_FACET = re.compile(rb"facet\s+normal\s+" + rb"\s+".join([_FLOAT] * 3))
+
+
+def looks_like_ascii_stl(data: bytes | bytearray | memoryview) -> bool:
+    """True when the data starts like an ASCII STL and is not a valid binary STL size.
+
+    Many binary STL writers put "solid" at the start of the 80-byte header, so the
+    size rule (84 + 50 n) decides first.
+    """
+    head = bytes(data[:HEADER_SIZE]).lstrip()
+    if not head[:5].lower() == b"solid":
+        return False
+    if len(data) >= PREAMBLE_SIZE:
+        count = int(np.frombuffer(data, dtype="<u4", count=1, offset=HEADER_SIZE)[0])
+        if len(data) == binary_stl_size(count):
+            return False
+    return True
+
+
+def parse_ascii_stl(data: bytes | bytearray | memoryview, path=None) -> StlMesh:
+    """Parse ASCII STL text into a mesh (normals as written, attributes zero)."""
+    text = bytes(data)
+    stripped = text.strip()
+    if not stripped.lower().startswith(b"solid"):
+        raise StlFormatError("not an ASCII STL: it does not start with 'solid'", path)
+    if not re.search(rb"endsolid", stripped[-HEADER_SIZE * 4 :], re.IGNORECASE):
+        raise StlFormatError(
+            "truncated ASCII STL: no 'endsolid' at the end of the file", path
+        )
+    vertices = _VERTEX.findall(text)
+    facets = _FACET.findall(text)
+    if len(vertices) != 3 * len(facets):
+        raise StlFormatError(
+            f"malformed ASCII STL: {len(facets)} facets but {len(vertices)} vertices "
+            "(each facet needs exactly 3)",
+            path,
+        )
+    loops = len(re.findall(rb"\bendloop\b", text))
+    if loops != len(facets) or len(re.findall(rb"\bendfacet\b", text)) != len(facets):
+        raise StlFormatError(
+            "malformed ASCII STL: 'facet'/'endloop'/'endfacet' keywords do not pair up",
+            path,
+        )
+    try:
+        triangles = np.array(vertices, dtype=np.float64).reshape(-1, 3, 3)
+        normals = np.array(facets, dtype=np.float64).reshape(-1, 3)
+    except ValueError as exc:
+        raise StlFormatError(f"malformed number in ASCII STL: {exc}", path) from None
+    if np.abs(triangles).max(initial=0.0) > np.finfo(np.float32).max:
+        raise StlFormatError("a vertex coordinate does not fit in float32", path)
+    mesh = StlMesh(
+        triangles=triangles.astype(np.float32),
+        normals=normals.astype(np.float32),
+        attributes=np.zeros(len(triangles), dtype=np.uint16),
+        header=None,
+    )
+    _check_finite(mesh.triangles, "vertex", path)
+    _check_finite(mesh.normals, "normal", path)
+    return mesh
+
+
+def parse_stl(data: bytes | bytearray | memoryview, path=None) -> StlMesh:
+    """Parse binary or ASCII STL, deciding by the binary size rule first."""
+    if looks_like_ascii_stl(data):
+        return parse_ascii_stl(data, path)
+    return parse_binary_stl(data, path)
+
+
+def unit_normals(triangles: np.ndarray) -> np.ndarray:
+    """Right-handed unit normals ``(n, 3)`` float32 of ``(n, 3, 3)`` triangles.
+
+    Degenerate triangles get a zero normal, which STL readers accept.
+    """
+    tri = np.asarray(triangles, dtype=np.float64)
+    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    np.divide(normals, length, out=normals, where=length > 0)
+    normals[length[:, 0] == 0] = 0.0
+    return normals.astype(np.float32)
+
+
+def binary_stl_bytes(triangles: np.ndarray, header: bytes = PROJECT_HEADER) -> bytes:
+    """Encode ``(n, 3, 3)`` triangles as binary STL with recomputed unit normals.
+
+    The header is padded with spaces to 80 bytes.  It must not start with
+    "solid" and must never carry patient-identifying text.
+    """
+    tri = np.asarray(triangles)
+    if tri.ndim != 3 or tri.shape[1:] != (3, 3):
+        raise ValueError(f"triangles must have shape (n, 3, 3), not {tri.shape}")
+    if len(header) > HEADER_SIZE or header.lstrip()[:5].lower() == b"solid":
+        raise ValueError("STL header must be at most 80 bytes and not start with 'solid'")
+    if not np.isfinite(tri).all():
+        raise ValueError("triangles contain NaN or infinite coordinates")
+    records = np.zeros(len(tri), dtype=RECORD_DTYPE)
+    records["vertices"] = tri
+    records["normal"] = unit_normals(tri)
+    out = bytearray(binary_stl_size(len(tri)))
+    out[:HEADER_SIZE] = header.ljust(HEADER_SIZE, b" ")
+    out[HEADER_SIZE:PREAMBLE_SIZE] = np.uint32(len(tri)).astype("<u4").tobytes()
+    out[PREAMBLE_SIZE:] = records.tobytes()
+    return bytes(out)
+
+
+def stl_bytes_for_encapsulation(data: bytes, path=None) -> tuple[bytes, StlMesh]:
+    """The bytes to encapsulate for an STL file given as ``data``.
+
+    A valid binary STL is returned unchanged, byte for byte (Supplement 205 aims
+    to preserve the file exactly as manufacturing devices use it).  ASCII STL,
+    which the standard does not allow inside DICOM, is converted to binary with
+    this project's header and recomputed unit normals.
+    """
+    mesh = parse_stl(data, path)
+    if mesh.header is not None:
+        return data, mesh
+    converted = binary_stl_bytes(mesh.triangles)
+    return converted, parse_binary_stl(converted, path)
+
+
+def rescale_binary_stl(data: bytes | memoryview, factor: float, path=None) -> bytes:
+    """Binary STL with every vertex multiplied by ``factor`` (a unit conversion).
+
+    Header, normals (unchanged by a uniform positive scale) and attribute bytes are
+    kept as they are.
+    """
+    mesh = parse_binary_stl(data, path)
+    out = bytearray(data)
+    records = np.frombuffer(out, dtype=RECORD_DTYPE, offset=PREAMBLE_SIZE)
+    scaled = mesh.triangles.astype(np.float64) * float(factor)
+    if np.abs(scaled).max(initial=0.0) > np.finfo(np.float32).max:
+        raise StlFormatError(f"scaling by {factor} overflows float32 coordinates", path)
+    records["vertices"] = scaled
+    return bytes(out)

@@ -1,0 +1,65 @@
+"""Shared test fixtures: paths to the real CT data and peer-tool requirements.
+
+A test that needs a peer tool (dciodvfy, DCMTK, Orthanc) calls :func:`require_tool`.
+On a user's machine a missing tool skips the test with the reason; in CI
+(``CI=true``) it fails, so a missing install step can never pass silently.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTING = Path(__file__).resolve().parent
+REPO = TESTING.parent
+SHARED_DATA = REPO.parent / "shared" / "data" / "dcm_qa_ct"
+
+if str(TESTING) not in sys.path:
+    sys.path.insert(0, str(TESTING))
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing(reason: str) -> None:
+    """Skip with ``reason`` on a user's machine; fail in CI."""
+    if in_ci():
+        pytest.fail(f"CI must have this: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_tool(name: str, package_hint: str) -> str:
+    """Absolute path of the executable ``name``, or skip/fail naming how to install it."""
+    path = shutil.which(name)
+    if path is None:
+        missing(f"'{name}' is not installed ({package_hint})")
+    return path
+
+
+def real_series(name: str) -> Path:
+    """A folder of ../shared/data/dcm_qa_ct, or skip/fail when the data is absent."""
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        missing(f"real CT data not found at {path} (clone with ../shared beside the repo)")
+    return path
+
+
+@pytest.fixture
+def ge_tilted_series() -> Path:
+    """Real GE head CT, 18.5 degree tilt and uneven slice spacing (28 slices)."""
+    return real_series("GE_tilt18_uneven")
+
+
+@pytest.fixture
+def philips_minus_tilt_series() -> Path:
+    return real_series("Philips_phantom_two_tilts/tilt_minus18.5")
+
+
+@pytest.fixture
+def philips_plus_tilt_series() -> Path:
+    return real_series("Philips_phantom_two_tilts/tilt_plus16.5")
