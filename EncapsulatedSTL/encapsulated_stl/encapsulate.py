@@ -7,6 +7,7 @@ the same equipment and follows the same defaults.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import os
@@ -20,7 +21,7 @@ from pydicom.dataset import Dataset
 from . import __version__, codes
 from .color import dicom_lab_from_rgb
 from .errors import EncapsulatedSTLError, OutputError
-from .sop import EncapsulatedSTL
+from .sop import DocumentReader, EncapsulatedSTL
 from .source_series import SourceSeries
 
 #: Equipment written into every object: this software, not the scanner.
@@ -109,7 +110,7 @@ def encapsulate_stl(
     Parameters
     ----------
     stl:
-        Binary STL bytes (see :func:`stl.stl_bytes_for_encapsulation` for ASCII).
+        Binary STL bytes (see :func:`stl.binary_stl_for_encapsulation` for ASCII).
     source:
         The series the model was made from (headers only), or ``None``.
     metadata:
@@ -160,10 +161,14 @@ def encapsulate_stl(
             patient_birth_date=study.patient_birth_date,
             patient_sex=study.patient_sex,
             accession_number=study.accession_number,
-            study_id=study.study_id,
+            study_id=study.study_id or "1",
             study_description=study.study_description,
             study_date=datetime.date.today(),
             study_time=datetime.datetime.now().time(),
+        )
+        # No source modality to choose a CID 7061 title from: name it in words.
+        arguments["document_title"] = (
+            metadata.document_title or metadata.content_description or "3D CAM model"
         )
     try:
         return EncapsulatedSTL(
@@ -187,6 +192,21 @@ def encapsulate_stl(
         raise EncapsulatedSTLError(str(error), path) from None
 
 
+def check_output_path(path: str | os.PathLike, force: bool = False) -> Path:
+    """``path`` as a Path if a new file can be put there; else :class:`OutputError`.
+
+    Called before any expensive work so that a doomed run fails at once.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError("is a directory; give a file name", target)
+    if target.exists() and not force:
+        raise OutputError("already exists; use --force to overwrite it", target)
+    if not target.parent.is_dir():
+        raise OutputError(f"directory {target.parent} does not exist", target)
+    return target
+
+
 def write_atomically(path: str | os.PathLike, write, force: bool = False) -> Path:
     """Create ``path`` through ``write(file_object)`` with no partial file left behind.
 
@@ -199,14 +219,8 @@ def write_atomically(path: str | os.PathLike, write, force: bool = False) -> Pat
         If the target exists (without ``force``), its directory does not exist,
         or it cannot be written.
     """
-    target = Path(path)
-    if target.is_dir():
-        raise OutputError("is a directory; give a file name", target)
-    if target.exists() and not force:
-        raise OutputError("already exists; use --force to overwrite it", target)
-    directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise OutputError(f"directory {directory} does not exist", target)
+    target = check_output_path(path, force)
+    directory = target.parent
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=directory)
     except OSError as error:
@@ -226,6 +240,38 @@ def write_atomically(path: str | os.PathLike, write, force: bool = False) -> Pat
 
 def save_dataset(dataset: Dataset, path: str | os.PathLike, force: bool = False) -> Path:
     """Write a DICOM dataset to ``path`` atomically (see :func:`write_atomically`)."""
-    return write_atomically(
-        path, lambda stream: dataset.save_as(stream, enforce_file_format=True), force
-    )
+
+    def write(stream):
+        try:
+            dataset.save_as(stream, enforce_file_format=True)
+        except TypeError:  # pydicom 2.x, as bundled with Slicer before 5.8
+            dataset.save_as(stream, write_like_original=False)
+
+    with _document_streamed(dataset):
+        return write_atomically(path, write, force)
+
+
+@contextlib.contextmanager
+def _document_streamed(dataset: Dataset):
+    """Let pydicom 3 stream Encapsulated Document straight into the file.
+
+    Given bytes, pydicom first copies an element's value into a buffer; given a
+    stream it writes it to the file in chunks (16 MB here, so the writes are few).
+    For a 100 MB model that saves a full copy in memory.  pydicom 2 has no
+    streamed values, so there the bytes are written as they are.
+    """
+    element = dataset["EncapsulatedDocument"] if "EncapsulatedDocument" in dataset else None
+    if element is None or not hasattr(element, "is_buffered"):
+        yield
+        return
+    from pydicom.config import settings
+
+    value, chunk_size = element.value, settings.buffered_read_size
+    if isinstance(value, bytes):
+        element.value = DocumentReader(value)
+    settings.buffered_read_size = 16 * 1024 * 1024
+    try:
+        yield
+    finally:
+        element.value = value
+        settings.buffered_read_size = chunk_size

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime
+import io
 from collections.abc import Sequence
 from copy import deepcopy
 
 import highdicom as hd
 from highdicom.sr import CodedConcept
+import numpy as np
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRLittleEndian, UID
-from pydicom.valuerep import DA, DT, TM
+from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.valuerep import DT
 
 from . import codes
 from .stl import parse_binary_stl
@@ -19,6 +22,10 @@ from .stl import parse_binary_stl
 ENCAPSULATED_STL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.3"
 MIME_TYPE = "model/stl"
 MODALITY = "M3D"
+
+#: pydicom 3 writes element values given as streams in chunks; pydicom 2 (bundled
+#: with Slicer before 5.8) needs bytes.
+_STREAMED_VALUES = hasattr(DataElement, "is_buffered")
 
 _TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
 
@@ -39,6 +46,44 @@ def _has_non_ascii(dataset: Dataset) -> bool:
         if any(not str(v).isascii() for v in values):
             return True
     return False
+
+
+class DocumentReader(io.BufferedIOBase):
+    """A read-only stream over a buffer (bytes, mmap), handing out zero-copy slices.
+
+    Used as the value of Encapsulated Document so that a large model, mapped from
+    its file, goes to the output file without ever being copied into memory.
+    """
+
+    def __init__(self, buffer):
+        super().__init__()
+        self.view = memoryview(buffer).cast("B")
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self.view)}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def read(self, size: int | None = -1) -> memoryview:
+        end = len(self.view) if size is None or size < 0 else min(len(self.view), self._position + size)
+        chunk = self.view[self._position:end]
+        self._position = max(self._position, end)
+        return chunk
+
+    def readinto(self, target) -> int:
+        chunk = self.read(len(target))
+        target[: len(chunk)] = chunk
+        return len(chunk)
 
 
 class EncapsulatedSTL(hd.SOPClass):
@@ -101,8 +146,9 @@ class EncapsulatedSTL(hd.SOPClass):
         """
         Parameters
         ----------
-        stl: bytes
-            Binary STL byte stream, coordinates in ``measurement_units`` in the
+        stl: bytes | mmap.mmap | memoryview
+            Binary STL byte stream (any buffer; a memory-mapped file is streamed
+            to the output without a copy), coordinates in ``measurement_units`` in the
             patient coordinate system (LPS) of the Frame of Reference.
         source_images: Sequence[pydicom.dataset.Dataset] | None
             Headers of the images the model was derived from (one Frame of
@@ -186,7 +232,9 @@ class EncapsulatedSTL(hd.SOPClass):
             content_time=content_datetime.time(),
         )
         if source_images:
-            self.copy_patient_and_study_information(source_images[0])
+            # A copy: highdicom adds the source's element objects themselves, and
+            # the caller's datasets must never change.
+            self.copy_patient_and_study_information(deepcopy(source_images[0]))
             self._complete_deidentification_method()
         elif study_description:
             self.StudyDescription = study_description
@@ -218,7 +266,12 @@ class EncapsulatedSTL(hd.SOPClass):
         )
         self.MIMETypeOfEncapsulatedDocument = MIME_TYPE
         self.EncapsulatedDocumentLength = len(stl)
-        self.EncapsulatedDocument = stl if len(stl) % 2 == 0 else bytes(stl) + b"\x00"
+        if len(stl) % 2:
+            self.EncapsulatedDocument = bytes(stl) + b"\x00"
+        elif isinstance(stl, bytes) or not _STREAMED_VALUES:
+            self.EncapsulatedDocument = bytes(stl)
+        else:
+            self.EncapsulatedDocument = DocumentReader(stl)
         if source_images:
             self.SourceInstanceSequence = [
                 self._source_item(ds) for ds in source_images
@@ -343,13 +396,12 @@ def encapsulated_stl_bytes(dataset: Dataset) -> memoryview:
     a single trailing pad byte is dropped only where the binary STL size rule
     (84 + 50 n) shows that it is padding.
     """
-    document = memoryview(dataset.EncapsulatedDocument)
+    value = dataset.EncapsulatedDocument
+    document = value.view if isinstance(value, DocumentReader) else memoryview(value)
     length = dataset.get("EncapsulatedDocumentLength")
     if length is not None and 0 < int(length) <= len(document):
         return document[: int(length)]
-    if len(document) >= 84 and len(document) % 2 == 0 and document[-1] == 0:
-        import numpy as np
-
+    if len(document) > 84 and document[-1] == 0:
         count = int(np.frombuffer(document, dtype="<u4", count=1, offset=80)[0])
         if 84 + 50 * count == len(document) - 1:
             return document[:-1]

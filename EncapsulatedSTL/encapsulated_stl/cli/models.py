@@ -1,0 +1,205 @@
+"""``wrap``, ``extract`` and ``info``: Encapsulated STL files in and out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .. import codes
+from ..encapsulate import check_output_path, encapsulate_stl, save_dataset, write_atomically
+from ..errors import EncapsulatedSTLError, SeriesError
+from ..model import EncapsulatedModel, read_encapsulated_model
+from ..source_series import SourceSeries, find_source_series, scan_series
+from ..stl import (
+    binary_stl_for_encapsulation,
+    declared_triangle_count,
+    read_stl_file,
+    rescale_binary_stl,
+)
+from .options import (
+    add_metadata_arguments,
+    add_new_study_arguments,
+    add_reference_arguments,
+    metadata_from_args,
+    new_study_from_args,
+)
+
+
+def register(subparsers) -> None:
+    wrap = subparsers.add_parser(
+        "wrap",
+        help="wrap an STL file as a DICOM Encapsulated STL object",
+        description="Wrap a binary (or ASCII, converted) STL as Encapsulated STL. With "
+        "--reference the object joins the source series' patient, study and Frame of "
+        "Reference and lists every source instance.",
+    )
+    wrap.add_argument("stl", metavar="MODEL.stl", help="STL file, coordinates in patient LPS")
+    wrap.add_argument("-o", "--output", required=True, metavar="OUT.dcm", help="output DICOM file")
+    add_reference_arguments(wrap)
+    add_metadata_arguments(wrap)
+    add_new_study_arguments(wrap)
+    wrap.set_defaults(run=run_wrap)
+
+    extract = subparsers.add_parser(
+        "extract",
+        help="write the STL inside an Encapsulated STL object to a file",
+        description="Extract the STL. Without --units the bytes are exactly those wrapped; "
+        "with --units the coordinates are converted from the declared units.",
+    )
+    extract.add_argument("dicom", metavar="IN.dcm", help="Encapsulated STL file")
+    extract.add_argument("-o", "--output", required=True, metavar="OUT.stl", help="output STL file")
+    extract.add_argument(
+        "--units", choices=list(codes.UNIT_MILLIMETRES),
+        help="convert the coordinates to these units (default: keep the bytes unchanged)",
+    )
+    extract.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    extract.set_defaults(run=run_extract)
+
+    info = subparsers.add_parser(
+        "info",
+        help="describe an Encapsulated STL object",
+        description="Triangles, bounds (LPS mm), units, Frame of Reference, study, source "
+        "series, title, description, usage and producer of an Encapsulated STL object.",
+    )
+    info.add_argument("dicom", metavar="IN.dcm", help="Encapsulated STL file")
+    info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    info.set_defaults(run=run_info)
+
+
+def reference_series(reference: str, series_uid: str | None) -> SourceSeries:
+    """The source series named on the command line.
+
+    A directory is searched recursively.  A single file stands for its whole
+    series: the other instances of that series beside it are found too, so the
+    model references every source instance.
+    """
+    path = Path(reference)
+    if path.is_file():
+        found = scan_series([path])
+        if not found:
+            raise SeriesError("not a DICOM file with a Series Instance UID", path)
+        return find_source_series(path.parent, series_uid or found[0].series_instance_uid)
+    return find_source_series(path, series_uid)
+
+
+def run_wrap(args: argparse.Namespace) -> int:
+    stl_path = Path(args.stl)
+    output = check_output_path(args.output, args.force)
+    stl, converted = binary_stl_for_encapsulation(read_stl_file(stl_path), stl_path)
+    if args.reference is None and args.series_uid is not None:
+        raise EncapsulatedSTLError("--series-uid needs --reference")
+    source = reference_series(args.reference, args.series_uid) if args.reference else None
+    dataset = encapsulate_stl(
+        stl, source, metadata_from_args(args), new_study_from_args(args), path=stl_path
+    )
+    save_dataset(dataset, output, force=args.force)
+    if not args.quiet:
+        linked = (
+            f"linked to {len(source)} instance(s) of series {source.series_instance_uid}"
+            if source else "new study, no source series"
+        )
+        note = " (ASCII STL converted to binary)" if converted else ""
+        print(
+            f"wrote {output}: {declared_triangle_count(stl)} triangles, {args.units}, {linked}{note}"
+        )
+    return 0
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    output = check_output_path(args.output, args.force)
+    model = read_encapsulated_model(args.dicom)
+    data = model.stl
+    if args.units and args.units != model.units:
+        if model.units is None:
+            raise EncapsulatedSTLError(
+                f"cannot convert to {args.units}: {model.units_problem}", args.dicom
+            )
+        factor = codes.UNIT_MILLIMETRES[model.units] / codes.UNIT_MILLIMETRES[args.units]
+        data = rescale_binary_stl(data, factor, args.dicom)
+    write_atomically(output, lambda stream: stream.write(data), force=args.force)
+    if not args.quiet:
+        print(
+            f"wrote {output}: {model.mesh.triangle_count} triangles, "
+            f"{args.units or model.units or 'units unknown'}"
+        )
+    return 0
+
+
+def describe(model: EncapsulatedModel) -> dict:
+    """What ``info`` reports, as plain JSON-ready values."""
+    low, high = model.bounds_mm() if model.mesh.triangle_count else (None, None)
+    return {
+        "file": str(model.path) if model.path else None,
+        "triangles": model.mesh.triangle_count,
+        "units": model.units,
+        "units_problem": model.units_problem,
+        "bounds_mm_lps": None if low is None else {"min": low.tolist(), "max": high.tolist()},
+        "bounds_assume_mm": model.units is None,
+        "frame_of_reference_uid": model.frame_of_reference_uid,
+        "patient_name": model.patient_name,
+        "patient_id": model.patient_id,
+        "study_instance_uid": model.study_instance_uid,
+        "series_instance_uid": model.series_instance_uid,
+        "sop_instance_uid": model.sop_instance_uid,
+        "source_series": [
+            {
+                "series_instance_uid": s.series_instance_uid,
+                "study_instance_uid": s.study_instance_uid,
+                "instances": len(s.sop_instance_uids),
+            }
+            for s in model.source_series
+        ],
+        "source_instances": len(model.source_instance_uids),
+        "title": model.title,
+        "description": model.description,
+        "series_description": model.series_description,
+        "usage": model.usage,
+        "laterality": model.laterality,
+        "model_group_uid": model.model_group_uid,
+        "color_rgb": list(model.color) if model.color else None,
+        "opacity": model.opacity,
+        "producer": model.producer,
+    }
+
+
+def run_info(args: argparse.Namespace) -> int:
+    facts = describe(read_encapsulated_model(args.dicom))
+    if args.json:
+        json.dump(facts, sys.stdout, indent=2)
+        print()
+        return 0
+    bounds = facts["bounds_mm_lps"]
+    if bounds:
+        span = [f"{lo:.2f}..{hi:.2f}" for lo, hi in zip(bounds["min"], bounds["max"])]
+        bounds_text = "L " + span[0] + "  P " + span[1] + "  S " + span[2]
+        if facts["bounds_assume_mm"]:
+            bounds_text += "  (units unknown: taken as mm)"
+    else:
+        bounds_text = "empty mesh"
+    sources = facts["source_series"]
+    source_text = (
+        "; ".join(f"{s['series_instance_uid'] or 'series not stated'} ({s['instances']} instances)" for s in sources)
+        or "none"
+    )
+    rows = [
+        ("File", facts["file"]),
+        ("Triangles", facts["triangles"]),
+        ("Units", facts["units"] or f"unknown ({facts['units_problem']})"),
+        ("Bounds (mm, LPS)", bounds_text),
+        ("Frame of Reference", facts["frame_of_reference_uid"]),
+        ("Patient", f"{facts['patient_name'] or '-'} (ID {facts['patient_id'] or '-'})"),
+        ("Study", facts["study_instance_uid"]),
+        ("Series", facts["series_instance_uid"]),
+        ("Source series", source_text),
+        ("Title", facts["title"]),
+        ("Description", facts["description"]),
+        ("Usage", facts["usage"]),
+        ("Laterality", facts["laterality"]),
+        ("Producer", facts["producer"]),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value if value not in (None, '') else '-'}")
+    return 0

@@ -1,0 +1,109 @@
+"""Benchmark: wrap and extract a 2-million-triangle STL (about 100 MB).
+
+Targets (issue 2): each at most 1.5x the time of copying the same file, and peak
+memory at most 2.5x the STL size.
+
+Two copies are measured in the same run, because they differ by a factor of
+three on Linux: ``shutil.copyfile`` (in-kernel copy_file_range/sendfile: the data
+never enters the process) and a user-space copy (read the file, write it), which
+is what any program that must look at the bytes does.  Times are the best of five
+runs, each writing a new output.  Memory is the peak of Python allocations
+(tracemalloc, numpy included) during the operation plus the size of any input
+that was memory-mapped (its pages become resident as they are read).  The peak
+resident set of a whole process says nothing here: importing VTK and highdicom
+peaks higher than a 100 MB model does.
+
+    python Testing/benchmarks/bench_wrap_extract.py [--triangles N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tracemalloc
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from encapsulated_stl.cli import main as cli
+from encapsulated_stl.stl import MAP_THRESHOLD
+
+
+
+def best_of(runs: int, action, output: Path) -> float:
+    """Best time of ``runs``, each writing a new ``output`` (removed untimed before)."""
+    best = float("inf")
+    for _ in range(runs):
+        output.unlink(missing_ok=True)
+        start = time.perf_counter()
+        action()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def peak_bytes(action, mapped: int) -> int:
+    tracemalloc.start()
+    action()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak + mapped
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--triangles", type=int, default=2_000_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        stl = folder / "big.stl"
+        rng = np.random.default_rng(0)
+        records = np.zeros(args.triangles, dtype=[("n", "<f4", 3), ("v", "<f4", 9), ("a", "<u2")])
+        records["v"] = rng.uniform(-150, 150, size=(args.triangles, 9))
+        with open(stl, "wb") as stream:
+            stream.write(b"benchmark".ljust(80, b" "))
+            stream.write(np.uint32(args.triangles).tobytes())
+            stream.write(records.tobytes())
+        del records
+        size = stl.stat().st_size
+        dcm, back, copy = folder / "big.dcm", folder / "back.stl", folder / "copy.stl"
+
+        def kernel_copy():
+            shutil.copyfile(stl, copy)
+
+        def user_copy():
+            with open(stl, "rb") as source, open(copy, "wb") as target:
+                target.write(source.read())
+
+        def wrap():
+            cli(["-q", "wrap", str(stl), "-o", str(dcm), "--patient-id", "BENCH"])
+
+        def extract():
+            cli(["-q", "extract", str(dcm), "-o", str(back)])
+
+        kernel_copy(), user_copy(), wrap(), extract()  # warm the page cache and imports
+        kernel_s = best_of(5, kernel_copy, copy)
+        user_s = best_of(5, user_copy, copy)
+        wrap_s = best_of(5, wrap, dcm)
+        extract_s = best_of(5, extract, back)
+        assert back.read_bytes() == stl.read_bytes(), "round trip changed the STL"
+        dcm.unlink()
+        wrap_mem = peak_bytes(wrap, mapped=size if size >= MAP_THRESHOLD else 0)
+        back.unlink()
+        extract_mem = peak_bytes(extract, mapped=0)
+
+    print(f"STL: {args.triangles} triangles, {size / 1e6:.1f} MB")
+    print(f"{'':12}{'seconds':>9}{'x kernel copy':>15}{'x user copy':>13}{'peak MB':>9}{'x size':>8}")
+    print(f"{'kernel copy':12}{kernel_s:9.3f}{1.0:15.2f}{kernel_s / user_s:13.2f}")
+    print(f"{'user copy':12}{user_s:9.3f}{user_s / kernel_s:15.2f}{1.0:13.2f}")
+    for name, seconds, peak in (("wrap", wrap_s, wrap_mem), ("extract", extract_s, extract_mem)):
+        print(f"{name:12}{seconds:9.3f}{seconds / kernel_s:15.2f}{seconds / user_s:13.2f}"
+              f"{peak / 1e6:9.1f}{peak / size:8.2f}")
+    print("targets: time <= 1.5x copy, memory <= 2.5x STL size")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
