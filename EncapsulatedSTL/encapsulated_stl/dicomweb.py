@@ -1,0 +1,258 @@
+"""DICOMweb transfers with dicomweb-client: STOW-RS, QIDO-RS and WADO-RS (see :mod:`.pacs`).
+
+Credentials travel only in the ``Authorization`` header, set by a ``requests``
+authentication object at send time: they are not in the URL, not in any header
+dictionary that dicomweb-client logs, and not in any message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pydicom
+import requests
+from dicomweb_client.api import DICOMwebClient
+from pydicom.dataset import Dataset
+
+from .encapsulate import write_atomically
+from .errors import EncapsulatedSTLError, PacsError
+from .pacs import (
+    FAILED,
+    MODEL_MODALITY,
+    NOT_SENT,
+    STORED,
+    WRITTEN,
+    WARNING,
+    DicomWebServer,
+    FileResult,
+    ModelSeries,
+    OutgoingFile,
+    ResultCallback,
+    model_series_from_dataset,
+    output_path,
+)
+
+#: Files per STOW-RS request, and bytes per request (whichever is reached first).
+STOW_FILES_PER_REQUEST = 16
+STOW_BYTES_PER_REQUEST = 64 * 1024 * 1024
+
+#: Attempts per HTTP request (for 429, 408, 503, 504 and network errors), and the
+#: base of the exponential wait between them, in milliseconds (0.5 s, then 1 s).
+HTTP_ATTEMPTS = 3
+HTTP_RETRY_WAIT_MS = 250
+
+_SERIES_FIELDS = (
+    "PatientID",
+    "PatientName",
+    "StudyDate",
+    "StudyDescription",
+    "SeriesNumber",
+    "SeriesDescription",
+    "Modality",
+    "NumberOfSeriesRelatedInstances",
+)
+
+
+class _BearerToken(requests.auth.AuthBase):
+    def __init__(self, token: str):
+        self._token = token
+
+    def __call__(self, request):
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "_BearerToken(<hidden>)"
+
+
+def client(server: DicomWebServer) -> DICOMwebClient:
+    """A dicomweb-client for ``server`` with its credentials in the session."""
+    session = requests.Session()
+    if server.token:
+        session.auth = _BearerToken(server.token)
+    elif server.user:
+        session.auth = requests.auth.HTTPBasicAuth(server.user, server.password or "")
+    if server.ca_certificates:
+        session.verify = server.ca_certificates
+    web = DICOMwebClient(server.url, session=session, timeout=server.timeout)
+    # dicomweb-client retries failed requests (refused connections too) five times
+    # with exponential waits, 30 s in all; a user waiting at a terminal is told sooner.
+    web.set_http_retry_params(
+        retry=True, max_attempts=HTTP_ATTEMPTS, wait_exponential_multiplier=HTTP_RETRY_WAIT_MS
+    )
+    return web
+
+
+def _failure(error: Exception, server: DicomWebServer, what: str) -> str:
+    """Words for a failed request; never the credentials or the request headers."""
+    if isinstance(error, requests.HTTPError) and error.response is not None:
+        code = error.response.status_code
+        text = f"{server.label} answered {what} with HTTP {code} {error.response.reason or ''}".rstrip()
+        if code in (401, 403):
+            text += " (check the user and password or the token)"
+        elif code == 404:
+            text += " (is this the DICOMweb service root URL?)"
+        return text
+    if isinstance(error, requests.exceptions.SSLError):
+        return f"TLS with {server.label} failed (check the server certificate or --tls-ca)"
+    if isinstance(error, requests.Timeout):
+        return f"no answer from {server.label} to {what} within {server.timeout:g} s"
+    if isinstance(error, requests.ConnectionError):
+        return f"cannot connect to {server.label} (is the server running, and is this its URL?)"
+    return f"{what} to {server.label} failed ({type(error).__name__})"
+
+
+_NETWORK_ERRORS = (requests.RequestException, ValueError, OSError)
+
+
+# --------------------------------------------------------------------------- STOW-RS
+
+
+def _batches(files: Sequence[OutgoingFile]):
+    batch: list[OutgoingFile] = []
+    size = 0
+    for item in files:
+        length = item.path.stat().st_size
+        if batch and (len(batch) >= STOW_FILES_PER_REQUEST or size + length > STOW_BYTES_PER_REQUEST):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += length
+    if batch:
+        yield batch
+
+
+def send(files: Sequence[OutgoingFile], server: DicomWebServer, on_result: ResultCallback | None) -> list[FileResult]:
+    """STOW-RS every file, a few per request; each file's result from the response."""
+    web = client(server)
+    results: list[FileResult] = []
+
+    def report(item: OutgoingFile, status: str, message: str = "") -> None:
+        result = FileResult(item.path, status, message, item.sop_instance_uid)
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+
+    unreachable: str | None = None
+    for batch in _batches(files):
+        if unreachable is not None:
+            for item in batch:
+                report(item, NOT_SENT, unreachable)
+            continue
+        datasets = []
+        for item in batch:
+            try:
+                datasets.append(pydicom.dcmread(item.path))
+            except (OSError, ValueError, EOFError) as error:
+                raise EncapsulatedSTLError(f"cannot read: {error}", item.path) from None
+        try:
+            response = web.store_instances(datasets)
+        except _NETWORK_ERRORS as error:
+            message = _failure(error, server, "STOW-RS")
+            for item in batch:
+                report(item, FAILED, message)
+            if isinstance(error, (requests.ConnectionError, requests.Timeout)) or (
+                isinstance(error, requests.HTTPError)
+                and error.response is not None
+                and error.response.status_code in (401, 403, 404)
+            ):
+                unreachable = f"not sent: an earlier request failed ({message})"
+            continue
+        _report_stow_response(response, batch, server, report)
+    return results
+
+
+def _report_stow_response(response: Dataset, batch, server: DicomWebServer, report) -> None:
+    stored = {}
+    for item in response.get("ReferencedSOPSequence", []) or []:
+        warning = item.get("WarningReason")
+        stored[str(item.get("ReferencedSOPInstanceUID", ""))] = (
+            f"warning 0x{int(warning):04X}" if warning is not None else ""
+        )
+    failed = {
+        str(item.get("ReferencedSOPInstanceUID", "")): item.get("FailureReason")
+        for item in response.get("FailedSOPSequence", []) or []
+    }
+    for item in batch:
+        uid = item.sop_instance_uid
+        if uid in failed:
+            reason = failed[uid]
+            code = f"failure reason 0x{int(reason):04X}" if reason is not None else "no reason given"
+            report(item, FAILED, f"{server.label} refused it ({code})")
+        elif uid in stored:
+            report(item, WARNING if stored[uid] else STORED, stored[uid])
+        else:
+            report(item, FAILED, f"{server.label} did not mention this instance in its STOW-RS answer")
+
+
+# --------------------------------------------------------------------------- QIDO-RS
+
+
+def _search_series(server: DicomWebServer, filters: dict[str, str]) -> list[Dataset]:
+    web = client(server)
+    try:
+        found = web.search_for_series(
+            search_filters=filters, fields=list(_SERIES_FIELDS), get_remaining=True
+        )
+    except _NETWORK_ERRORS as error:
+        raise PacsError(_failure(error, server, "QIDO-RS")) from None
+    return [Dataset.from_json(item) for item in found]
+
+
+def find_model_series(server: DicomWebServer, patient_id: str | None, study_uid: str | None) -> list[ModelSeries]:
+    filters = {"Modality": MODEL_MODALITY}
+    if patient_id:
+        filters["PatientID"] = patient_id
+    if study_uid:
+        filters["StudyInstanceUID"] = study_uid
+    series = [model_series_from_dataset(ds) for ds in _search_series(server, filters)]
+    return [s for s in series if s.modality == MODEL_MODALITY]
+
+
+def study_of_series(server: DicomWebServer, series_uid: str) -> str:
+    found = _search_series(server, {"SeriesInstanceUID": series_uid})
+    studies = {str(ds.get("StudyInstanceUID", "")) for ds in found} - {""}
+    if not studies:
+        raise PacsError(f"{server.label} has no series {series_uid}")
+    if len(studies) > 1:
+        raise PacsError(f"{server.label} lists series {series_uid} in several studies; give --study-uid")
+    return studies.pop()
+
+
+# --------------------------------------------------------------------------- WADO-RS
+
+
+def fetch_series(
+    server: DicomWebServer,
+    series_uid: str,
+    directory: Path,
+    study_uid: str | None,
+    force: bool,
+    on_result: ResultCallback | None,
+) -> list[FileResult]:
+    study_uid = study_uid or study_of_series(server, series_uid)
+    web = client(server)
+    results: list[FileResult] = []
+    try:
+        instances = web.iter_series(study_uid, series_uid)
+        for dataset in instances:
+            uid = str(dataset.SOPInstanceUID)
+            try:
+                path = output_path(directory, uid)
+                write_atomically(
+                    path, lambda stream: dataset.save_as(stream, enforce_file_format=True), force
+                )
+                result = FileResult(path, WRITTEN, "", uid)
+            except EncapsulatedSTLError as error:
+                result = FileResult(Path(error.path or directory), FAILED, error.reason, uid)
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+    except _NETWORK_ERRORS as error:
+        if isinstance(error, requests.HTTPError) and error.response is not None and error.response.status_code == 404 and not results:
+            raise PacsError(f"{server.label} has no series {series_uid} in study {study_uid}") from None
+        raise PacsError(_failure(error, server, "WADO-RS") + f" after {len(results)} file(s)") from None
+    if not results:
+        raise PacsError(f"{server.label} has no instances in series {series_uid}")
+    return results

@@ -1,0 +1,416 @@
+"""DIMSE transfers with pynetdicom: C-STORE, C-FIND and C-GET (see :mod:`.pacs`).
+
+Presentation contexts are proposed explicitly for the Encapsulated STL, OBJ and
+MTL SOP classes and for every SOP class among the files sent, with the files' own
+transfer syntaxes.  Default context lists, such as pynetdicom's 120 storage
+contexts or DCMTK 3.6.7 ``storescu``'s, do not include Encapsulated STL.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    UID,
+)
+from pynetdicom import AE, StoragePresentationContexts, build_context, build_role, evt
+from pynetdicom.sop_class import (
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+)
+
+from .encapsulate import write_atomically
+from .errors import EncapsulatedSTLError, PacsError
+from .pacs import (
+    FAILED,
+    MODEL_MODALITY,
+    MODEL_SOP_CLASS_UIDS,
+    NOT_SENT,
+    STORED,
+    WRITTEN,
+    WARNING,
+    DicomNode,
+    FileResult,
+    ModelSeries,
+    OutgoingFile,
+    ResultCallback,
+    _reason,
+    model_series_from_dataset,
+    output_path,
+)
+
+MAX_CONTEXTS = 128  # PS3.8: presentation context IDs are odd numbers 1..255
+_UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+_OTHER_NATIVE = (ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian)
+
+# PS3.8 Table 9-21: A-ASSOCIATE-RJ source and reason.
+_REJECT_REASONS = {
+    (1, 1): "no reason given",
+    (1, 2): "application context name not supported",
+    (1, 3): "calling AE title not recognized",
+    (1, 7): "called AE title not recognized",
+    (2, 1): "no reason given (ACSE)",
+    (2, 2): "protocol version not supported",
+    (3, 1): "temporary congestion",
+    (3, 2): "local limit exceeded",
+}
+_REJECT_HINTS = {
+    (1, 3): "the PACS does not know the calling AE title '{calling}'; register it there "
+    "(with this host's address) or use --calling-aet",
+    (1, 7): "the PACS is not called '{called}'; check the AE title before the @",
+}
+
+# PS3.4 Annex B.2.3 and PS3.7 C: C-STORE statuses worth naming.
+_STORE_STATUSES = {
+    0x0111: "duplicate SOP instance",
+    0x0117: "invalid SOP instance",
+    0x0122: "SOP class not supported",
+    0x0124: "not authorized",
+    0x0210: "duplicate invocation",
+    0x0211: "unrecognized operation",
+    0x0212: "mistyped argument",
+    0xB000: "coercion of data elements",
+    0xB006: "elements discarded",
+    0xB007: "data set does not match SOP class",
+}
+
+
+# --------------------------------------------------------------------------- C-STORE
+
+
+def _syntax_name(uid: str) -> str:
+    return UID(uid).name or uid
+
+
+def plan_contexts(files: Sequence[OutgoingFile]) -> list[tuple[list, list[OutgoingFile]]]:
+    """Presentation contexts and the files that use them, one entry per association.
+
+    Each SOP class gets a context offering Explicit and Implicit VR Little Endian
+    (and any other native syntax among its files), plus one context per compressed
+    syntax among its files, so a compressed file is sent as it is.  The three model
+    SOP classes are always proposed.  More than 128 contexts are split over several
+    associations, a SOP class never spanning two.
+    """
+    syntaxes: dict[str, list[str]] = {uid: [] for uid in MODEL_SOP_CLASS_UIDS}
+    for item in files:
+        found = syntaxes.setdefault(item.sop_class_uid, [])
+        if item.transfer_syntax_uid not in found:
+            found.append(item.transfer_syntax_uid)
+    groups: list[tuple[list, list[str]]] = [([], [])]
+    for sop_class, used in syntaxes.items():
+        native = list(_UNCOMPRESSED) + [s for s in used if s in _OTHER_NATIVE]
+        contexts = [build_context(sop_class, native)]
+        contexts += [build_context(sop_class, [s]) for s in used if s not in native]
+        if len(groups[-1][0]) + len(contexts) > MAX_CONTEXTS:
+            groups.append(([], []))
+        groups[-1][0].extend(contexts)
+        groups[-1][1].append(sop_class)
+    return [
+        (contexts, [f for f in files if f.sop_class_uid in classes])
+        for contexts, classes in groups
+        if any(f.sop_class_uid in classes for f in files)
+    ]
+
+
+def _application_entity(node: DicomNode) -> AE:
+    ae = AE(ae_title=node.calling_ae_title)
+    ae.acse_timeout = node.timeout
+    ae.dimse_timeout = node.timeout
+    ae.network_timeout = node.timeout
+    ae.connection_timeout = node.timeout
+    return ae
+
+
+def _associate(ae: AE, node: DicomNode, contexts=None, ext_neg=None, evt_handlers=None):
+    """An established association, or :class:`PacsError` saying why not."""
+    tls_args = None
+    if node.tls is not None:
+        tls_args = (node.tls.ssl_context(), node.host)
+    assoc = ae.associate(
+        node.host,
+        node.port,
+        contexts=contexts,
+        ae_title=node.ae_title,
+        ext_neg=ext_neg,
+        tls_args=tls_args,
+        evt_handlers=evt_handlers,
+    )
+    if assoc.is_established:
+        return assoc
+    raise PacsError(_association_failure(assoc, node))
+
+
+def _association_failure(assoc, node: DicomNode) -> str:
+    if assoc.is_rejected and assoc.acceptor.primitive is not None:
+        primitive = assoc.acceptor.primitive
+        key = (int(primitive.result_source), int(primitive.diagnostic))
+        permanence = "permanently" if int(primitive.result) == 1 else "for now"
+        reason = _REJECT_REASONS.get(key, f"source {key[0]}, reason {key[1]}")
+        text = f"{node.label} rejected the association {permanence}: {reason}"
+        hint = _REJECT_HINTS.get(key)
+        if hint:
+            text += " (" + hint.format(calling=node.calling_ae_title, called=node.ae_title) + ")"
+        return text
+    # Not rejected: either the connection failed or the peer dropped it.
+    try:
+        with socket.create_connection((node.host, node.port), timeout=min(node.timeout, 5.0)):
+            pass
+    except OSError as error:
+        return f"cannot connect to {node.label}: {_reason(error)} (is the PACS running, and is this its DICOM port?)"
+    if node.tls is not None:
+        return (
+            f"{node.label} accepted the connection but the TLS handshake or association "
+            "failed (check the certificates, and that the port speaks DICOM TLS)"
+        )
+    return (
+        f"{node.label} accepted the connection but no association was made "
+        "(the peer aborted or did not answer; does this port speak DICOM, or need TLS?)"
+    )
+
+
+def send(files: Sequence[OutgoingFile], node: DicomNode, on_result: ResultCallback | None) -> list[FileResult]:
+    """C-STORE every file; one association per group of at most 128 contexts."""
+    results: dict[int, FileResult] = {}
+
+    def report(item: OutgoingFile, status: str, message: str = "") -> None:
+        result = FileResult(item.path, status, message, item.sop_instance_uid)
+        results[id(item)] = result
+        if on_result is not None:
+            on_result(result)
+
+    for contexts, batch in plan_contexts(files):
+        ae = _application_entity(node)
+        try:
+            assoc = _associate(ae, node, contexts=contexts)
+        except PacsError as error:
+            for item in batch:
+                report(item, NOT_SENT, str(error))
+            continue
+        try:
+            _store_batch(assoc, node, batch, report)
+        finally:
+            if assoc.is_established:
+                assoc.release()
+            ae.shutdown()
+    return [results[id(item)] for item in files]
+
+
+def _store_batch(assoc, node: DicomNode, batch: Sequence[OutgoingFile], report) -> None:
+    accepted = {(str(c.abstract_syntax), str(c.transfer_syntax[0])) for c in assoc.accepted_contexts}
+    lost: str | None = None
+    for number, item in enumerate(batch, 1):
+        if lost is None and not assoc.is_established:
+            lost = (
+                f"the association with {node.label} ended after {number - 1} of {len(batch)} "
+                "file(s): the PACS stopped or dropped the connection; run the same command "
+                "again to send the rest (files already stored are harmlessly resent)"
+            )
+        if lost is not None:
+            report(item, NOT_SENT, lost)
+            continue
+        sop_class = item.sop_class_uid
+        if not any(a == sop_class for a, _ in accepted):
+            report(
+                item, FAILED,
+                f"{node.label} does not accept SOP class {_syntax_name(sop_class)} ({sop_class})",
+            )
+            continue
+        convertible = item.transfer_syntax_uid in _UNCOMPRESSED and any(
+            a == sop_class and t in _UNCOMPRESSED for a, t in accepted
+        )
+        if (sop_class, item.transfer_syntax_uid) not in accepted and not convertible:
+            offered = ", ".join(_syntax_name(t) for a, t in sorted(accepted) if a == sop_class)
+            report(
+                item, FAILED,
+                f"{node.label} does not accept {_syntax_name(sop_class)} in "
+                f"{_syntax_name(item.transfer_syntax_uid)} (it accepted: {offered}); "
+                "decompress the file first",
+            )
+            continue
+        try:
+            status = assoc.send_c_store(item.path)
+        except (RuntimeError, ValueError, OSError, AttributeError) as error:
+            if not assoc.is_established:
+                report(item, FAILED, f"the association with {node.label} ended while sending: {_reason(error)}")
+            else:
+                report(item, FAILED, f"cannot send: {_reason(error)}")
+            continue
+        except EncapsulatedSTLError:
+            raise
+        if "Status" not in status:
+            report(
+                item, FAILED,
+                f"no answer from {node.label} (connection closed or timed out); it may or may "
+                "not be stored, and sending it again is harmless",
+            )
+            continue
+        code = int(status.Status)
+        comment = str(status.get("ErrorComment", "") or "")
+        if code == 0x0000:
+            report(item, STORED)
+        elif code in (0xB000, 0xB006, 0xB007):
+            report(item, WARNING, _status_text(code, comment))
+        else:
+            report(item, FAILED, f"{node.label} refused it: {_status_text(code, comment)}")
+
+
+def _status_text(code: int, comment: str = "") -> str:
+    name = _STORE_STATUSES.get(code)
+    if name is None:
+        high = code >> 8
+        name = {0xA7: "out of resources", 0xA9: "data set does not match SOP class", 0xC0: "cannot understand"}.get(
+            high, "failure"
+        )
+    text = f"status 0x{code:04X} ({name})"
+    return f"{text}: {comment}" if comment else text
+
+
+# --------------------------------------------------------------------------- C-FIND
+
+
+_SERIES_KEYS = (
+    "PatientID",
+    "PatientName",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyDescription",
+    "SeriesInstanceUID",
+    "SeriesNumber",
+    "SeriesDescription",
+    "Modality",
+    "NumberOfSeriesRelatedInstances",
+)
+
+
+def _find_series(node: DicomNode, filters: dict[str, str]) -> list[Dataset]:
+    query = Dataset()
+    query.QueryRetrieveLevel = "SERIES"
+    for keyword in _SERIES_KEYS:
+        setattr(query, keyword, filters.get(keyword, ""))
+    ae = _application_entity(node)
+    assoc = _associate(ae, node, contexts=[build_context(StudyRootQueryRetrieveInformationModelFind)])
+    found: list[Dataset] = []
+    try:
+        for status, identifier in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
+            if "Status" not in status:
+                raise PacsError(f"no answer from {node.label} to the query (connection closed or timed out)")
+            code = int(status.Status)
+            if code in (0xFF00, 0xFF01):
+                if identifier is not None:
+                    found.append(identifier)
+            elif code != 0x0000:
+                raise PacsError(f"{node.label} failed the query: {_status_text(code, str(status.get('ErrorComment', '') or ''))}")
+    finally:
+        if assoc.is_established:
+            assoc.release()
+        ae.shutdown()
+    return found
+
+
+def find_model_series(node: DicomNode, patient_id: str | None, study_uid: str | None) -> list[ModelSeries]:
+    filters = {"Modality": MODEL_MODALITY}
+    if patient_id:
+        filters["PatientID"] = patient_id
+    if study_uid:
+        filters["StudyInstanceUID"] = study_uid
+    series = [model_series_from_dataset(ds) for ds in _find_series(node, filters)]
+    return [s for s in series if s.modality == MODEL_MODALITY]
+
+
+def study_of_series(node: DicomNode, series_uid: str) -> str:
+    """The Study Instance UID of a series, by C-FIND; :class:`PacsError` if absent."""
+    found = _find_series(node, {"SeriesInstanceUID": series_uid})
+    studies = {str(ds.get("StudyInstanceUID", "")) for ds in found} - {""}
+    if not studies:
+        raise PacsError(f"{node.label} has no series {series_uid}")
+    if len(studies) > 1:
+        raise PacsError(f"{node.label} lists series {series_uid} in several studies; give --study-uid")
+    return studies.pop()
+
+
+# --------------------------------------------------------------------------- C-GET
+
+
+def _get_contexts() -> list[str]:
+    """SOP classes we accept as C-GET sub-operations: the models first, then common storage."""
+    classes = list(MODEL_SOP_CLASS_UIDS)
+    for context in StoragePresentationContexts:
+        if context.abstract_syntax not in classes:
+            classes.append(str(context.abstract_syntax))
+    return classes[: MAX_CONTEXTS - 1]
+
+
+def fetch_series(
+    node: DicomNode,
+    series_uid: str,
+    directory: Path,
+    study_uid: str | None,
+    force: bool,
+    on_result: ResultCallback | None,
+) -> list[FileResult]:
+    study_uid = study_uid or study_of_series(node, series_uid)
+    results: list[FileResult] = []
+
+    def report(result: FileResult) -> None:
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+
+    def handle_store(event) -> int:
+        uid = str(event.request.AffectedSOPInstanceUID)
+        try:
+            path = output_path(directory, uid)
+            write_atomically(path, lambda stream: stream.write(event.encoded_dataset()), force)
+        except EncapsulatedSTLError as error:
+            report(FileResult(Path(error.path or directory), FAILED, error.reason, uid))
+            return 0xA700 if "cannot write" in error.reason else 0xC000
+        report(FileResult(path, WRITTEN, "", uid))
+        return 0x0000
+
+    classes = _get_contexts()
+    contexts = [build_context(StudyRootQueryRetrieveInformationModelGet)]
+    contexts += [build_context(uid, list(_UNCOMPRESSED)) for uid in classes]
+    roles = [build_role(uid, scp_role=True) for uid in classes]
+    query = Dataset()
+    query.QueryRetrieveLevel = "SERIES"
+    query.StudyInstanceUID = study_uid
+    query.SeriesInstanceUID = series_uid
+    ae = _application_entity(node)
+    assoc = _associate(ae, node, contexts=contexts, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, handle_store)])
+    final = None
+    try:
+        for status, identifier in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet):
+            if "Status" not in status:
+                raise PacsError(f"no answer from {node.label} to C-GET (connection closed or timed out)")
+            final = status
+    finally:
+        if assoc.is_established:
+            assoc.release()
+        ae.shutdown()
+    code = int(final.Status) if final is not None else None
+    if code not in (0x0000, 0xB000) and not results:
+        comment = str(final.get("ErrorComment", "") or "") if final is not None else ""
+        raise PacsError(
+            f"{node.label} did not send series {series_uid}: "
+            + (_status_text(code, comment) if code is not None else "no answer")
+        )
+    if not results:
+        raise PacsError(f"{node.label} has no instances in series {series_uid}")
+    failed = int(final.get("NumberOfFailedSuboperations", 0) or 0) if final is not None else 0
+    if failed > sum(1 for r in results if not r.ok):
+        missing = failed - sum(1 for r in results if not r.ok)
+        report(
+            FileResult(
+                directory, FAILED,
+                f"{missing} instance(s) of the series were not sent by {node.label} "
+                "(a SOP class this client did not offer?)",
+            )
+        )
+    return results
