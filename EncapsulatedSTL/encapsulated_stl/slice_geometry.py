@@ -97,6 +97,35 @@ class SliceGeometry:
         ijk = np.asarray(ijk, dtype=np.float64).reshape(-1, 3)
         return self.slice_origin(ijk[:, 2]) + self.in_plane_offsets(ijk[:, 0], ijk[:, 1])
 
+    def index_from_lps(self, points: np.ndarray) -> np.ndarray:
+        """Map ``(n, 3)`` LPS millimetres to fractional voxel indices ``(i, j, k)``.
+
+        The inverse of :meth:`lps_from_index` (exact, also for sheared and unevenly
+        spaced stacks): ``k`` from the position along the slice normal, then ``i`` and
+        ``j`` from the in-plane offset from that slice's interpolated origin.  Beyond
+        the ends of the stack ``k`` continues with the first or last gap.
+        """
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        normal = self.normal
+        along = points @ normal
+        if self.slice_count == 1:
+            k = along - self.positions[0] @ normal
+        else:
+            stops = self.positions @ normal
+            if stops[-1] < stops[0]:
+                stops, reverse = stops[::-1], True
+            else:
+                reverse = False
+            lower = np.clip(np.searchsorted(stops, along, side="right") - 1, 0, self.slice_count - 2)
+            k = lower + (along - stops[lower]) / (stops[lower + 1] - stops[lower])
+            if reverse:
+                k = (self.slice_count - 1) - k
+        offsets = points - self.slice_origin(k)
+        row_spacing, column_spacing = self.pixel_spacing
+        i = offsets @ self.row_direction / column_spacing
+        j = offsets @ self.column_direction / row_spacing
+        return np.stack([i, j, k], axis=1)
+
     def is_orthogonal(self, tolerance_mm: float = 0.01) -> bool:
         """True when the stack is an evenly spaced, unsheared grid (one affine is exact)."""
         affine = self.orthogonal_geometry()

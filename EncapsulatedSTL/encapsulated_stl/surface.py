@@ -1,0 +1,328 @@
+"""Iso-surfaces of image volumes as closed triangle meshes in patient LPS millimetres.
+
+The surface is extracted in voxel-index space (VTK flying edges on an image of unit
+spacing), so its vertices sit at sub-voxel positions interpolated from the grey
+values, and then every vertex is mapped through the volume's own geometry
+(``geometry.lps_from_index``): the image is never resampled, which keeps gantry
+tilt, uneven or missing slices and oblique orientations exact.
+
+Smoothing and decimation act on the mapped LPS coordinates.  The default smoothing
+is VTK's windowed-sinc filter with normalized coordinates: a low-pass filter that
+removes the voxel "staircase" and noise without the shrinkage of Laplacian
+smoothing.  Its strength follows Slicer's "smoothing factor" (0..1): pass band
+``10 ** (-4 * factor)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import vtk
+from vtk.util.numpy_support import numpy_to_vtk, vtk_to_numpy
+
+from .errors import EncapsulatedSTLError
+from .progress import observe_vtk, task
+
+#: Default smoothing factor (0..1, Slicer's scale).  Light: grey-value iso-surfaces
+#: have no staircase to remove, only noise.
+DEFAULT_SMOOTHING = 0.15
+#: Windowed-sinc iterations (Slicer uses 20 for its closed surfaces).
+SMOOTHING_ITERATIONS = 20
+#: How far beyond the data range the one-voxel "outside" border lies, as a multiple
+#: of the largest distance of a value from the level.  A surface crossing the volume
+#: border is then closed within 1/BORDER_DEPTH of a voxel of the last slice.
+BORDER_DEPTH = 1000.0
+
+_vtk_configured = False
+
+
+def _use_all_cores() -> None:
+    # Flying edges and the windowed-sinc filter are vtkSMPTools-parallel; the
+    # default "Sequential" backend would leave every core but one idle.
+    global _vtk_configured
+    if not _vtk_configured:
+        smp = vtk.vtkSMPTools()
+        if smp.GetBackend() == "Sequential":
+            smp.SetBackend("STDThread")
+        _vtk_configured = True
+
+
+def _levels(level) -> tuple[float, float | None]:
+    if np.ndim(level) == 0:
+        low, high = float(level), None
+    else:
+        values = [float(v) for v in level]
+        if len(values) != 2:
+            raise EncapsulatedSTLError(f"a level band is (low, high), not {level!r}")
+        low, high = values
+        if not high > low:
+            raise EncapsulatedSTLError(f"level band ({low:g}, {high:g}): high must exceed low")
+    if not np.isfinite(low) or (high is not None and not np.isfinite(high)):
+        raise EncapsulatedSTLError(f"level {level!r} is not a finite number")
+    return low, high
+
+
+def _padded_field(volume: np.ndarray, low: float, high: float | None) -> tuple[np.ndarray, float]:
+    """The scalar field to contour, with a one-voxel 'outside' border, and its iso value.
+
+    A single level contours the values themselves; a band contours
+    ``min(v - low, high - v)`` at 0, which is positive exactly inside the band and
+    stays linear near each bound, so both bounds are sub-voxel.
+    """
+    k, j, i = volume.shape
+    padded = np.empty((k + 2, j + 2, i + 2), dtype=np.float32)
+    interior = padded[1:-1, 1:-1, 1:-1]
+    # Slab by slab: each slice is copied (or transformed) and scanned for its range
+    # while it is in cache, and no full-size temporary is ever made.
+    largest, smallest = -np.inf, np.inf
+    for s in range(k):
+        if high is None:
+            interior[s] = volume[s]
+        else:
+            np.subtract(volume[s], np.float32(low), out=interior[s], casting="unsafe")
+            np.minimum(interior[s], np.float32(high) - volume[s], out=interior[s], casting="unsafe")
+        largest = max(largest, float(interior[s].max()))
+        smallest = min(smallest, float(interior[s].min()))
+    iso = low if high is None else 0.0
+    reach = max(largest - iso, iso - smallest, 1.0)
+    outside = np.float32(iso - BORDER_DEPTH * reach)
+    padded[0] = padded[-1] = outside
+    padded[:, 0] = padded[:, -1] = outside
+    padded[:, :, 0] = padded[:, :, -1] = outside
+    return padded, iso
+
+
+def _keep_largest_component(padded: np.ndarray, iso: float) -> None:
+    """Set every voxel of the field outside the largest 26-connected inside region.
+
+    Different 26-connected regions never share a marching-cubes cell, so the
+    largest region's surface (cavities included) is exactly what it was.
+    """
+    from scipy import ndimage
+
+    inside = padded >= iso
+    labels, count = ndimage.label(inside, structure=np.ones((3, 3, 3), dtype=bool))
+    del inside
+    if count <= 1:
+        return
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    largest = int(np.argmax(sizes))
+    outside = padded[0, 0, 0]
+    for s in range(padded.shape[0]):
+        others = labels[s] != largest
+        others &= labels[s] != 0
+        padded[s][others] = outside
+
+
+def _image_data(padded: np.ndarray) -> vtk.vtkImageData:
+    k, j, i = padded.shape
+    image = vtk.vtkImageData()
+    image.SetDimensions(i, j, k)  # VTK's x fastest = our i, the last numpy axis
+    image.SetOrigin(-1.0, -1.0, -1.0)  # the border voxel sits at index -1
+    image.SetSpacing(1.0, 1.0, 1.0)
+    scalars = numpy_to_vtk(padded.reshape(-1), deep=False)
+    scalars.SetName("field")
+    image.GetPointData().SetScalars(scalars)
+    return image
+
+
+def _triangles(polydata: vtk.vtkPolyData) -> tuple[np.ndarray, np.ndarray]:
+    points = vtk_to_numpy(polydata.GetPoints().GetData())
+    polys = polydata.GetPolys()
+    offsets = vtk_to_numpy(polys.GetOffsetsArray())
+    if offsets.size > 1 and not np.all(np.diff(offsets) == 3):
+        raise RuntimeError("surface filter returned non-triangle cells")
+    faces = vtk_to_numpy(polys.GetConnectivityArray()).reshape(-1, 3)
+    return points, faces
+
+
+def _merge_vertices_on_voxels(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Faces with coincident vertices merged and the resulting degenerate faces dropped.
+
+    A voxel whose value equals the level exactly (common: integer HU and an integer
+    threshold) puts the crossing of every edge at that voxel on the voxel itself, so
+    flying edges emits several points at one position and zero-area triangles
+    between them.  Such points have integer index coordinates; only those are
+    compared, so the cost is negligible.  Merging them is an edge collapse: the
+    surface stays closed and consistently oriented.
+    """
+    on_voxel = np.flatnonzero((points == np.round(points)).all(axis=1))
+    if on_voxel.size < 2:
+        return faces
+    # integer index coordinates (border at -1) as one int64 key per point
+    grid = points[on_voxel].astype(np.int64) + 1
+    extent = grid.max(axis=0) + 1
+    keys = (grid[:, 2] * extent[1] + grid[:, 1]) * extent[0] + grid[:, 0]
+    unique_keys, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    if unique_keys.size == on_voxel.size:
+        return faces
+    representative = np.arange(points.shape[0])
+    representative[on_voxel] = on_voxel[first[inverse.reshape(-1)]]
+    # only the few faces touching a merged point are rewritten
+    merged = np.zeros(points.shape[0], dtype=bool)
+    merged[on_voxel[representative[on_voxel] != on_voxel]] = True
+    affected = np.flatnonzero(merged[faces].any(axis=1))
+    rewritten = representative[faces[affected]]
+    degenerate = (
+        (rewritten[:, 0] == rewritten[:, 1]) | (rewritten[:, 1] == rewritten[:, 2]) | (rewritten[:, 2] == rewritten[:, 0])
+    )
+    faces = np.array(faces)  # VTK's connectivity stays untouched
+    faces[affected] = rewritten
+    return np.delete(faces, affected[degenerate], axis=0)
+
+
+def _polydata(points: np.ndarray, faces: np.ndarray) -> vtk.vtkPolyData:
+    polydata = vtk.vtkPolyData()
+    vtk_points = vtk.vtkPoints()
+    vtk_points.SetData(numpy_to_vtk(np.ascontiguousarray(points, dtype=np.float64), deep=True))
+    polydata.SetPoints(vtk_points)
+    cells = vtk.vtkCellArray()
+    connectivity = numpy_to_vtk(np.ascontiguousarray(faces.reshape(-1), dtype=np.int64), deep=True)
+    offsets = numpy_to_vtk(np.arange(0, faces.size + 1, 3, dtype=np.int64), deep=True)
+    cells.SetData(offsets, connectivity)
+    polydata.SetPolys(cells)
+    return polydata
+
+
+def smoothing_pass_band(factor: float) -> float:
+    """Windowed-sinc pass band for a smoothing factor in 0..1 (Slicer's mapping)."""
+    return float(10.0 ** (-4.0 * factor))
+
+
+def _smooth(polydata: vtk.vtkPolyData, factor: float, progress) -> vtk.vtkPolyData:
+    smoother = vtk.vtkWindowedSincPolyDataFilter()
+    smoother.SetInputData(polydata)
+    smoother.SetNumberOfIterations(SMOOTHING_ITERATIONS)
+    smoother.SetPassBand(smoothing_pass_band(factor))
+    smoother.NormalizeCoordinatesOn()  # makes the filter independent of mm scale
+    smoother.BoundarySmoothingOff()
+    smoother.FeatureEdgeSmoothingOff()
+    smoother.NonManifoldSmoothingOn()
+    with task(progress, "Smoothing") as current:
+        observe_vtk(smoother, current)
+        smoother.Update()
+    return smoother.GetOutput()
+
+
+def _decimate(polydata: vtk.vtkPolyData, target: int, progress) -> vtk.vtkPolyData:
+    count = polydata.GetNumberOfCells()
+    if target >= count:
+        return polydata
+    decimator = vtk.vtkQuadricDecimation()
+    decimator.SetInputData(polydata)
+    decimator.SetTargetReduction(1.0 - target / count)
+    decimator.VolumePreservationOn()  # keeps the enclosed volume, hence no shrinkage
+    with task(progress, "Decimating") as current:
+        observe_vtk(decimator, current)
+        decimator.Update()
+    return decimator.GetOutput()
+
+
+def extract_surface(
+    volume: np.ndarray,
+    geometry,
+    level,
+    *,
+    smoothing: float | None = DEFAULT_SMOOTHING,
+    decimate: int | None = None,
+    largest_component: bool = False,
+    progress=None,
+) -> np.ndarray:
+    """Closed iso-surface of a volume as triangles in patient LPS millimetres.
+
+    Parameters
+    ----------
+    volume:
+        ``(k, j, i)`` array of grey values (HU, probabilities, label masks as 0/1).
+    geometry:
+        Voxel index -> patient mapping: anything with ``lps_from_index((n, 3) ijk)``
+        returning ``(n, 3)`` LPS mm and ``jacobian_sign()`` (``SliceGeometry``,
+        ``AffineGeometry``).  Index ``(i, j, k)`` addresses ``volume[k, j, i]``.
+    level:
+        Iso value in the volume's units; the surface encloses ``v >= level``.  A
+        ``(low, high)`` pair encloses ``low <= v <= high``, both bounds sub-voxel.
+    smoothing:
+        Windowed-sinc smoothing factor in 0..1 (pass band ``10**(-4 * factor)``);
+        ``None`` or 0 keeps the exact iso-surface vertices.
+    decimate:
+        Target number of triangles; quadric decimation with volume preservation.
+        Measured on the test phantoms, keeping 10 % of the triangles moves the
+        surface by at most 0.1 mm RMS.
+    largest_component:
+        Keep only the largest 26-connected region of the inside (with its
+        cavities), dropping separate pieces such as the CT table or noise specks.
+    progress:
+        A :class:`~.progress.Progress` to draw bars on, or ``None``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, 3, 3)`` float64 triangle vertices, LPS mm; closed (the volume border is
+        treated as outside, so surfaces crossing it are capped at the last voxel)
+        and consistently oriented with outward normals by the right-hand rule,
+        whatever the handedness of ``geometry``.  Empty ``(0, 3, 3)`` when no voxel
+        reaches the level.
+
+    Raises
+    ------
+    EncapsulatedSTLError
+        For a volume that is not 3D or a malformed level band.
+    """
+    volume = np.asarray(volume)
+    if volume.ndim != 3 or min(volume.shape) < 1:
+        raise EncapsulatedSTLError(f"a volume must be a 3D (k, j, i) array, not shape {volume.shape}")
+    if volume.dtype == bool:
+        volume = volume.view(np.uint8)
+    low, high = _levels(level)
+    _use_all_cores()
+
+    padded, iso = _padded_field(volume, low, high)
+    if largest_component:
+        _keep_largest_component(padded, iso)
+    image = _image_data(padded)
+    contour = vtk.vtkFlyingEdges3D()
+    contour.SetInputData(image)
+    contour.SetValue(0, iso)
+    contour.ComputeNormalsOff()
+    contour.ComputeGradientsOff()
+    contour.ComputeScalarsOff()
+    contour.InterpolateAttributesOff()
+    with task(progress, "Extracting surface") as current:
+        observe_vtk(contour, current)
+        contour.Update()
+    mesh = contour.GetOutput()
+    del image, padded, contour
+    if mesh.GetNumberOfCells() == 0:
+        return np.zeros((0, 3, 3), dtype=np.float64)
+
+    index_points, faces = _triangles(mesh)
+    faces = _merge_vertices_on_voxels(index_points, faces)
+    lps_points = geometry.lps_from_index(index_points)
+    del mesh, index_points
+    if smoothing or decimate:
+        polydata = _polydata(lps_points, faces)
+        if smoothing:
+            polydata = _smooth(polydata, float(smoothing), progress)
+        if decimate:
+            polydata = _decimate(polydata, int(decimate), progress)
+        lps_points, faces = _triangles(polydata)
+        lps_points = np.asarray(lps_points, dtype=np.float64)
+
+    # Flying edges orders each triangle so that its right-hand normal points from
+    # high to low values in index space, i.e. out of the "v >= level" region; a
+    # mirrored geometry flips that in patient space.
+    if geometry.jacobian_sign() < 0:
+        faces = faces[:, ::-1]
+    return np.take(lps_points, faces, axis=0)
+
+
+def extract_mask_surface(
+    mask: np.ndarray, geometry, *, level: float = 0.5, **options
+) -> np.ndarray:
+    """Surface of a binary (0/1, bool) or fractional (0..1) mask at ``level``.
+
+    For a fractional mask (DICOM SEG FRACTIONAL, probability maps) 0.5 is the
+    sub-voxel boundary; for a binary mask it is half-way between voxel centres.
+    Other arguments as :func:`extract_surface`.
+    """
+    return extract_surface(mask, geometry, level, **options)

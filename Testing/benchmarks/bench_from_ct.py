@@ -1,0 +1,115 @@
+"""Benchmark: ``from-ct --threshold 300`` on a 512 x 512 x 140 CT series.
+
+Targets (issue 3): total time at most 1.5x the time to decode the same series with
+pydicom alone, and peak memory at most 3x the volume as float32.  Both are ratios
+measured in the same run on the same (page-cached) files:
+
+* decode: ``pydicom.dcmread(f).pixel_array`` for every file, nothing else;
+* from-ct: the whole command in-process (scan headers, decode, rescale, flying
+  edges, default smoothing, LPS mapping, STL, DICOM object, atomic write).
+
+Times are the best of ``--runs``.  Memory is the growth of the resident set over
+the operation (VmHWM after resetting it through /proc/self/clear_refs, minus the
+resident set before), because VTK's allocations are invisible to tracemalloc;
+each measurement runs in a fresh child process.  Linux only for memory.
+
+    python Testing/benchmarks/bench_from_ct.py [SERIES_DIR] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEFAULT_SERIES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "dcm_qa_ct" / "Philips_bone_1mm_untilted"
+
+
+def _status(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file())
+
+
+def decode(folder: Path) -> int:
+    import pydicom
+
+    total = 0
+    for path in _files(folder):
+        total += pydicom.dcmread(path).pixel_array.size
+    return total
+
+
+def from_ct(folder: Path) -> int:
+    from encapsulated_stl.cli import main
+
+    with tempfile.TemporaryDirectory() as out:
+        return main(["--quiet", "from-ct", str(folder), "--threshold", "300", "-o", str(Path(out) / "skull.dcm")])
+
+
+def child(kind: str, folder: Path, runs: int) -> dict:
+    """Run in a fresh process: best time of ``runs`` and resident-set growth of the first."""
+    import encapsulated_stl.cli.meshing  # noqa: F401  (imports are not part of the cost)
+    import pydicom  # noqa: F401
+    import vtk  # noqa: F401
+
+    action = decode if kind == "decode" else from_ct
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    before = _status("VmRSS")
+    times = []
+    for run in range(runs):
+        start = time.perf_counter()
+        action(folder)
+        times.append(time.perf_counter() - start)
+        if run == 0:
+            growth = _status("VmHWM") - before
+    return {"seconds": min(times), "peak_growth_bytes": growth}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("series", nargs="?", type=Path, default=DEFAULT_SERIES)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--child", choices=["decode", "from-ct"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.series, args.runs)))
+        return 0
+    if not args.series.is_dir():
+        print(f"error: {args.series}: no such series folder", file=sys.stderr)
+        return 2
+    decode(args.series)  # warm the page cache so both sides read from memory
+
+    def measure(kind):
+        result = subprocess.run(
+            [sys.executable, __file__, str(args.series), "--runs", str(args.runs), "--child", kind],
+            check=True, capture_output=True, text=True,
+        )
+        return json.loads(result.stdout)
+
+    import pydicom
+
+    first = pydicom.dcmread(_files(args.series)[0], stop_before_pixels=True)
+    volume_bytes = len(_files(args.series)) * int(first.Rows) * int(first.Columns) * 4
+    decoded, made = measure("decode"), measure("from-ct")
+    time_ratio = made["seconds"] / decoded["seconds"]
+    memory_ratio = made["peak_growth_bytes"] / volume_bytes
+    print(f"series             {args.series} ({len(_files(args.series))} files)")
+    print(f"decode (pydicom)   {decoded['seconds']:.3f} s")
+    print(f"from-ct            {made['seconds']:.3f} s   ratio {time_ratio:.2f}  (target <= 1.5)")
+    print(f"float32 volume     {volume_bytes / 2**20:.0f} MiB")
+    print(f"from-ct peak RSS   +{made['peak_growth_bytes'] / 2**20:.0f} MiB   ratio {memory_ratio:.2f}  (target <= 3)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

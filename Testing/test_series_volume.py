@@ -1,0 +1,140 @@
+"""Reading a CT series into a volume: grouping, filtering, sorting, rescaling, decoding.
+
+Every series here is written as real DICOM files by ``encapsulated_stl.phantom``; the
+expected voxel values are recomputed from each file's own header, independently of
+the package's geometry code.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless, generate_uid
+
+from encapsulated_stl.errors import EncapsulatedSTLError, SeriesError
+from encapsulated_stl.phantom import Sphere, phantom_values, write_phantom
+from encapsulated_stl.volume import read_series_volume
+
+OBJECTS = (Sphere((5.0, -3.0, 30.0), 12.0, 1000.0),)
+SMALL = dict(objects=OBJECTS, slice_count=14, rows=48, columns=48, pixel_spacing_mm=(0.9, 0.9), table_start_mm=20.0)
+
+
+def expected_hu(path, background_hu=0.0, edge_width_mm=8.0) -> np.ndarray:
+    """HU of one file's pixels, from its own IPP/IOP/PixelSpacing (not the package's geometry)."""
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    iop = np.asarray(ds.ImageOrientationPatient, float)
+    ipp = np.asarray(ds.ImagePositionPatient, float)
+    dr, dc = (float(v) for v in ds.PixelSpacing)
+    j, i = np.mgrid[0 : ds.Rows, 0 : ds.Columns]
+    points = ipp + i[..., None] * dc * iop[:3] + j[..., None] * dr * iop[3:]
+    return phantom_values(points, OBJECTS, background_hu, edge_width_mm)
+
+
+def test_sorted_along_the_normal_with_shuffled_names_and_values_in_hu(tmp_path):
+    phantom = write_phantom(tmp_path, tilt_degrees=-17.0, spacing_mm=[1.0, 2.5, 1.5] * 4 + [1.0],
+                            missing_slices=[4], shuffle_file_names=True, **SMALL)
+    series = read_series_volume(tmp_path)
+    assert series.voxels.dtype == np.float32
+    assert series.voxels.shape == (13, 48, 48)
+    assert [p.name for p in series.source.files] == [p.name for p in phantom.files]
+    along = series.geometry.positions @ series.geometry.normal
+    assert np.all(np.diff(along) > 0)
+    for k in (0, 6, 12):
+        # stored integers round the HU: at most half a unit off
+        assert np.abs(series.voxels[k] - expected_hu(series.source.files[k])).max() <= 0.5
+    assert len(series.source.datasets) == 13 and "PixelData" not in series.source.datasets[0]
+
+
+@pytest.mark.parametrize("signed, rescale", [(True, (1.0, 0.0)), (True, (0.5, -1000.0)), (False, (2.0, -2048.0))])
+def test_signed_unsigned_and_rescale(tmp_path, signed, rescale):
+    write_phantom(tmp_path, signed=signed, rescale=rescale, background_hu=-900.0, **SMALL)
+    series = read_series_volume(tmp_path)
+    expected = expected_hu(series.source.files[7], background_hu=-900.0)
+    # quantisation step is the slope: rounding is within half of it
+    assert np.abs(series.voxels[7] - expected).max() <= rescale[0] / 2 + 1e-3
+    assert series.value_range[0] == pytest.approx(-900.0, abs=rescale[0])
+
+
+@pytest.mark.parametrize("syntax", [RLELossless, JPEGLSLossless, JPEG2000Lossless])
+def test_compressed_transfer_syntaxes_decode_identically(tmp_path, syntax):
+    write_phantom(tmp_path / "plain", **SMALL)
+    write_phantom(tmp_path / "packed", transfer_syntax=syntax, **SMALL)
+    packed = read_series_volume(tmp_path / "packed")
+    assert str(pydicom.dcmread(packed.source.files[0]).file_meta.TransferSyntaxUID) == syntax
+    assert np.array_equal(packed.voxels, read_series_volume(tmp_path / "plain").voxels)
+
+
+def test_several_series_need_a_uid_and_localizers_are_dropped(tmp_path):
+    phantom = write_phantom(tmp_path, distractor=True, shuffle_file_names=True, **SMALL)
+    with pytest.raises(SeriesError) as error:
+        read_series_volume(tmp_path)
+    message = str(error.value)
+    assert str(tmp_path) in message and "--series-uid" in message
+    coarse, localizer = phantom.distractor_series_uids
+    assert phantom.series_instance_uid in message and coarse in message
+    assert localizer not in message  # a localizer-only series is no candidate
+
+    series = read_series_volume(tmp_path, phantom.series_instance_uid)
+    assert len(series.source) == 14
+    assert [reason for _path, reason in series.skipped] == ["localizer"]
+    assert read_series_volume(tmp_path, coarse).voxels.shape[1:] == (32, 32)
+
+    with pytest.raises(SeriesError, match="no series with UID 1.2.3"):
+        read_series_volume(tmp_path, "1.2.3")
+
+
+def test_images_with_another_orientation_are_dropped(tmp_path):
+    phantom = write_phantom(tmp_path, **SMALL)
+    odd = pydicom.dcmread(phantom.files[3])
+    odd.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
+    odd.SOPInstanceUID = generate_uid()
+    odd.save_as(tmp_path / "odd.dcm")
+    series = read_series_volume(tmp_path)
+    assert len(series.source) == 14
+    assert [(p.name, "orientation" in reason) for p, reason in series.skipped] == [("odd.dcm", True)]
+
+
+def test_duplicate_positions_are_an_error_naming_both_files(tmp_path):
+    phantom = write_phantom(tmp_path, **SMALL)
+    twin = pydicom.dcmread(phantom.files[5])
+    twin.SOPInstanceUID = generate_uid()
+    twin.save_as(tmp_path / "twin.dcm")
+    with pytest.raises(SeriesError, match="same position") as error:
+        read_series_volume(tmp_path)
+    assert "twin.dcm" in str(error.value) and phantom.files[5].name in str(error.value)
+
+
+def test_undecodable_pixels_name_the_file(tmp_path):
+    phantom = write_phantom(tmp_path, **SMALL)
+    broken = pydicom.dcmread(phantom.files[2])
+    broken.PixelData = broken.PixelData[:100]
+    broken.save_as(phantom.files[2])
+    with pytest.raises(SeriesError, match="cannot decode the pixel data") as error:
+        read_series_volume(tmp_path)
+    assert str(phantom.files[2]) in str(error.value)
+
+
+def test_no_images_and_missing_folder(tmp_path):
+    (tmp_path / "notes.txt").write_text("not DICOM")
+    with pytest.raises(SeriesError, match="no CT or MR image series"):
+        read_series_volume(tmp_path)
+    with pytest.raises(EncapsulatedSTLError, match="no such file"):
+        read_series_volume(tmp_path / "absent")
+
+
+def test_series_given_as_files(tmp_path):
+    phantom = write_phantom(tmp_path, **SMALL)
+    series = read_series_volume([str(p) for p in reversed(phantom.files)])
+    assert series.source.files == phantom.files
+
+
+def test_single_slice_series(tmp_path):
+    phantom = write_phantom(tmp_path, **SMALL)
+    for extra in phantom.files[1:]:
+        extra.unlink()
+    series = read_series_volume(tmp_path)
+    assert series.voxels.shape == (1, 48, 48)
+    shutil.rmtree(tmp_path)
