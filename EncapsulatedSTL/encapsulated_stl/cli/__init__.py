@@ -16,7 +16,7 @@ from .. import __version__
 from ..errors import EncapsulatedSTLError
 
 #: Modules of this package that add sub-commands, in the order shown in --help.
-COMMAND_MODULES = ("models", "meshing", "pacs")
+COMMAND_MODULES = ("models", "meshing", "segmentations", "pacs")
 
 EXIT_BAD_INPUT = 2
 

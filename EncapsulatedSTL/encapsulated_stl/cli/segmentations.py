@@ -1,0 +1,129 @@
+"""``from-seg`` and ``rtstruct-rois``: Encapsulated STL models from segmentations."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..encapsulate import save_dataset
+from ..errors import OutputError
+from ..progress import Progress
+from ..segments import (
+    models_from_segments,
+    read_segments,
+    reference_series,
+    reference_stack,
+    referenced_series_uids,
+    segmentation_kind,
+    select_segments,
+)
+from ..surface import DEFAULT_SMOOTHING
+from .options import add_metadata_arguments, add_reference_arguments, metadata_from_args
+
+
+def register(subparsers) -> None:
+    from_seg = subparsers.add_parser(
+        "from-seg",
+        help="one Encapsulated STL per segment of a DICOM SEG, RTSTRUCT, NIfTI or NRRD",
+        description="Mesh the segments of a segmentation (DICOM SEG binary or fractional, "
+        "RTSTRUCT, NIfTI label or binary map, NRRD or Slicer .seg.nrrd) in the exact patient "
+        "geometry of the source series (tilted, unevenly spaced and oblique stacks included; "
+        "NIfTI sform/qform honoured) and write one Encapsulated STL per segment, named and "
+        "described after it, linked to every instance of the source series. Segments written "
+        "together share one series and one Model Group UID and carry their colours. Empty "
+        "segments are skipped with a notice, unless named with --segments.",
+    )
+    from_seg.add_argument("segmentation", metavar="SEG",
+                          help="DICOM SEG or RTSTRUCT file, .nii/.nii.gz, .nrrd/.nhdr or .seg.nrrd")
+    add_reference_arguments(from_seg, required=True)
+    from_seg.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
+                          help="folder for the models (created if missing): <number>_<name>.dcm")
+    from_seg.add_argument("--segments", nargs="+", metavar="NAME_OR_NUMBER",
+                          help="only these segments (name, case-insensitive, or number)")
+    from_seg.add_argument("--merge", action="store_true",
+                          help="write one model of the chosen segments together")
+    from_seg.add_argument(
+        "--smoothing", type=float, default=DEFAULT_SMOOTHING, metavar="F",
+        help=f"windowed-sinc smoothing in 0..1, 0 for none (default {DEFAULT_SMOOTHING}); it "
+        "neither shrinks nor shifts the surface")
+    from_seg.add_argument("--decimate", type=int, metavar="TARGET_TRIANGLES",
+                          help="reduce each model to about this many triangles")
+    add_metadata_arguments(from_seg)
+    from_seg.set_defaults(run=run_from_seg)
+
+    rois = subparsers.add_parser(
+        "rtstruct-rois",
+        help="list the ROIs of an RT Structure Set",
+        description="Number, name, interpreted type, contour count and colour of every ROI "
+        "of an RTSTRUCT, for choosing --segments of from-seg.",
+    )
+    rois.add_argument("rtstruct", metavar="FILE", help="RTSTRUCT file")
+    rois.add_argument("--json", action="store_true", help="print JSON instead of text")
+    rois.set_defaults(run=run_rtstruct_rois)
+
+
+def _notice(args: argparse.Namespace):
+    def say(message: str) -> None:
+        if not args.quiet:
+            print(f"notice: {message}", file=sys.stderr)
+    return say
+
+
+def run_from_seg(args: argparse.Namespace) -> int:
+    path = Path(args.segmentation)
+    kind = segmentation_kind(path)
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise OutputError("exists and is not a folder; -o takes a folder", output)
+    preferred = referenced_series_uids(path) if kind in ("seg", "rtstruct") else []
+    series = reference_series(args.reference, args.series_uid, preferred)
+    stack, _geometry = reference_stack(series)
+    segments = select_segments(read_segments(path, series), args.segments, path)
+    metadata = metadata_from_args(args)
+    if metadata.series_description is None:
+        metadata = metadata.replace(series_description=f"3D models from {path.name}"[:64])
+    models = models_from_segments(
+        segments, stack, metadata,
+        merge=args.merge,
+        skip_empty=not args.segments,
+        smoothing=args.smoothing,
+        decimate=args.decimate,
+        notice=_notice(args),
+        progress=Progress(enabled=False if args.quiet else None),
+    )
+    targets = [output / model.file_name for model in models]
+    for target in targets:
+        if target.exists() and not args.force:
+            raise OutputError("already exists; use --force to overwrite it", target)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create the folder: {error.strerror}", output) from None
+    for model, target in zip(models, targets):
+        save_dataset(model.dataset, target, force=args.force)
+        if not args.quiet:
+            print(f"wrote {target}: {model.triangle_count} triangles, segment "
+                  f"'{model.segment.title}', linked to {len(stack)} instance(s) of series "
+                  f"{stack.series_instance_uid}")
+    return 0
+
+
+def run_rtstruct_rois(args: argparse.Namespace) -> int:
+    from ..rtstruct import list_rois
+
+    rois = list_rois(args.rtstruct)
+    if args.json:
+        json.dump([{
+            "number": r.number, "name": r.name, "interpreted_type": r.interpreted_type,
+            "contours": r.contour_count, "color_rgb": list(r.color) if r.color else None,
+            "frame_of_reference_uid": r.frame_of_reference_uid,
+        } for r in rois], sys.stdout, indent=2)
+        print()
+        return 0
+    print(f"{'number':>6}  {'name':<32} {'type':<12} {'contours':>8}  colour")
+    for r in rois:
+        colour = "#%02x%02x%02x" % tuple(round(v * 255) for v in r.color) if r.color else "-"
+        print(f"{r.number:>6}  {r.name:<32} {r.interpreted_type or '-':<12} {r.contour_count:>8}  {colour}")
+    return 0
