@@ -1,0 +1,945 @@
+"""3D Slicer module: segmentations and models <-> DICOM Encapsulated STL.
+
+The GUI picks a segmentation or model, its segments, the reference volume and the
+model's metadata, and writes Encapsulated STL objects to a folder or the DICOM
+database; it sends what it wrote to a DICOM node or DICOMweb server, and it loads
+Encapsulated STL files.  :class:`EncapsulatedSTLLogic` does
+the work (and is the console API); the DICOM plugin (DICOMEncapsulatedSTLPlugin)
+calls the same logic.  Everything about DICOM, STL and slice geometry is the
+``encapsulated_stl`` package's: this file only moves data between MRML nodes and it.
+"""
+
+import logging
+import os
+import re
+
+import numpy as np
+import vtk
+from vtk.util import numpy_support
+
+import slicer
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+
+#: highdicom is not bundled with Slicer.  Slicer up to 5.10 bundles pydicom 2.4.x,
+#: Slicer 5.12 and later pydicom 3.x; highdicom 0.23 and later need pydicom 3, so the
+#: last release for pydicom 2 is 0.22.0 (see the README's Slicer section).
+HIGHDICOM_FOR_PYDICOM_2 = "highdicom==0.22.0"
+HIGHDICOM_FOR_PYDICOM_3 = "highdicom==0.28.2"
+
+ENCAPSULATED_STL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.3"
+
+
+def highdicomRequirement(pydicomVersion=None):
+    """The pip requirement of highdicom that fits the running pydicom."""
+    if pydicomVersion is None:
+        import pydicom
+
+        pydicomVersion = pydicom.__version__
+    major = int(str(pydicomVersion).split(".")[0])
+    return HIGHDICOM_FOR_PYDICOM_2 if major < 3 else HIGHDICOM_FOR_PYDICOM_3
+
+
+def ensureHighdicom(askUser=True):
+    """Import highdicom, installing it (after asking) if Slicer does not have it.
+
+    Returns True when highdicom can be imported.
+    """
+    try:
+        import highdicom  # noqa: F401
+
+        return True
+    except ImportError:
+        pass
+    requirement = highdicomRequirement()
+    if askUser and not slicer.util.confirmOkCancelDisplay(
+        f"Encapsulated STL needs the Python package '{requirement}', which is not installed. "
+        "Install it now? (This takes a minute and needs an internet connection.)",
+        "Install highdicom",
+    ):
+        return False
+    slicer.util.pip_install(requirement)
+    try:
+        import highdicom  # noqa: F401, F811
+
+        return True
+    except ImportError:
+        return False
+
+
+#: Packages for sending, installed on first use when Slicer lacks them.  pynetdicom 3
+#: needs pydicom 3 (Slicer 5.12 and later); pynetdicom 2.0.2 works with pydicom 2.
+PYNETDICOM_FOR_PYDICOM_2 = "pynetdicom==2.0.2"
+PYNETDICOM_FOR_PYDICOM_3 = "pynetdicom==3.0.4"
+DICOMWEB_CLIENT = "dicomweb-client>=0.59"
+
+
+def pacsRequirement(dicomWeb, pydicomVersion=None):
+    """The pip requirement that sending over DICOMweb (or DIMSE) needs."""
+    if dicomWeb:
+        return DICOMWEB_CLIENT
+    if pydicomVersion is None:
+        import pydicom
+
+        pydicomVersion = pydicom.__version__
+    major = int(str(pydicomVersion).split(".")[0])
+    return PYNETDICOM_FOR_PYDICOM_2 if major < 3 else PYNETDICOM_FOR_PYDICOM_3
+
+
+def ensurePacsPackages(dicomWeb, askUser=True):
+    """Import dicomweb-client (DICOMweb) or pynetdicom (DIMSE), installing it after asking.
+
+    Returns True when it can be imported.
+    """
+    import importlib
+
+    moduleName = "dicomweb_client" if dicomWeb else "pynetdicom"
+    try:
+        importlib.import_module(moduleName)
+        return True
+    except ImportError:
+        pass
+    requirement = pacsRequirement(dicomWeb)
+    if askUser and not slicer.util.confirmOkCancelDisplay(
+        f"Sending needs the Python package '{requirement}', which is not installed. "
+        "Install it now? (This needs an internet connection.)",
+        "Install package",
+    ):
+        return False
+    slicer.util.pip_install(requirement)
+    try:
+        importlib.import_module(moduleName)
+        return True
+    except ImportError:
+        return False
+
+
+def _numpyFromMatrix(matrix):
+    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
+def _transformPoints(transform, points):
+    """``(n, 3)`` points through a VTK transform (linear or not)."""
+    source = vtk.vtkPoints()
+    source.SetData(numpy_support.numpy_to_vtk(np.ascontiguousarray(points, dtype=np.float64), deep=True))
+    target = vtk.vtkPoints()
+    transform.TransformPoints(source, target)
+    return numpy_support.vtk_to_numpy(target.GetData()).astype(np.float64).reshape(-1, 3)
+
+
+def _trianglesFromPolyData(polyData):
+    """``(n, 3, 3)`` float64 triangle vertices of a surface (polygons and strips)."""
+    triangulate = vtk.vtkTriangleFilter()
+    triangulate.SetInputData(polyData)
+    triangulate.PassVertsOff()
+    triangulate.PassLinesOff()
+    triangulate.Update()
+    output = triangulate.GetOutput()
+    if output.GetNumberOfPolys() == 0 or output.GetNumberOfPoints() == 0:
+        return np.zeros((0, 3, 3))
+    points = numpy_support.vtk_to_numpy(output.GetPoints().GetData()).astype(np.float64)
+    connectivity = numpy_support.vtk_to_numpy(output.GetPolys().GetConnectivityArray())
+    return points[connectivity.reshape(-1, 3)]
+
+
+def _polyDataFromTriangles(triangles):
+    """A surface with one triangle per ``(3, 3)`` row, points shared where identical."""
+    triangles = np.ascontiguousarray(triangles, dtype=np.float64).reshape(-1, 3)
+    points = vtk.vtkPoints()
+    points.SetData(numpy_support.numpy_to_vtk(triangles, deep=True))
+    offsets = numpy_support.numpy_to_vtkIdTypeArray(np.arange(0, len(triangles) + 1, 3, dtype=np.int64), deep=True)
+    connectivity = numpy_support.numpy_to_vtkIdTypeArray(np.arange(len(triangles), dtype=np.int64), deep=True)
+    cells = vtk.vtkCellArray()
+    cells.SetData(offsets, connectivity)
+    polyData = vtk.vtkPolyData()
+    polyData.SetPoints(points)
+    polyData.SetPolys(cells)
+    clean = vtk.vtkCleanPolyData()  # merges exact duplicates only: coordinates unchanged
+    clean.SetInputData(polyData)
+    clean.SetTolerance(0.0)
+    clean.Update()
+    return clean.GetOutput()
+
+
+#
+# Module
+#
+
+
+class EncapsulatedSTL(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "Encapsulated STL"
+        self.parent.categories = ["Informatics"]
+        self.parent.dependencies = []
+        self.parent.contributors = ["encapsulated-stl project"]
+        self.parent.helpText = (
+            "Export segmentations and models as DICOM Encapsulated STL (Supplement 205) objects "
+            "linked to their source CT or MR, with exact tilted-gantry geometry, and load them back."
+        )
+        self.parent.acknowledgementText = "DICOM Encapsulated STL for 3D printing."
+
+
+#
+# Widget
+#
+
+
+class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        import ctk
+        import qt
+
+        self.logic = EncapsulatedSTLLogic()
+
+        exportBox = ctk.ctkCollapsibleButton()
+        exportBox.text = "Export to Encapsulated STL"
+        self.layout.addWidget(exportBox)
+        form = qt.QFormLayout(exportBox)
+
+        self.nodeSelector = slicer.qMRMLNodeComboBox()
+        self.nodeSelector.nodeTypes = ["vtkMRMLSegmentationNode", "vtkMRMLModelNode"]
+        self.nodeSelector.addEnabled = False
+        self.nodeSelector.removeEnabled = False
+        self.nodeSelector.noneEnabled = False
+        self.nodeSelector.setMRMLScene(slicer.mrmlScene)
+        form.addRow("Segmentation or model:", self.nodeSelector)
+
+        self.segmentsSelector = slicer.qMRMLSegmentsTableView()
+        self.segmentsSelector.selectionMode = qt.QAbstractItemView.ExtendedSelection
+        self.segmentsSelector.setMaximumHeight(150)
+        form.addRow("Segments (none selected = all):", self.segmentsSelector)
+
+        self.referenceSelector = slicer.qMRMLNodeComboBox()
+        self.referenceSelector.nodeTypes = ["vtkMRMLScalarVolumeNode"]
+        self.referenceSelector.noneEnabled = True
+        self.referenceSelector.addEnabled = False
+        self.referenceSelector.removeEnabled = False
+        self.referenceSelector.setMRMLScene(slicer.mrmlScene)
+        self.referenceSelector.toolTip = "Source CT/MR; by default the segmentation's reference geometry volume."
+        form.addRow("Reference volume:", self.referenceSelector)
+
+        self.mergeCheck = qt.QCheckBox("one model with all segments")
+        form.addRow("Merge:", self.mergeCheck)
+        self.descriptionEdit = qt.QLineEdit()
+        self.descriptionEdit.placeholderText = "segment names"
+        form.addRow("Content description:", self.descriptionEdit)
+        self.seriesDescriptionEdit = qt.QLineEdit("3D printing model")
+        form.addRow("Series description:", self.seriesDescriptionEdit)
+        self.usageCombo = qt.QComboBox()
+        self.usageCombo.addItems(["", "planning", "education", "diagnostic", "tool", "prosthetic",
+                                  "implant", "quality-control", "simulation"])
+        form.addRow("Model usage:", self.usageCombo)
+        self.lateralityCombo = qt.QComboBox()
+        self.lateralityCombo.addItems(["", "R", "L", "U", "B"])
+        form.addRow("Laterality:", self.lateralityCombo)
+        self.unitsCombo = qt.QComboBox()
+        self.unitsCombo.addItems(["mm", "cm", "m", "um"])
+        form.addRow("Units:", self.unitsCombo)
+
+        self.toDatabaseCheck = qt.QCheckBox("add to the DICOM database")
+        self.toDatabaseCheck.checked = True
+        form.addRow("Output:", self.toDatabaseCheck)
+        self.folderButton = ctk.ctkDirectoryButton()
+        self.folderButton.directory = slicer.app.defaultScenePath
+        form.addRow("Folder:", self.folderButton)
+
+        self.exportButton = qt.QPushButton("Export")
+        form.addRow(self.exportButton)
+
+        self.setupSendSection()
+
+        loadBox = ctk.ctkCollapsibleButton()
+        loadBox.text = "Load Encapsulated STL file"
+        self.layout.addWidget(loadBox)
+        loadForm = qt.QFormLayout(loadBox)
+        self.loadAsSegmentationCheck = qt.QCheckBox("as segmentation")
+        loadForm.addRow(self.loadAsSegmentationCheck)
+        self.loadButton = qt.QPushButton("Load file...")
+        loadForm.addRow(self.loadButton)
+        self.layout.addStretch(1)
+
+        self.nodeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onNodeChanged)
+        self.exportButton.connect("clicked(bool)", self.onExport)
+        self.loadButton.connect("clicked(bool)", self.onLoad)
+        self.sendButton.connect("clicked(bool)", self.onSend)
+        self.destinationEdit.connect("textChanged(QString)", self.onDestinationChanged)
+        self.onNodeChanged(self.nodeSelector.currentNode())
+        self.onDestinationChanged(self.destinationEdit.text)
+
+    #: QSettings keys of the send section.  Passwords and tokens are never stored.
+    SETTINGS_DESTINATION = "EncapsulatedSTL/SendDestination"
+    SETTINGS_CALLING_AE_TITLE = "EncapsulatedSTL/SendCallingAETitle"
+    SETTINGS_USER = "EncapsulatedSTL/SendUser"
+    SETTINGS_TLS_CERTIFICATE = "EncapsulatedSTL/SendTlsCertificate"
+    SETTINGS_TLS_KEY = "EncapsulatedSTL/SendTlsKey"
+    SETTINGS_TLS_CA = "EncapsulatedSTL/SendTlsCACertificates"
+
+    def setupSendSection(self):
+        """The "Send to PACS" group: destination, calling AE title, user, password, TLS files."""
+        import ctk
+        import qt
+
+        settings = qt.QSettings()
+        self.lastExportedFiles = []
+        sendBox = ctk.ctkCollapsibleButton()
+        sendBox.text = "Send to PACS"
+        self.layout.addWidget(sendBox)
+        form = qt.QFormLayout(sendBox)
+
+        self.destinationEdit = qt.QLineEdit(str(settings.value(self.SETTINGS_DESTINATION, "") or ""))
+        self.destinationEdit.placeholderText = "ORTHANC@pacs.example.org:4242 or https://pacs.example.org/dicom-web"
+        self.destinationEdit.toolTip = (
+            "A DICOM node as AET@HOST:PORT (C-STORE) or a DICOMweb service root URL (STOW-RS). "
+            "Remembered in the application settings.")
+        form.addRow("Destination:", self.destinationEdit)
+        self.callingAETitleEdit = qt.QLineEdit(str(settings.value(self.SETTINGS_CALLING_AE_TITLE, "") or ""))
+        self.callingAETitleEdit.placeholderText = "ENCAPSULATEDSTL"
+        self.callingAETitleEdit.toolTip = "Our AE title; the PACS must know it (DICOM node only)."
+        form.addRow("Calling AE title:", self.callingAETitleEdit)
+        self.userEdit = qt.QLineEdit(str(settings.value(self.SETTINGS_USER, "") or ""))
+        self.userEdit.placeholderText = "(none)"
+        self.userEdit.toolTip = "DICOMweb user (HTTP basic authentication). Remembered."
+        form.addRow("User:", self.userEdit)
+        self.passwordEdit = qt.QLineEdit()
+        self.passwordEdit.echoMode = qt.QLineEdit.Password
+        self.passwordEdit.toolTip = (
+            "With a user: the user's password. Without a user: a bearer token. "
+            "Kept only while Slicer runs: never saved.")
+        form.addRow("Password or token:", self.passwordEdit)
+
+        tlsBox = ctk.ctkCollapsibleGroupBox()
+        tlsBox.title = "TLS"
+        tlsBox.collapsed = True
+        tlsForm = qt.QFormLayout(tlsBox)
+        self.tlsCertificateEdit = ctk.ctkPathLineEdit()
+        self.tlsCertificateEdit.currentPath = str(settings.value(self.SETTINGS_TLS_CERTIFICATE, "") or "")
+        self.tlsCertificateEdit.toolTip = "Our certificate for DICOM TLS (PEM), with its key."
+        tlsForm.addRow("Certificate:", self.tlsCertificateEdit)
+        self.tlsKeyEdit = ctk.ctkPathLineEdit()
+        self.tlsKeyEdit.currentPath = str(settings.value(self.SETTINGS_TLS_KEY, "") or "")
+        self.tlsKeyEdit.toolTip = "The private key of the certificate (PEM, not encrypted)."
+        tlsForm.addRow("Private key:", self.tlsKeyEdit)
+        self.tlsCAEdit = ctk.ctkPathLineEdit()
+        self.tlsCAEdit.currentPath = str(settings.value(self.SETTINGS_TLS_CA, "") or "")
+        self.tlsCAEdit.toolTip = "CA certificate(s) that signed the server's certificate (PEM)."
+        tlsForm.addRow("CA certificates:", self.tlsCAEdit)
+        form.addRow(tlsBox)
+
+        self.sendButton = qt.QPushButton("Send last export")
+        self.sendButton.enabled = False
+        self.sendButton.toolTip = "Export first; then this sends the files of the last export."
+        form.addRow(self.sendButton)
+        self.sendStatus = qt.QPlainTextEdit()
+        self.sendStatus.readOnly = True
+        self.sendStatus.setMaximumHeight(120)
+        self.sendStatus.placeholderText = "Per-file results and the summary of the last send."
+        form.addRow(self.sendStatus)
+
+    def onDestinationChanged(self, text):
+        dicomWeb = self.logic.isDicomWebDestination(text)
+        self.callingAETitleEdit.enabled = not dicomWeb
+        self.userEdit.enabled = dicomWeb
+        self.passwordEdit.enabled = dicomWeb
+        self.tlsCertificateEdit.enabled = not dicomWeb
+        self.tlsKeyEdit.enabled = not dicomWeb
+
+    def saveSendSettings(self):
+        """Remember destination, calling AE title, user and TLS file paths (never the password)."""
+        import qt
+
+        settings = qt.QSettings()
+        settings.setValue(self.SETTINGS_DESTINATION, self.destinationEdit.text.strip())
+        settings.setValue(self.SETTINGS_CALLING_AE_TITLE, self.callingAETitleEdit.text.strip())
+        settings.setValue(self.SETTINGS_USER, self.userEdit.text.strip())
+        settings.setValue(self.SETTINGS_TLS_CERTIFICATE, self.tlsCertificateEdit.currentPath)
+        settings.setValue(self.SETTINGS_TLS_KEY, self.tlsKeyEdit.currentPath)
+        settings.setValue(self.SETTINGS_TLS_CA, self.tlsCAEdit.currentPath)
+
+    def onSend(self):
+        import qt
+
+        from encapsulated_stl.errors import EncapsulatedSTLError
+
+        files = [f for f in self.lastExportedFiles if os.path.isfile(f)]
+        if not files:
+            slicer.util.errorDisplay("Nothing to send: export a segmentation or model first "
+                                     "(the files of the last export are gone).", "Send to PACS")
+            return
+        destination = self.destinationEdit.text.strip()
+        dicomWeb = self.logic.isDicomWebDestination(destination)
+        user = self.userEdit.text.strip() if dicomWeb else ""
+        secret = self.passwordEdit.text if dicomWeb else ""
+        options = dict(
+            callingAETitle=None if dicomWeb else self.callingAETitleEdit.text.strip() or None,
+            user=user or None,
+            password=secret if user else None,
+            token=None if user else secret or None,
+            tlsCertificate=None if dicomWeb else self.tlsCertificateEdit.currentPath or None,
+            tlsKey=None if dicomWeb else self.tlsKeyEdit.currentPath or None,
+            tlsCACertificates=self.tlsCAEdit.currentPath or None,
+        )
+        if not ensurePacsPackages(dicomWeb):
+            slicer.util.errorDisplay("Sending needs the Python package "
+                                     f"'{pacsRequirement(dicomWeb)}', which is not installed.", "Send to PACS")
+            return
+        self.sendStatus.setPlainText("")
+
+        def showResult(result):
+            self.sendStatus.appendPlainText(result.line())
+            slicer.app.processEvents()
+
+        report, problem = None, None
+        qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
+        try:
+            report = self.logic.sendFiles(files, destination, onResult=showResult, **options)
+        except EncapsulatedSTLError as error:  # bad destination, TLS file...: shown, never raised into Qt
+            problem = str(error)
+        except Exception as error:
+            logging.exception("Send to PACS failed")
+            problem = f"unexpected error: {error}"
+        finally:
+            qt.QApplication.restoreOverrideCursor()
+        if report is None:
+            self.sendStatus.appendPlainText(f"not sent: {problem}")
+            slicer.util.errorDisplay(f"Send to PACS failed: {problem}", "Send to PACS")
+            return
+        self.saveSendSettings()
+        self.sendStatus.appendPlainText(report.summary())
+        slicer.util.showStatusMessage(report.summary(), 5000)
+        if not report.ok:
+            failed = report.failed
+            reasons = sorted({r.message for r in failed if r.message})
+            slicer.util.warningDisplay(
+                f"{report.summary()}.\n\n" + "\n".join(reasons[:5]), "Send to PACS")
+
+    def onNodeChanged(self, node):
+        isSegmentation = node is not None and node.IsA("vtkMRMLSegmentationNode")
+        self.segmentsSelector.setSegmentationNode(node if isSegmentation else None)
+        self.segmentsSelector.enabled = isSegmentation
+        self.mergeCheck.enabled = isSegmentation
+        if isSegmentation:
+            reference = node.GetNodeReference(slicer.vtkMRMLSegmentationNode.GetReferenceImageGeometryReferenceRole())
+            if reference is not None and reference.IsA("vtkMRMLScalarVolumeNode"):
+                self.referenceSelector.setCurrentNode(reference)
+
+    def onExport(self):
+        import tempfile
+
+        node = self.nodeSelector.currentNode()
+        if node is None:
+            return
+        segmentIds = list(self.segmentsSelector.selectedSegmentIDs()) or None
+        metadata = dict(
+            content_description=self.descriptionEdit.text or None,
+            series_description=self.seriesDescriptionEdit.text or None,
+            usage=self.usageCombo.currentText or None,
+            laterality=self.lateralityCombo.currentText or None,
+            units=self.unitsCombo.currentText,
+        )
+        toDatabase = self.toDatabaseCheck.checked
+        directory = tempfile.mkdtemp(prefix="EncapsulatedSTL-") if toDatabase else self.folderButton.directory
+        with slicer.util.tryWithErrorDisplay("Export to Encapsulated STL failed.", waitCursor=True):
+            files = self.logic.exportNode(
+                node, segmentIds, self.referenceSelector.currentNode(), directory,
+                mergeSegments=self.mergeCheck.checked, **metadata)
+            if toDatabase:
+                from DICOMLib import DICOMUtils
+
+                DICOMUtils.importDicom(directory)
+            self.lastExportedFiles = list(files)
+            self.sendButton.enabled = True
+            self.sendButton.text = f"Send last export ({len(files)} file(s))"
+            slicer.util.showStatusMessage(f"Wrote {len(files)} Encapsulated STL object(s).", 5000)
+            for message in self.logic.messages:
+                logging.info(message)
+
+    def onLoad(self):
+        import qt
+
+        path = qt.QFileDialog.getOpenFileName(None, "Load Encapsulated STL", "", "DICOM (*.dcm *);;All files (*)")
+        if not path:
+            return
+        with slicer.util.tryWithErrorDisplay("Loading the Encapsulated STL failed.", waitCursor=True):
+            self.logic.loadFile(path, asSegmentation=self.loadAsSegmentationCheck.checked)
+
+
+#
+# Logic
+#
+
+
+class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
+    """Segmentation / model nodes <-> Encapsulated STL objects, for the GUI, the DICOM
+    plugin and the Python console.
+
+    Console example::
+
+        logic = slicer.util.getModuleLogic("EncapsulatedSTL")  # or EncapsulatedSTLLogic()
+        files = logic.exportNode(getNode("Segmentation"), outputDirectory="/tmp/models",
+                                 usage="planning", laterality="L")
+        node = logic.loadFile(files[0])
+        report = logic.sendFiles(files, "ORTHANC@pacs.example.org:4242", callingAETitle="SLICER")
+        print(report.summary())
+
+    Errors in the input (an empty segment, no closed surface, an unwritable folder)
+    raise ``encapsulated_stl.EncapsulatedSTLError`` with a message for the user.
+    ``messages`` keeps what the last export decided about geometry and source series.
+    """
+
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleLogic.__init__(self, parent)
+        self.messages = []
+
+    # -- source series ---------------------------------------------------------
+
+    def referenceVolumeFor(self, node):
+        """The volume a segmentation was made on (reference geometry), or for a model the
+        scene's volume holding the instances its subject hierarchy item references."""
+        if node.IsA("vtkMRMLSegmentationNode"):
+            reference = node.GetNodeReference(slicer.vtkMRMLSegmentationNode.GetReferenceImageGeometryReferenceRole())
+            if reference is not None and reference.IsA("vtkMRMLScalarVolumeNode"):
+                return reference
+            return None
+        referenced = set(self._referencedInstanceUIDs(node))
+        if not referenced:
+            return None
+        scene = node.GetScene()
+        for index in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
+            volume = scene.GetNthNodeByClass(index, "vtkMRMLScalarVolumeNode")
+            uids = set((volume.GetAttribute("DICOM.instanceUIDs") or "").split())
+            if uids & referenced:
+                return volume
+        return None
+
+    def _referencedInstanceUIDs(self, node):
+        shNode = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(node.GetScene())
+        itemID = shNode.GetItemByDataNode(node)
+        if not itemID:
+            return []
+        name = slicer.vtkMRMLSubjectHierarchyConstants.GetDICOMReferencedInstanceUIDsAttributeName()
+        return (shNode.GetItemAttribute(itemID, name) or "").split()
+
+    def sourceSeriesFor(self, node, referenceVolumeNode=None):
+        """``(SourceSeries or None, reference volume or None, explanation)``.
+
+        The instances come from the reference volume's ``DICOM.instanceUIDs`` (or, for a
+        model without one, its subject hierarchy references), the files from
+        ``slicer.dicomDatabase``.
+        """
+        from encapsulated_stl.source_series import scan_series
+
+        volume = referenceVolumeNode or self.referenceVolumeFor(node)
+        if volume is not None:
+            uids = (volume.GetAttribute("DICOM.instanceUIDs") or "").split()
+            origin = f"volume '{volume.GetName()}'"
+            if not uids:
+                return None, volume, f"the reference {origin} was not loaded from DICOM (no DICOM.instanceUIDs)"
+        else:
+            uids = self._referencedInstanceUIDs(node)
+            origin = f"the DICOM references of '{node.GetName()}'"
+            if not uids:
+                return None, None, f"'{node.GetName()}' has no reference volume and no DICOM references"
+        database = getattr(slicer, "dicomDatabase", None)
+        if database is None:
+            return None, volume, "there is no DICOM database to find the source images in"
+        files = [database.fileForInstance(uid) for uid in uids]
+        missing = sum(1 for f in files if not f)
+        if missing:
+            return None, volume, f"{missing} of the {len(uids)} source instances of {origin} are not in the DICOM database"
+        found = scan_series(files)
+        if len(found) != 1:
+            return None, volume, f"the source instances of {origin} are not one readable series"
+        return found[0], volume, f"source series {found[0].series_instance_uid} ({len(found[0])} instances) from {origin}"
+
+    # -- meshes ----------------------------------------------------------------
+
+    def worldSurfaces(self, node, segmentIds=None, mergeSegments=False):
+        """``[(name, triangles (n, 3, 3) world RAS mm, color or None, opacity or None)]``.
+
+        Segments: the closed surface as displayed (the segmentation's conversion
+        parameters), with the segmentation's parent transforms applied.  Models: the
+        surface through the model's parent transforms.
+        """
+        from encapsulated_stl.errors import EncapsulatedSTLError
+
+        if node.IsA("vtkMRMLModelNode"):
+            polyData = node.GetPolyData()
+            if polyData is None or polyData.GetNumberOfPoints() == 0:
+                raise EncapsulatedSTLError(f"model '{node.GetName()}' has no surface to export")
+            toWorld = vtk.vtkGeneralTransform()
+            slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(node.GetParentTransformNode(), None, toWorld)
+            triangles = _trianglesFromPolyData(polyData)
+            if len(triangles) == 0:
+                raise EncapsulatedSTLError(f"model '{node.GetName()}' has no triangles to export")
+            world = _transformPoints(toWorld, triangles.reshape(-1, 3)).reshape(-1, 3, 3)
+            display = node.GetDisplayNode()
+            color = tuple(display.GetColor()) if display else None
+            opacity = display.GetOpacity() if display else None
+            return [(node.GetName(), world, color, opacity)]
+
+        if not node.IsA("vtkMRMLSegmentationNode"):
+            raise EncapsulatedSTLError(f"'{node.GetName()}' is neither a segmentation nor a model")
+        segmentation = node.GetSegmentation()
+        allIds = [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())]
+        segmentIds = list(segmentIds) if segmentIds else allIds
+        unknown = [s for s in segmentIds if s not in allIds]
+        if unknown:
+            raise EncapsulatedSTLError(f"segmentation '{node.GetName()}' has no segment {', '.join(unknown)}")
+        if not segmentIds:
+            raise EncapsulatedSTLError(f"segmentation '{node.GetName()}' has no segments to export")
+        if not node.CreateClosedSurfaceRepresentation():
+            raise EncapsulatedSTLError(
+                f"no closed surface can be made for segmentation '{node.GetName()}'; "
+                "check its source representation and conversion parameters")
+        display = node.GetDisplayNode()
+        surfaces = []
+        for segmentId in segmentIds:
+            segment = segmentation.GetSegment(segmentId)
+            polyData = vtk.vtkPolyData()
+            ok = slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentClosedSurfaceRepresentation(
+                node, segmentId, polyData, True)
+            triangles = _trianglesFromPolyData(polyData) if ok else np.zeros((0, 3, 3))
+            if len(triangles) == 0:
+                raise EncapsulatedSTLError(
+                    f"segment '{segment.GetName()}' of '{node.GetName()}' is empty: nothing to print; "
+                    "paint it or leave it out")
+            opacity = display.GetSegmentOpacity3D(segmentId) if display else None
+            surfaces.append((segment.GetName(), triangles, tuple(segment.GetColor()), opacity))
+        if mergeSegments and len(surfaces) > 1:
+            merged = np.concatenate([s[1] for s in surfaces])
+            return [(node.GetName(), merged, None, None)]
+        return surfaces
+
+    def patientTriangles(self, trianglesRAS, volume, source):
+        """World RAS triangles -> exact patient LPS (mm), correcting once where the
+        reference volume is shown away from its DICOM slice positions."""
+        from encapsulated_stl import acquisition_geometry
+
+        if volume is None or source is None or volume.GetImageData() is None:
+            return acquisition_geometry.lps_from_ras(trianglesRAS)
+        ijkToRAS = vtk.vtkMatrix4x4()
+        volume.GetIJKToRASMatrix(ijkToRAS)
+        ijkToRAS = _numpyFromMatrix(ijkToRAS)
+        parent = volume.GetParentTransformNode()
+        toWorld = vtk.vtkGeneralTransform()
+        slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(parent, None, toWorld)
+        fromWorld = vtk.vtkGeneralTransform()
+        slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(None, parent, fromWorld)
+        voxels = slicer.util.arrayFromVolume(volume)
+
+        def worldFromIndex(ijk):
+            local = ijk @ ijkToRAS[:3, :3].T + ijkToRAS[:3, 3]
+            return _transformPoints(toWorld, local) if parent is not None else local
+
+        def indexFromWorld(ras):
+            local = _transformPoints(fromWorld, ras) if parent is not None else ras
+            return np.linalg.solve(ijkToRAS[:3, :3], (local - ijkToRAS[:3, 3]).T).T
+
+        check = acquisition_geometry.check_volume_geometry(
+            worldFromIndex, voxels.shape, source, lambda k: voxels[k])
+        self.messages.append(f"'{volume.GetName()}': {check.explanation}")
+        logging.info(f"Encapsulated STL geometry of '{volume.GetName()}': {check.explanation}")
+        if not check.needs_correction:
+            return acquisition_geometry.lps_from_ras(trianglesRAS)
+        flat = np.asarray(trianglesRAS).reshape(-1, 3)
+        return acquisition_geometry.exact_lps(flat, indexFromWorld, check.geometry).reshape(-1, 3, 3)
+
+    # -- export ----------------------------------------------------------------
+
+    def createDatasets(self, node, segmentIds=None, referenceVolumeNode=None, mergeSegments=False,
+                       newStudy=None, **metadata):
+        """Encapsulated STL datasets for a segmentation (one per segment, or merged) or a model.
+
+        ``metadata`` takes the fields of ``encapsulated_stl.encapsulate.ModelMetadata``
+        (units, content_description, usage, laterality, series_description,
+        series_number, burned_in_annotation, model_mirroring, model_modification...).
+        ``newStudy`` (``NewStudy``) gives patient and study when no source series is found.
+        """
+        import highdicom as hd
+
+        from encapsulated_stl import codes
+        from encapsulated_stl.encapsulate import ModelMetadata, NewStudy, encapsulate_stl
+        from encapsulated_stl.errors import EncapsulatedSTLError
+        from encapsulated_stl.stl import binary_stl_bytes
+
+        self.messages = []
+        base = ModelMetadata(**metadata)
+        codes.units_code(base.units)
+        source, volume, explanation = self.sourceSeriesFor(node, referenceVolumeNode)
+        self.messages.append(explanation)
+        if source is None:
+            self.messages.append("no source series: the objects get a new study and Frame of Reference")
+        surfaces = self.worldSurfaces(node, segmentIds, mergeSegments)
+        seriesUID = base.series_instance_uid or hd.UID()
+        groupUID = base.model_group_uid or (hd.UID() if len(surfaces) > 1 else None)
+        if base.series_description is None:
+            base = base.replace(series_description=node.GetName())
+        datasets = []
+        study = newStudy or NewStudy()
+        if source is None and study.study_instance_uid is None:
+            study = NewStudy(**{**study.__dict__, "study_instance_uid": hd.UID(),
+                                "frame_of_reference_uid": study.frame_of_reference_uid or hd.UID()})
+        for number, (name, trianglesRAS, color, opacity) in enumerate(surfaces, start=1):
+            lps = self.patientTriangles(trianglesRAS, volume, source)
+            scaled = lps / codes.UNIT_MILLIMETRES[base.units]
+            if len(surfaces) > 1 and base.content_description:
+                description = f"{base.content_description}: {name}"
+            else:
+                description = base.content_description or name
+            fields = base.replace(
+                content_description=description, series_instance_uid=seriesUID, instance_number=number,
+                model_group_uid=groupUID,
+                color=base.color if base.color is not None else color,
+                opacity=base.opacity if base.opacity is not None else opacity)
+            try:
+                datasets.append(encapsulate_stl(binary_stl_bytes(scaled), source, fields, study))
+            except ValueError as error:
+                raise EncapsulatedSTLError(f"'{name}': {error}") from None
+        return datasets
+
+    def writeDatasets(self, datasets, outputDirectory):
+        """Write every dataset as ``<SOP Instance UID>.dcm``; all or nothing."""
+        from encapsulated_stl.encapsulate import save_dataset
+        from encapsulated_stl.errors import EncapsulatedSTLError, OutputError
+
+        directory = os.fspath(outputDirectory)
+        if not os.path.isdir(directory):
+            raise OutputError("the output folder does not exist; create it or choose another", directory)
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise OutputError("the output folder is not writable; choose another", directory)
+        written = []
+        try:
+            for dataset in datasets:
+                path = os.path.join(directory, f"{dataset.SOPInstanceUID}.dcm")
+                save_dataset(dataset, path)
+                written.append(path)
+        except (EncapsulatedSTLError, OSError):
+            for path in written:
+                try:
+                    os.remove(path)
+                except OSError:
+                    pass
+            raise
+        return written
+
+    def exportNode(self, node, segmentIds=None, referenceVolumeNode=None, outputDirectory=None,
+                   mergeSegments=False, newStudy=None, **metadata):
+        """Export a segmentation or model node; returns the written file paths.
+
+        Parameters
+        ----------
+        node: vtkMRMLSegmentationNode or vtkMRMLModelNode
+        segmentIds: segment IDs to export (default: all)
+        referenceVolumeNode: the source CT/MR volume (default: the segmentation's
+            reference geometry volume, or the volume a model's DICOM references name)
+        outputDirectory: existing writable folder
+        mergeSegments: one object with all segments instead of one per segment
+        metadata: ModelMetadata fields (units="mm", usage="planning", laterality="L", ...)
+        """
+        from encapsulated_stl.errors import OutputError
+
+        if outputDirectory is None:
+            raise OutputError("give outputDirectory, the folder to write the objects to")
+        datasets = self.createDatasets(node, segmentIds, referenceVolumeNode, mergeSegments, newStudy, **metadata)
+        return self.writeDatasets(datasets, outputDirectory)
+
+    # -- send to a PACS ----------------------------------------------------------
+
+    @staticmethod
+    def isDicomWebDestination(destination):
+        """True for a DICOMweb URL (``http://`` or ``https://``), False for ``AET@HOST:PORT``."""
+        return re.match(r"^\s*https?://", destination or "", re.IGNORECASE) is not None
+
+    def pacsPeer(self, destination, callingAETitle=None, token=None, user=None, password=None,
+                 tlsCertificate=None, tlsKey=None, tlsCACertificates=None, timeout=None):
+        """The ``encapsulated_stl.pacs`` peer a destination names.
+
+        ``destination`` is ``AET@HOST:PORT`` (a DICOM node: C-STORE, with
+        ``callingAETitle`` and optional DICOM TLS files) or a DICOMweb service root URL
+        (STOW-RS, with a bearer ``token`` or ``user`` and ``password``, and optionally
+        ``tlsCACertificates`` to verify an https server).  Raises
+        ``encapsulated_stl.EncapsulatedSTLError`` with a message for the user.
+        """
+        from encapsulated_stl.errors import EncapsulatedSTLError
+        from encapsulated_stl.pacs import (
+            DEFAULT_CALLING_AE_TITLE,
+            DEFAULT_TIMEOUT,
+            DicomNode,
+            DicomWebServer,
+            TlsFiles,
+        )
+
+        text = (destination or "").strip()
+        if not text:
+            raise EncapsulatedSTLError(
+                "give a destination: AET@HOST:PORT (a DICOM node, for example ORTHANC@127.0.0.1:4242) "
+                "or a DICOMweb URL (for example http://127.0.0.1:8042/dicom-web)")
+        timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
+        if self.isDicomWebDestination(text) or "://" in text:  # DicomWebServer refuses other schemes
+            if tlsCertificate or tlsKey:
+                raise EncapsulatedSTLError(
+                    "a client certificate and key are for DICOM TLS (AET@HOST:PORT); "
+                    "a DICOMweb server takes a token or a user and password")
+            return DicomWebServer(text, token=token or None, user=user or None, password=password or None,
+                                  timeout=timeout, ca_certificates=tlsCACertificates or None)
+        if token or user or password:
+            raise EncapsulatedSTLError(
+                "a token, user or password is for a DICOMweb server (http:// or https://); "
+                "a DICOM node (AET@HOST:PORT) is identified by AE titles only")
+        tls = None
+        if tlsCertificate or tlsKey or tlsCACertificates:
+            tls = TlsFiles(tlsCertificate or None, tlsKey or None, tlsCACertificates or None)
+        return DicomNode.parse(text, calling_ae_title=(callingAETitle or "").strip() or DEFAULT_CALLING_AE_TITLE,
+                               tls=tls, timeout=timeout)
+
+    def sendFiles(self, files, destination, callingAETitle=None, token=None, user=None, password=None,
+                  tlsCertificate=None, tlsKey=None, tlsCACertificates=None, timeout=None, onResult=None):
+        """Send files (for example what :meth:`exportNode` returned) to a PACS.
+
+        The same code as ``encapsulated-stl send``: C-STORE over one association that
+        proposes the Encapsulated STL, OBJ and MTL SOP classes explicitly, or STOW-RS.
+        See :meth:`pacsPeer` for the destination and options.  ``onResult`` is called
+        with each file's ``FileResult`` as soon as it is known.
+
+        Returns the ``encapsulated_stl.pacs.TransferReport``: ``report.ok``, one
+        ``result.line()`` per file in ``report.results``, and ``report.summary()``.  A
+        server that cannot be reached or refuses fails the files (with the reason in
+        each result), it does not raise; a bad destination or a missing file raises
+        ``encapsulated_stl.EncapsulatedSTLError``.  The files are only read.
+        """
+        from encapsulated_stl.errors import EncapsulatedSTLError
+        from encapsulated_stl.pacs import send_files
+
+        files = [os.fspath(f) for f in (files or [])]
+        if not files:
+            raise EncapsulatedSTLError("nothing to send: export a segmentation or model first")
+        peer = self.pacsPeer(destination, callingAETitle, token, user, password,
+                             tlsCertificate, tlsKey, tlsCACertificates, timeout)
+        report = send_files(files, peer, on_result=onResult)
+        logging.info(f"Encapsulated STL send: {report.summary()}")
+        return report
+
+    def exportAndSend(self, node, destination, outputDirectory=None, segmentIds=None, referenceVolumeNode=None,
+                      mergeSegments=False, newStudy=None, callingAETitle=None, token=None, user=None,
+                      password=None, tlsCertificate=None, tlsKey=None, tlsCACertificates=None, timeout=None,
+                      onResult=None, **metadata):
+        """:meth:`exportNode` then :meth:`sendFiles`; returns ``(files, report)``.
+
+        The destination is checked before anything is exported.  Without
+        ``outputDirectory`` the files go to a new temporary folder (kept, so they can
+        be sent again).
+        """
+        import tempfile
+
+        sendOptions = dict(callingAETitle=callingAETitle, token=token, user=user, password=password,
+                           tlsCertificate=tlsCertificate, tlsKey=tlsKey, tlsCACertificates=tlsCACertificates,
+                           timeout=timeout)
+        self.pacsPeer(destination, **sendOptions)
+        if outputDirectory is None:
+            outputDirectory = tempfile.mkdtemp(prefix="EncapsulatedSTL-")
+        files = self.exportNode(node, segmentIds, referenceVolumeNode, outputDirectory, mergeSegments, newStudy,
+                                **metadata)
+        return files, self.sendFiles(files, destination, onResult=onResult, **sendOptions)
+
+    # -- import ----------------------------------------------------------------
+
+    def readModels(self, paths):
+        """``encapsulated_stl.model.EncapsulatedModel`` of each file (raises for broken ones)."""
+        from encapsulated_stl.model import read_encapsulated_model
+
+        return [read_encapsulated_model(path) for path in paths]
+
+    def trianglesRAS(self, model):
+        """World RAS (mm) triangles of a read model; undeclared units are taken as mm."""
+        from encapsulated_stl import acquisition_geometry
+
+        if model.units is None:
+            logging.warning(f"{model.path}: {model.units_problem}; millimetres assumed")
+        return acquisition_geometry.ras_from_lps(model.triangles_mm(assume_units="mm"))
+
+    def loadModels(self, models, asSegmentation=False, name=None, scene=None):
+        """Model nodes (one per object) or one segmentation node (one segment per object)."""
+        scene = scene or slicer.mrmlScene
+        if asSegmentation:
+            segmentationNode = scene.AddNewNodeByClass(
+                "vtkMRMLSegmentationNode", name or models[0].series_description or models[0].name)
+            segmentationNode.CreateDefaultDisplayNodes()
+            for model in models:
+                color = model.color or (0.9, 0.85, 0.7)
+                segmentId = segmentationNode.AddSegmentFromClosedSurfaceRepresentation(
+                    _polyDataFromTriangles(self.trianglesRAS(model)), model.name, list(color))
+                if model.opacity is not None:
+                    segmentationNode.GetDisplayNode().SetSegmentOpacity3D(segmentId, model.opacity)
+            return [segmentationNode]
+        nodes = []
+        for model in models:
+            modelNode = scene.AddNewNodeByClass("vtkMRMLModelNode", name or model.name)
+            modelNode.SetAndObservePolyData(_polyDataFromTriangles(self.trianglesRAS(model)))
+            modelNode.CreateDefaultDisplayNodes()
+            display = modelNode.GetDisplayNode()
+            if model.color is not None:
+                display.SetColor(*model.color)
+            if model.opacity is not None:
+                display.SetOpacity(model.opacity)
+            nodes.append(modelNode)
+        return nodes
+
+    def loadFile(self, path, asSegmentation=False):
+        """Load one Encapsulated STL file as a model node (or a segmentation) in RAS, mm."""
+        return self.loadModels(self.readModels([path]), asSegmentation)[0]
+
+
+#
+# Test (runs inside Slicer: Reload and Test)
+#
+
+
+class EncapsulatedSTLTest(ScriptedLoadableModuleTest):
+    def setUp(self):
+        slicer.mrmlScene.Clear(0)
+
+    def runTest(self):
+        self.setUp()
+        self.test_export_and_load_sphere()
+
+    def test_export_and_load_sphere(self):
+        import tempfile
+
+        self.delayDisplay("Export a segment and load it back")
+        if not ensureHighdicom(askUser=False):
+            self.delayDisplay("highdicom could not be installed; test skipped")
+            return
+        volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "phantom")
+        image = vtk.vtkImageData()
+        image.SetDimensions(40, 40, 30)
+        image.AllocateScalars(vtk.VTK_SHORT, 1)
+        voxels = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(30, 40, 40)
+        k, j, i = np.mgrid[:30, :40, :40]
+        voxels[:] = np.where((i - 20) ** 2 + (j - 20) ** 2 + ((k - 15) * 1.5) ** 2 < 100, 100, 0)
+        volume.SetAndObserveImageData(image)
+        volume.SetSpacing(1.0, 1.0, 1.5)
+        segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "phantom segmentation")
+        segmentation.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+        labelmap = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+        slicer.modules.volumes.logic().CreateLabelVolumeFromVolume(slicer.mrmlScene, labelmap, volume)
+        slicer.util.updateVolumeFromArray(labelmap, (voxels > 50).astype(np.uint8))
+        slicer.modules.segmentations.logic().ImportLabelmapToSegmentationNode(labelmap, segmentation)
+        logic = EncapsulatedSTLLogic()
+        folder = tempfile.mkdtemp()
+        files = logic.exportNode(segmentation, outputDirectory=folder, usage="planning")
+        self.assertEqual(len(files), 1)
+        loaded = logic.loadFile(files[0])
+        exported = vtk.vtkPolyData()
+        segmentId = segmentation.GetSegmentation().GetNthSegmentID(0)
+        slicer.modules.segmentations.logic().GetSegmentClosedSurfaceRepresentation(segmentation, segmentId, exported)
+        expected = _trianglesFromPolyData(exported)
+        actual = _trianglesFromPolyData(loaded.GetPolyData())
+        self.assertEqual(expected.shape, actual.shape)
+        self.assertLess(float(np.abs(expected - actual).max()), 1e-3)
+        self.delayDisplay("Test passed")
