@@ -19,18 +19,16 @@ from .encapsulate import write_atomically
 from .errors import EncapsulatedSTLError, PacsError
 from .pacs import (
     FAILED,
-    MODEL_MODALITY,
     NOT_SENT,
     STORED,
     WRITTEN,
     WARNING,
     DicomWebServer,
     FileResult,
-    ModelSeries,
     OutgoingFile,
     ResultCallback,
-    model_series_from_dataset,
     output_path,
+    study_of_series,
 )
 
 #: Files per STOW-RS request, and bytes per request (whichever is reached first).
@@ -189,7 +187,7 @@ def _report_stow_response(response: Dataset, batch, server: DicomWebServer, repo
 # --------------------------------------------------------------------------- QIDO-RS
 
 
-def _search_series(server: DicomWebServer, filters: dict[str, str]) -> list[Dataset]:
+def search_series(server: DicomWebServer, filters: dict[str, str]) -> list[Dataset]:
     web = client(server)
     try:
         found = web.search_for_series(
@@ -200,29 +198,6 @@ def _search_series(server: DicomWebServer, filters: dict[str, str]) -> list[Data
     return [Dataset.from_json(item) for item in found]
 
 
-def find_model_series(server: DicomWebServer, patient_id: str | None, study_uid: str | None) -> list[ModelSeries]:
-    filters = {"Modality": MODEL_MODALITY}
-    if patient_id:
-        filters["PatientID"] = patient_id
-    if study_uid:
-        filters["StudyInstanceUID"] = study_uid
-    series = [model_series_from_dataset(ds) for ds in _search_series(server, filters)]
-    return [s for s in series if s.modality == MODEL_MODALITY]
-
-
-def study_of_series(server: DicomWebServer, series_uid: str) -> str:
-    found = _search_series(server, {"SeriesInstanceUID": series_uid})
-    studies = {str(ds.get("StudyInstanceUID", "")) for ds in found} - {""}
-    if not studies:
-        raise PacsError(f"{server.label} has no series {series_uid}")
-    if len(studies) > 1:
-        raise PacsError(f"{server.label} lists series {series_uid} in several studies; give --study-uid")
-    return studies.pop()
-
-
-# --------------------------------------------------------------------------- WADO-RS
-
-
 def fetch_series(
     server: DicomWebServer,
     series_uid: str,
@@ -231,7 +206,7 @@ def fetch_series(
     force: bool,
     on_result: ResultCallback | None,
 ) -> list[FileResult]:
-    study_uid = study_uid or study_of_series(server, series_uid)
+    study_uid = study_uid or study_of_series(lambda filters: search_series(server, filters), server.label, series_uid)
     web = client(server)
     results: list[FileResult] = []
     try:

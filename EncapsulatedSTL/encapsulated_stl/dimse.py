@@ -30,7 +30,6 @@ from .encapsulate import write_atomically
 from .errors import EncapsulatedSTLError, PacsError
 from .pacs import (
     FAILED,
-    MODEL_MODALITY,
     MODEL_SOP_CLASS_UIDS,
     NOT_SENT,
     STORED,
@@ -38,12 +37,11 @@ from .pacs import (
     WARNING,
     DicomNode,
     FileResult,
-    ModelSeries,
     OutgoingFile,
     ResultCallback,
     _reason,
-    model_series_from_dataset,
     output_path,
+    study_of_series,
 )
 
 MAX_CONTEXTS = 128  # PS3.8: presentation context IDs are odd numbers 1..255
@@ -289,7 +287,7 @@ _SERIES_KEYS = (
 )
 
 
-def _find_series(node: DicomNode, filters: dict[str, str]) -> list[Dataset]:
+def search_series(node: DicomNode, filters: dict[str, str]) -> list[Dataset]:
     query = Dataset()
     query.QueryRetrieveLevel = "SERIES"
     for keyword in _SERIES_KEYS:
@@ -314,30 +312,6 @@ def _find_series(node: DicomNode, filters: dict[str, str]) -> list[Dataset]:
     return found
 
 
-def find_model_series(node: DicomNode, patient_id: str | None, study_uid: str | None) -> list[ModelSeries]:
-    filters = {"Modality": MODEL_MODALITY}
-    if patient_id:
-        filters["PatientID"] = patient_id
-    if study_uid:
-        filters["StudyInstanceUID"] = study_uid
-    series = [model_series_from_dataset(ds) for ds in _find_series(node, filters)]
-    return [s for s in series if s.modality == MODEL_MODALITY]
-
-
-def study_of_series(node: DicomNode, series_uid: str) -> str:
-    """The Study Instance UID of a series, by C-FIND; :class:`PacsError` if absent."""
-    found = _find_series(node, {"SeriesInstanceUID": series_uid})
-    studies = {str(ds.get("StudyInstanceUID", "")) for ds in found} - {""}
-    if not studies:
-        raise PacsError(f"{node.label} has no series {series_uid}")
-    if len(studies) > 1:
-        raise PacsError(f"{node.label} lists series {series_uid} in several studies; give --study-uid")
-    return studies.pop()
-
-
-# --------------------------------------------------------------------------- C-GET
-
-
 def _get_contexts() -> list[str]:
     """SOP classes we accept as C-GET sub-operations: the models first, then common storage."""
     classes = list(MODEL_SOP_CLASS_UIDS)
@@ -355,7 +329,7 @@ def fetch_series(
     force: bool,
     on_result: ResultCallback | None,
 ) -> list[FileResult]:
-    study_uid = study_uid or study_of_series(node, series_uid)
+    study_uid = study_uid or study_of_series(lambda filters: search_series(node, filters), node.label, series_uid)
     results: list[FileResult] = []
 
     def report(result: FileResult) -> None:

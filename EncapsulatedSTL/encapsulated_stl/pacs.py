@@ -426,14 +426,35 @@ def find_model_series(
         The peer cannot be reached, refuses, or the query fails.
     """
     if isinstance(peer, DicomNode):
-        from . import dimse
+        from .dimse import search_series
+    elif isinstance(peer, DicomWebServer):
+        from .dicomweb import search_series
+    else:
+        raise TypeError("peer must be a DicomNode or a DicomWebServer")
+    filters = {"Modality": MODEL_MODALITY}
+    if patient_id:
+        filters["PatientID"] = patient_id
+    if study_instance_uid:
+        filters["StudyInstanceUID"] = study_instance_uid
+    series = [model_series_from_dataset(ds) for ds in search_series(peer, filters)]
+    return [s for s in series if s.modality == MODEL_MODALITY]
 
-        return dimse.find_model_series(peer, patient_id, study_instance_uid)
-    if isinstance(peer, DicomWebServer):
-        from . import dicomweb
 
-        return dicomweb.find_model_series(peer, patient_id, study_instance_uid)
-    raise TypeError("peer must be a DicomNode or a DicomWebServer")
+def study_of_series(search_series, peer_label: str, series_uid: str) -> str:
+    """The Study Instance UID of a series, found with ``search_series(filters)``.
+
+    Raises
+    ------
+    PacsError
+        The peer has no such series, or lists it in several studies.
+    """
+    found = search_series({"SeriesInstanceUID": series_uid})
+    studies = {str(ds.get("StudyInstanceUID", "")) for ds in found} - {""}
+    if not studies:
+        raise PacsError(f"{peer_label} has no series {series_uid}")
+    if len(studies) > 1:
+        raise PacsError(f"{peer_label} lists series {series_uid} in several studies; give --study-uid")
+    return studies.pop()
 
 
 def fetch_series(

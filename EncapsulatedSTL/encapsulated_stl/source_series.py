@@ -9,7 +9,7 @@ series and none is named, the error lists them so the user can pick.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,6 +114,39 @@ def scan_series(paths: Sequence[str | os.PathLike] | str | os.PathLike) -> list[
     return list(groups.values())
 
 
+def choose_series(
+    everything: Sequence[SourceSeries],
+    series_uid: str | None,
+    label,
+    usable: Callable[[SourceSeries], bool] | None = None,
+    kind: str = "DICOM image series",
+) -> SourceSeries:
+    """The series named by ``series_uid``, else the only ``usable`` one.
+
+    Raises
+    ------
+    SeriesError
+        The named UID is not there, nothing usable is there, or several usable
+        series are and none was named (the message lists them, one line).
+    """
+    if series_uid is not None:
+        for series in everything:
+            if series.series_instance_uid == series_uid:
+                return series
+        listing = "; ".join(s.summary() for s in everything) or "none"
+        raise SeriesError(f"no series with UID {series_uid}; series found: {listing}", label)
+    usable = usable or (lambda series: series.modality not in _NON_IMAGE_MODALITIES)
+    candidates = [s for s in everything if usable(s)]
+    if not candidates:
+        raise SeriesError(f"no {kind} found", label)
+    if len(candidates) > 1:
+        listing = "; ".join(s.summary() for s in candidates)
+        raise SeriesError(
+            f"{len(candidates)} series found; choose one with --series-uid: {listing}", label
+        )
+    return candidates[0]
+
+
 def find_source_series(
     paths: Sequence[str | os.PathLike] | str | os.PathLike,
     series_uid: str | None = None,
@@ -127,19 +160,4 @@ def find_source_series(
         series are there and none was named (the message lists them).
     """
     label = paths if isinstance(paths, (str, os.PathLike)) else ", ".join(map(str, paths))
-    everything = scan_series(paths)
-    if series_uid is not None:
-        for series in everything:
-            if series.series_instance_uid == series_uid:
-                return series
-        listing = "; ".join(s.summary() for s in everything) or "none"
-        raise SeriesError(f"no series with UID {series_uid}; series found: {listing}", label)
-    images = [s for s in everything if s.modality not in _NON_IMAGE_MODALITIES]
-    if not images:
-        raise SeriesError("no DICOM image series found", label)
-    if len(images) > 1:
-        listing = "; ".join(s.summary() for s in images)
-        raise SeriesError(
-            f"{len(images)} series found; choose one with --series-uid: {listing}", label
-        )
-    return images[0]
+    return choose_series(scan_series(paths), series_uid, label)

@@ -28,7 +28,7 @@ from pydicom.dataset import Dataset
 from .errors import SeriesError
 from .progress import Progress, task
 from .slice_geometry import SliceGeometry
-from .source_series import SourceSeries, scan_series
+from .source_series import SourceSeries, choose_series, scan_series
 
 #: Two orientations are "the same" when their direction cosines differ by less.
 ORIENTATION_TOLERANCE = 1e-4
@@ -110,24 +110,6 @@ def _volume_slices(series: SourceSeries) -> tuple[list[int], list[tuple[Path, st
                 (series.files[index], "orientation, matrix size or pixel spacing differs from the stack")
             )
     return kept, skipped
-
-
-def _choose_series(everything: list[SourceSeries], series_uid: str | None, label) -> SourceSeries:
-    if series_uid is not None:
-        for series in everything:
-            if series.series_instance_uid == series_uid:
-                return series
-        listing = "; ".join(s.summary() for s in everything) or "none"
-        raise SeriesError(f"no series with UID {series_uid}; series found: {listing}", label)
-    volumes = [s for s in everything if _volume_slices(s)[0]]
-    if not volumes:
-        raise SeriesError("no CT or MR image series (cross-sectional slices) found", label)
-    if len(volumes) > 1:
-        listing = "; ".join(s.summary() for s in volumes)
-        raise SeriesError(
-            f"{len(volumes)} image series found; choose one with --series-uid: {listing}", label
-        )
-    return volumes[0]
 
 
 def sort_along_normal(series: SourceSeries, indices: Sequence[int], label) -> list[int]:
@@ -215,7 +197,11 @@ def read_series_volume(
         (the message names the file and transfer syntax).
     """
     label = paths if isinstance(paths, (str, os.PathLike)) else ", ".join(map(str, paths))
-    series = _choose_series(scan_series(paths), series_uid, label)
+    series = choose_series(
+        scan_series(paths), series_uid, label,
+        usable=lambda candidate: bool(_volume_slices(candidate)[0]),
+        kind="CT or MR image series (cross-sectional slices)",
+    )
     kept, skipped = _volume_slices(series)
     if not kept:
         raise SeriesError(
