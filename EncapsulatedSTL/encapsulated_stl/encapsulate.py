@@ -21,7 +21,7 @@ from pydicom.dataset import Dataset
 from . import __version__, codes
 from .color import dicom_lab_from_rgb
 from .errors import EncapsulatedSTLError, OutputError
-from .sop import DocumentReader, EncapsulatedSTL
+from .sop import ENCAPSULATED_DOCUMENT_TAG, EncapsulatedSTL, set_streamed_document
 from .source_series import SourceSeries
 
 #: Equipment written into every object: this software, not the scanner.
@@ -268,10 +268,10 @@ def _document_streamed(dataset: Dataset):
 
     value, chunk_size = element.value, settings.buffered_read_size
     if isinstance(value, bytes):
-        element.value = DocumentReader(value)
+        set_streamed_document(dataset, value)
     settings.buffered_read_size = 16 * 1024 * 1024
     try:
         yield
     finally:
-        element.value = value
+        dataset[ENCAPSULATED_DOCUMENT_TAG] = element
         settings.buffered_read_size = chunk_size

@@ -9,6 +9,7 @@ instead of guessing silently.
 
 from __future__ import annotations
 
+import mmap
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,13 @@ from pydicom.errors import InvalidDicomError
 from . import codes
 from .color import rgb_from_dicom_lab
 from .errors import NotEncapsulatedSTLError, StlFormatError
-from .sop import ENCAPSULATED_STL_SOP_CLASS_UID, encapsulated_stl_bytes
-from .stl import StlMesh, parse_binary_stl
+from .sop import (
+    ENCAPSULATED_DOCUMENT_TAG,
+    ENCAPSULATED_STL_SOP_CLASS_UID,
+    encapsulated_stl_bytes,
+    set_streamed_document,
+)
+from .stl import MAP_THRESHOLD, StlMesh, parse_binary_stl
 
 
 @dataclass
@@ -250,12 +256,35 @@ def read_dataset(path: str | os.PathLike) -> Dataset:
     if path.is_dir():
         raise NotEncapsulatedSTLError("is a directory, not a DICOM file", path)
     try:
-        dataset = pydicom.dcmread(path)
+        dataset = pydicom.dcmread(path, defer_size=MAP_THRESHOLD)
+        _map_deferred_document(dataset, path)
     except InvalidDicomError:
         raise NotEncapsulatedSTLError("not a DICOM file", path) from None
     except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError) as error:
         raise NotEncapsulatedSTLError(f"unreadable DICOM file ({error})", path) from None
     return check_dataset(dataset, path)
+
+
+def _map_deferred_document(dataset: Dataset, path: Path) -> None:
+    """Memory-map a large Encapsulated Document instead of reading it.
+
+    pydicom defers reading values above ``defer_size`` and remembers where they
+    start.  A 100 MB model is then mapped, checked and written out without a copy
+    in memory.  Only for plain (not deflated) transfer syntaxes, where the value
+    lies in the file as it is; otherwise pydicom reads it on first access.
+    """
+    raw = dataset._dict.get(ENCAPSULATED_DOCUMENT_TAG)  # pydicom's own, unconverted element
+    if raw is None or getattr(raw, "value", b"") is not None or not hasattr(raw, "value_tell"):
+        return
+    syntax = dataset.file_meta.get("TransferSyntaxUID") if hasattr(dataset, "file_meta") else None
+    if syntax is None or syntax == pydicom.uid.DeflatedExplicitVRLittleEndian:
+        return
+    with open(path, "rb") as stream:
+        mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+    start, length = raw.value_tell, raw.length
+    if length == 0xFFFFFFFF or start + length > len(mapped):
+        return
+    set_streamed_document(dataset, memoryview(mapped)[start:start + length])
 
 
 def check_dataset(dataset: Dataset, path=None) -> Dataset:

@@ -21,6 +21,7 @@ from .stl import parse_binary_stl
 #: SOP Class UID of Encapsulated STL Storage.
 ENCAPSULATED_STL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.3"
 MIME_TYPE = "model/stl"
+ENCAPSULATED_DOCUMENT_TAG = 0x00420011
 MODALITY = "M3D"
 
 #: pydicom 3 writes element values given as streams in chunks; pydicom 2 (bundled
@@ -271,7 +272,7 @@ class EncapsulatedSTL(hd.SOPClass):
         elif isinstance(stl, bytes) or not _STREAMED_VALUES:
             self.EncapsulatedDocument = bytes(stl)
         else:
-            self.EncapsulatedDocument = DocumentReader(stl)
+            set_streamed_document(self, stl)
         if source_images:
             self.SourceInstanceSequence = [
                 self._source_item(ds) for ds in source_images
@@ -387,6 +388,20 @@ class EncapsulatedSTL(hd.SOPClass):
         instance = deepcopy(dataset) if copy else dataset
         instance.__class__ = cls
         return instance
+
+
+def set_streamed_document(dataset: Dataset, buffer) -> None:
+    """Make ``buffer`` (mmap, memoryview...) the Encapsulated Document, uncopied.
+
+    Without ``validation_mode=IGNORE`` pydicom reads a stream value whole to
+    validate it, a transient copy of the entire model; the bytes here are a binary
+    STL that was validated already.
+    """
+    from pydicom import config
+
+    dataset[ENCAPSULATED_DOCUMENT_TAG] = DataElement(
+        ENCAPSULATED_DOCUMENT_TAG, "OB", DocumentReader(buffer), validation_mode=config.IGNORE
+    )
 
 
 def encapsulated_stl_bytes(dataset: Dataset) -> memoryview:

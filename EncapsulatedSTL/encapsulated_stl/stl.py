@@ -228,27 +228,31 @@ def unit_normals(triangles: np.ndarray) -> np.ndarray:
     return normals.astype(np.float32)
 
 
-def binary_stl_bytes(triangles: np.ndarray, header: bytes = PROJECT_HEADER) -> bytes:
+def binary_stl_bytes(triangles: np.ndarray, header: bytes = PROJECT_HEADER) -> bytearray:
     """Encode ``(n, 3, 3)`` triangles as binary STL with recomputed unit normals.
 
-    The header is padded with spaces to 80 bytes.  It must not start with
-    "solid" and must never carry patient-identifying text.
+    The records are written straight into the one output buffer, and normals are
+    computed in blocks, so a 2-million-triangle mesh costs its 100 MB of STL and
+    little more.  The header is padded with spaces to 80 bytes; it must not start
+    with "solid" and must never carry patient-identifying text.
     """
     tri = np.asarray(triangles)
     if tri.ndim != 3 or tri.shape[1:] != (3, 3):
         raise ValueError(f"triangles must have shape (n, 3, 3), not {tri.shape}")
     if len(header) > HEADER_SIZE or header.lstrip()[:5].lower() == b"solid":
         raise ValueError("STL header must be at most 80 bytes and not start with 'solid'")
-    if not np.isfinite(tri).all():
+    if not _all_finite(tri):
         raise ValueError("triangles contain NaN or infinite coordinates")
-    records = np.zeros(len(tri), dtype=RECORD_DTYPE)
-    records["vertices"] = tri
-    records["normal"] = unit_normals(tri)
     out = bytearray(binary_stl_size(len(tri)))
     out[:HEADER_SIZE] = header.ljust(HEADER_SIZE, b" ")
     out[HEADER_SIZE:PREAMBLE_SIZE] = np.uint32(len(tri)).astype("<u4").tobytes()
-    out[PREAMBLE_SIZE:] = records.tobytes()
-    return bytes(out)
+    records = np.frombuffer(out, dtype=RECORD_DTYPE, offset=PREAMBLE_SIZE)
+    block = 1 << 18
+    for start in range(0, len(tri), block):
+        part = tri[start:start + block]
+        records["vertices"][start:start + block] = part
+        records["normal"][start:start + block] = unit_normals(part)
+    return out
 
 
 def read_stl_file(path) -> bytes | mmap.mmap:

@@ -8,8 +8,9 @@ three on Linux: ``shutil.copyfile`` (in-kernel copy_file_range/sendfile: the dat
 never enters the process) and a user-space copy (read the file, write it), which
 is what any program that must look at the bytes does.  Times are the best of five
 runs, each writing a new output.  Memory is the peak of Python allocations
-(tracemalloc, numpy included) during the operation plus the size of any input
-that was memory-mapped (its pages become resident as they are read).  The peak
+(tracemalloc, numpy included) during the operation plus the size of the input
+that was memory-mapped (the STL for wrap, the DICOM file for extract: its pages
+become resident as they are read).  The peak
 resident set of a whole process says nothing here: importing VTK and highdicom
 peaks higher than a 100 MB model does.
 
@@ -92,7 +93,7 @@ def main() -> int:
         dcm.unlink()
         wrap_mem = peak_bytes(wrap, mapped=size if size >= MAP_THRESHOLD else 0)
         back.unlink()
-        extract_mem = peak_bytes(extract, mapped=0)
+        extract_mem = peak_bytes(extract, mapped=size if size >= MAP_THRESHOLD else 0)
 
     print(f"STL: {args.triangles} triangles, {size / 1e6:.1f} MB")
     print(f"{'':12}{'seconds':>9}{'x kernel copy':>15}{'x user copy':>13}{'peak MB':>9}{'x size':>8}")
