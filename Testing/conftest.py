@@ -63,3 +63,21 @@ def philips_minus_tilt_series() -> Path:
 @pytest.fixture
 def philips_plus_tilt_series() -> Path:
     return real_series("Philips_phantom_two_tilts/tilt_plus16.5")
+
+
+@pytest.fixture(scope="module")
+def orthanc_server(tmp_path_factory):
+    """A real Orthanc on 127.0.0.1 (free ports, temporary storage) for one test module."""
+    from orthanc_server import OrthancServer
+
+    server = OrthancServer(tmp_path_factory.mktemp("orthanc")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def orthanc(orthanc_server):
+    """The module's Orthanc, emptied for this test."""
+    assert orthanc_server.running, orthanc_server.log_tail()
+    orthanc_server.clear()
+    return orthanc_server

@@ -24,7 +24,7 @@ from encapsulated_stl.encapsulate import ModelMetadata, encapsulate_stl, save_da
 from encapsulated_stl.pacs import DicomNode, DicomWebServer, find_model_series, send_files
 from encapsulated_stl.source_series import find_source_series
 from encapsulated_stl.stl import binary_stl_bytes
-from orthanc_server import CALLING_AE_TITLE, PASSWORD, USER, OrthancServer, free_port
+from orthanc_server import CALLING_AE_TITLE, PASSWORD, USER, free_port
 
 SECRET = "s3cret-do-not-print"
 
@@ -37,21 +37,6 @@ TETRAHEDRON = np.array(
     ],
     dtype=np.float32,
 ) + np.float32([-10, 10, -60])
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    orthanc = OrthancServer(tmp_path_factory.mktemp("orthanc")).start()
-    yield orthanc
-    orthanc.stop()
-
-
-@pytest.fixture
-def orthanc(server):
-    """The module's server, emptied for this test."""
-    assert server.running, server.log_tail()
-    server.clear()
-    return server
 
 
 @pytest.fixture(scope="module")

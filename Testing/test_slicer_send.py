@@ -20,23 +20,9 @@ slicer = slicer_application_double.install()
 from EncapsulatedSTL import EncapsulatedSTLLogic  # noqa: E402
 from encapsulated_stl.errors import EncapsulatedSTLError  # noqa: E402
 from encapsulated_stl.pacs import FileResult, TransferReport  # noqa: E402
-from orthanc_server import CALLING_AE_TITLE, PASSWORD, USER, OrthancServer, free_port  # noqa: E402
+from orthanc_server import CALLING_AE_TITLE, PASSWORD, USER, free_port  # noqa: E402
 
 SECRET = "s3cret-do-not-print"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    orthanc = OrthancServer(tmp_path_factory.mktemp("orthanc")).start()
-    yield orthanc
-    orthanc.stop()
-
-
-@pytest.fixture
-def orthanc(server):
-    assert server.running, server.log_tail()
-    server.clear()
-    return server
 
 
 @pytest.fixture(scope="module")
