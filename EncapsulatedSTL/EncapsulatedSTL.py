@@ -34,14 +34,39 @@ HIGHDICOM_FOR_PYDICOM_3 = "highdicom==0.28.2"
 ENCAPSULATED_STL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.3"
 
 
-def highdicomRequirement(pydicomVersion=None):
-    """The pip requirement of highdicom that fits the running pydicom."""
+def _pydicomMajor(pydicomVersion=None):
     if pydicomVersion is None:
         import pydicom
 
         pydicomVersion = pydicom.__version__
-    major = int(str(pydicomVersion).split(".")[0])
-    return HIGHDICOM_FOR_PYDICOM_2 if major < 3 else HIGHDICOM_FOR_PYDICOM_3
+    return int(str(pydicomVersion).split(".")[0])
+
+
+def highdicomRequirement(pydicomVersion=None):
+    """The pip requirement of highdicom that fits the running pydicom."""
+    return HIGHDICOM_FOR_PYDICOM_2 if _pydicomMajor(pydicomVersion) < 3 else HIGHDICOM_FOR_PYDICOM_3
+
+
+def ensurePackage(moduleName, requirement, question, title, askUser=True):
+    """Import ``moduleName``, pip-installing ``requirement`` first (after asking) if missing.
+
+    Returns True when the module can be imported.
+    """
+    import importlib
+
+    try:
+        importlib.import_module(moduleName)
+        return True
+    except ImportError:
+        pass
+    if askUser and not slicer.util.confirmOkCancelDisplay(question, title):
+        return False
+    slicer.util.pip_install(requirement)
+    try:
+        importlib.import_module(moduleName)
+        return True
+    except ImportError:
+        return False
 
 
 def ensureHighdicom(askUser=True):
@@ -49,26 +74,13 @@ def ensureHighdicom(askUser=True):
 
     Returns True when highdicom can be imported.
     """
-    try:
-        import highdicom  # noqa: F401
-
-        return True
-    except ImportError:
-        pass
     requirement = highdicomRequirement()
-    if askUser and not slicer.util.confirmOkCancelDisplay(
+    return ensurePackage(
+        "highdicom", requirement,
         f"Encapsulated STL needs the Python package '{requirement}', which is not installed. "
         "Install it now? (This takes a minute and needs an internet connection.)",
-        "Install highdicom",
-    ):
-        return False
-    slicer.util.pip_install(requirement)
-    try:
-        import highdicom  # noqa: F401, F811
-
-        return True
-    except ImportError:
-        return False
+        "Install highdicom", askUser,
+    )
 
 
 #: Packages for sending, installed on first use when Slicer lacks them.  pynetdicom 3
@@ -82,12 +94,7 @@ def pacsRequirement(dicomWeb, pydicomVersion=None):
     """The pip requirement that sending over DICOMweb (or DIMSE) needs."""
     if dicomWeb:
         return DICOMWEB_CLIENT
-    if pydicomVersion is None:
-        import pydicom
-
-        pydicomVersion = pydicom.__version__
-    major = int(str(pydicomVersion).split(".")[0])
-    return PYNETDICOM_FOR_PYDICOM_2 if major < 3 else PYNETDICOM_FOR_PYDICOM_3
+    return PYNETDICOM_FOR_PYDICOM_2 if _pydicomMajor(pydicomVersion) < 3 else PYNETDICOM_FOR_PYDICOM_3
 
 
 def ensurePacsPackages(dicomWeb, askUser=True):
@@ -95,27 +102,13 @@ def ensurePacsPackages(dicomWeb, askUser=True):
 
     Returns True when it can be imported.
     """
-    import importlib
-
-    moduleName = "dicomweb_client" if dicomWeb else "pynetdicom"
-    try:
-        importlib.import_module(moduleName)
-        return True
-    except ImportError:
-        pass
     requirement = pacsRequirement(dicomWeb)
-    if askUser and not slicer.util.confirmOkCancelDisplay(
+    return ensurePackage(
+        "dicomweb_client" if dicomWeb else "pynetdicom", requirement,
         f"Sending needs the Python package '{requirement}', which is not installed. "
         "Install it now? (This needs an internet connection.)",
-        "Install package",
-    ):
-        return False
-    slicer.util.pip_install(requirement)
-    try:
-        importlib.import_module(moduleName)
-        return True
-    except ImportError:
-        return False
+        "Install package", askUser,
+    )
 
 
 def _numpyFromMatrix(matrix):

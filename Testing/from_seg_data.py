@@ -19,7 +19,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from encapsulated_stl.model import read_encapsulated_model
-from encapsulated_stl.phantom import Sphere, write_phantom
+from encapsulated_stl.phantom import Sphere, enclosed_volume, fit_sphere, write_phantom  # noqa: F401
 from encapsulated_stl.segments import RT_STRUCTURE_SET_STORAGE
 
 #: The sphere every segmentation here shows (LPS mm).  Its edge in the phantom CT
@@ -201,21 +201,6 @@ def write_rtstruct(path: Path, source: list[Dataset], rois: list[tuple[str, list
 
 
 # --- measurements -----------------------------------------------------------------
-
-
-def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float]:
-    """Least-squares sphere through ``(n, 3)`` points: centre (mm) and radius (mm)."""
-    a = np.hstack([2 * points, np.ones((len(points), 1))])
-    b = (points**2).sum(axis=1)
-    solution, *_ = np.linalg.lstsq(a, b, rcond=None)
-    centre = solution[:3]
-    return centre, float(np.sqrt(solution[3] + centre @ centre))
-
-
-def enclosed_volume(triangles: np.ndarray) -> float:
-    """Signed enclosed volume (mm^3); positive when the normals point outward."""
-    t = np.asarray(triangles, dtype=np.float64)
-    return float(np.einsum("ij,ij->i", t[:, 0], np.cross(t[:, 1], t[:, 2])).sum() / 6.0)
 
 
 def sphere_errors(triangles: np.ndarray, centre=CENTRE, radius=RADIUS) -> dict:

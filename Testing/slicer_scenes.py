@@ -263,12 +263,3 @@ def write_tilted_phantom(folder) -> list:
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
-
-
-def fit_sphere(points: np.ndarray) -> tuple[np.ndarray, float]:
-    """Least-squares centre and radius of points on a sphere (mm)."""
-    a = np.hstack([2.0 * points, np.ones((len(points), 1))])
-    b = (points**2).sum(axis=1)
-    solution, *_ = np.linalg.lstsq(a, b, rcond=None)
-    centre = solution[:3]
-    return centre, float(np.sqrt(solution[3] + centre @ centre))

@@ -13,6 +13,7 @@ import slicer_scenes as scenes
 from EncapsulatedSTL import EncapsulatedSTLLogic
 from encapsulated_stl.acquisition_geometry import lps_from_ras
 from encapsulated_stl.model import read_encapsulated_model
+from encapsulated_stl.phantom import fit_sphere
 
 TOLERANCE_MM = 0.05
 #: A correction that mattered moves the model by more than this (mm).
@@ -77,7 +78,7 @@ def test_synthetic_tilted_phantom_exports_exact_geometry(case, phantom_series, t
     scene = scenes.build_tilted_scene(phantom_series, case, phantom_sphere)
     triangles, messages = export_triangles(scene, tmp_path)
     error = vertex_error(triangles, scene.expected_lps)
-    centre, radius = scenes.fit_sphere(triangles.reshape(-1, 3))
+    centre, radius = fit_sphere(triangles.reshape(-1, 3))
     offset = float(np.linalg.norm(centre - scenes.phantom_sphere_centre_lps()))
     print(f"phantom {case}: max vertex error {error:.6f} mm, sphere centre off by {offset:.3f} mm, "
           f"radius {radius:.3f} mm; {messages[-1]}")
