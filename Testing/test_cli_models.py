@@ -204,3 +204,45 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path, stl_file):
     with pytest.raises(OutputError, match="No space left on device"):
         write_atomically(out_dir / "m.dcm", write_then_fail)
     assert list(out_dir.iterdir()) == []
+
+
+def _large_stl(path, corrupt_triangle=None):
+    """A binary STL above the memory-mapping threshold, optionally with one NaN vertex."""
+    from encapsulated_stl.stl import MAP_THRESHOLD, RECORD_DTYPE
+
+    count = MAP_THRESHOLD // 50 + 1000
+    records = np.zeros(count, dtype=RECORD_DTYPE)
+    records["vertices"] = np.random.default_rng(5).uniform(-100, 100, size=(count, 3, 3))
+    if corrupt_triangle is not None:
+        records["vertices"][corrupt_triangle, 2, 1] = np.nan
+    path.write_bytes(b"large".ljust(80, b" ") + np.uint32(count).tobytes() + records.tobytes())
+    return path, count
+
+
+def test_large_models_round_trip_exactly_and_a_nan_anywhere_leaves_no_output(tmp_path):
+    # Above 16 MB the model is mapped, and its NaN/Inf scan runs on a second thread
+    # while the output is written: the scan must still decide whether it appears.
+    good, count = _large_stl(tmp_path / "good.stl")
+    assert main(["-q", "wrap", str(good), "-o", str(tmp_path / "good.dcm"), "--patient-id", "P1"]) == 0
+    assert main(["-q", "extract", str(tmp_path / "good.dcm"), "-o", str(tmp_path / "back.stl")]) == 0
+    assert digest(tmp_path / "back.stl") == digest(good)
+    assert read_encapsulated_model(tmp_path / "good.dcm").mesh.triangle_count == count
+
+    for corrupt in (0, count // 2, count - 1):
+        bad, _ = _large_stl(tmp_path / f"bad{corrupt}.stl", corrupt_triangle=corrupt)
+        before = digest(bad)
+        code, stdout, stderr = run_cli("wrap", bad, "-o", tmp_path / "bad.dcm", "--patient-id", "P1")
+        _assert_one_line_error(code, stdout, stderr, bad.name, f"triangle {corrupt}", "NaN")
+        assert not (tmp_path / "bad.dcm").exists()
+        assert digest(bad) == before
+
+    # The same corruption inside a DICOM object (as another producer might store it).
+    dataset = pydicom.dcmread(tmp_path / "good.dcm")
+    document = bytearray(dataset.EncapsulatedDocument)
+    np.frombuffer(document, dtype=np.float32, count=1, offset=84 + 50 * (count - 1) + 12)[...] = np.inf
+    dataset.EncapsulatedDocument = bytes(document)
+    dataset.save_as(tmp_path / "corrupt.dcm")
+    code, stdout, stderr = run_cli("extract", tmp_path / "corrupt.dcm", "-o", tmp_path / "x.stl")
+    _assert_one_line_error(code, stdout, stderr, "corrupt.dcm", f"triangle {count - 1}", "infinite")
+    assert not (tmp_path / "x.stl").exists()
+    assert not list(tmp_path.glob(".*.part"))

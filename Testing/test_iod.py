@@ -286,3 +286,25 @@ def test_copied_identity_removed_claim_stays_valid(ge_source):
     assert ds.DeidentificationMethod == "Not stated in the source images"
     # ... without touching the caller's source headers.
     assert not ge_source.first.DeidentificationMethod
+
+
+@pytest.mark.parametrize("buffer", [bytes, memoryview], ids=["bytes", "streamed"])
+def test_spliced_writing_gives_the_bytes_pydicom_writes(ge_source, buffer):
+    # save_dataset writes the elements around the document with pydicom and the
+    # document itself in one piece; the file must be exactly pydicom's.
+    import io
+
+    from encapsulated_stl.encapsulate import write_dataset_spliced
+
+    stl = binary_stl_by_hand(cube_triangles(20.0), header=b"CAD")
+    ds = encapsulate_stl(
+        buffer(stl), ge_source, ModelMetadata(content_description="Schädelmodell, Unterkiefer")
+    )
+    assert ds.SpecificCharacterSet == "ISO_IR 192" and "SourceInstanceSequence" in ds
+    spliced, whole = io.BytesIO(), io.BytesIO()
+    assert write_dataset_spliced(ds, spliced)
+    ds.save_as(whole, enforce_file_format=True)
+    assert spliced.getvalue() == whole.getvalue()
+    back = pydicom.dcmread(io.BytesIO(spliced.getvalue()))
+    assert bytes(encapsulated_stl_bytes(back)) == stl
+    assert back.ContentDescription == "Schädelmodell, Unterkiefer"

@@ -7,21 +7,25 @@ the same equipment and follows the same defaults.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import os
+import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import highdicom as hd
+from pydicom.charset import default_encoding
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomFileLike
+from pydicom.filewriter import write_dataset
+from pydicom.uid import ExplicitVRLittleEndian
 
 from . import __version__, codes
 from .color import dicom_lab_from_rgb
 from .errors import EncapsulatedSTLError, OutputError
-from .sop import ENCAPSULATED_DOCUMENT_TAG, EncapsulatedSTL, set_streamed_document
+from .sop import ENCAPSULATED_DOCUMENT_TAG, DocumentReader, EncapsulatedSTL
 from .source_series import SourceSeries
 
 #: Equipment written into every object: this software, not the scanner.
@@ -104,6 +108,7 @@ def encapsulate_stl(
     algorithm_parameters: dict[str, str] | None = None,
     algorithm_family=codes.ALGORITHM_FAMILY_MANUAL,
     path: str | os.PathLike | None = None,
+    check_values: bool = True,
 ) -> EncapsulatedSTL:
     """Wrap binary STL bytes as an Encapsulated STL object.
 
@@ -121,6 +126,10 @@ def encapsulate_stl(
         Parameters written into Derivation Algorithm Sequence (e.g. threshold).
     path:
         The STL's file name, used in error messages only.
+    check_values:
+        ``False`` when the caller runs the STL's NaN/Inf scan itself, alongside
+        writing (:class:`stl.ValueCheck`, waited for through ``save_dataset``'s
+        ``verify``).
 
     Raises
     ------
@@ -182,6 +191,7 @@ def encapsulate_stl(
             manufacturer_model_name=MODEL_NAME,
             software_versions=__version__,
             device_serial_number=DEVICE_SERIAL_NUMBER,
+            check_values=check_values,
             **arguments,
         )
     except EncapsulatedSTLError as error:
@@ -207,11 +217,14 @@ def check_output_path(path: str | os.PathLike, force: bool = False) -> Path:
     return target
 
 
-def write_atomically(path: str | os.PathLike, write, force: bool = False) -> Path:
+def write_atomically(path: str | os.PathLike, write, force: bool = False, verify=None) -> Path:
     """Create ``path`` through ``write(file_object)`` with no partial file left behind.
 
     The content goes to a temporary file beside the target, which is renamed
     over it only when complete.  An existing target is kept unless ``force``.
+    ``verify()``, when given, is called after writing and before the rename: if
+    it raises (a validation still running on another thread found a fault), the
+    temporary file is removed and the target never appears.
 
     Raises
     ------
@@ -228,6 +241,8 @@ def write_atomically(path: str | os.PathLike, write, force: bool = False) -> Pat
     try:
         with os.fdopen(handle, "wb") as stream:
             write(stream)
+        if verify is not None:
+            verify()
         os.replace(temporary, target)
     except OSError as error:
         Path(temporary).unlink(missing_ok=True)
@@ -238,40 +253,65 @@ def write_atomically(path: str | os.PathLike, write, force: bool = False) -> Pat
     return target
 
 
-def save_dataset(dataset: Dataset, path: str | os.PathLike, force: bool = False) -> Path:
-    """Write a DICOM dataset to ``path`` atomically (see :func:`write_atomically`)."""
+def save_dataset(
+    dataset: Dataset, path: str | os.PathLike, force: bool = False, verify=None
+) -> Path:
+    """Write a DICOM dataset to ``path`` atomically (see :func:`write_atomically`).
+
+    An Encapsulated Document is written by :func:`write_dataset_spliced` where it
+    can be: straight from its buffer (a mapped file, often) in one write.
+    ``verify`` is passed to :func:`write_atomically`.
+    """
 
     def write(stream):
-        try:
-            dataset.save_as(stream, enforce_file_format=True)
-        except TypeError:  # pydicom 2.x, as bundled with Slicer before 5.8
-            dataset.save_as(stream, write_like_original=False)
+        if not write_dataset_spliced(dataset, stream):
+            _save_whole(dataset, stream)
 
-    with _document_streamed(dataset):
-        return write_atomically(path, write, force)
+    return write_atomically(path, write, force, verify)
 
 
-@contextlib.contextmanager
-def _document_streamed(dataset: Dataset):
-    """Let pydicom 3 stream Encapsulated Document straight into the file.
-
-    Given bytes, pydicom first copies an element's value into a buffer; given a
-    stream it writes it to the file in chunks (16 MB here, so the writes are few).
-    For a 100 MB model that saves a full copy in memory.  pydicom 2 has no
-    streamed values, so there the bytes are written as they are.
-    """
-    element = dataset["EncapsulatedDocument"] if "EncapsulatedDocument" in dataset else None
-    if element is None or not hasattr(element, "is_buffered"):
-        yield
-        return
-    from pydicom.config import settings
-
-    value, chunk_size = element.value, settings.buffered_read_size
-    if isinstance(value, bytes):
-        set_streamed_document(dataset, value)
-    settings.buffered_read_size = 16 * 1024 * 1024
+def _save_whole(dataset: Dataset, stream) -> None:
     try:
-        yield
-    finally:
-        dataset[ENCAPSULATED_DOCUMENT_TAG] = element
-        settings.buffered_read_size = chunk_size
+        dataset.save_as(stream, enforce_file_format=True)
+    except TypeError:  # pydicom 2.x, as bundled with Slicer before 5.8
+        dataset.save_as(stream, write_like_original=False)
+
+
+def write_dataset_spliced(dataset: Dataset, stream) -> bool:
+    """Write ``dataset`` as a DICOM file with its Encapsulated Document spliced in.
+
+    The elements before (0042,0011) are written by pydicom, then the document's
+    element header, the document itself straight from its buffer (never copied
+    in memory, where pydicom would copy it into a buffer or write it in 8 kB
+    pieces), its pad byte, and the elements after it, again by pydicom.  The
+    bytes are exactly those of pydicom writing the whole dataset.
+
+    Returns ``False``, having written nothing, where this does not apply: no
+    document, pydicom 2 (no streamed values) or a transfer syntax other than
+    Explicit VR Little Endian.
+    """
+    element = dataset.get(ENCAPSULATED_DOCUMENT_TAG)
+    meta = getattr(dataset, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    if element is None or not hasattr(element, "is_buffered") or syntax != ExplicitVRLittleEndian:
+        return False
+    value = element.value
+    view = value.view if isinstance(value, DocumentReader) else memoryview(value).cast("B")
+    head, tail = Dataset(), Dataset()
+    for item in dataset:
+        if item.tag < ENCAPSULATED_DOCUMENT_TAG:
+            head.add(item)
+        elif item.tag > ENCAPSULATED_DOCUMENT_TAG:
+            tail.add(item)
+    head.file_meta = meta
+    head.preamble = dataset.preamble
+    _save_whole(head, stream)
+    padding = len(view) % 2
+    stream.write(struct.pack("<HH2sHI", 0x0042, 0x0011, b"OB", 0, len(view) + padding))
+    stream.write(view)
+    if padding:
+        stream.write(b"\x00")
+    encoded = DicomFileLike(stream)
+    encoded.is_little_endian, encoded.is_implicit_VR = True, False
+    write_dataset(encoded, tail, parent_encoding=dataset.get("SpecificCharacterSet") or default_encoding)
+    return True

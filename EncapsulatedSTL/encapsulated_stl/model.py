@@ -9,7 +9,6 @@ instead of guessing silently.
 
 from __future__ import annotations
 
-import mmap
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from .sop import (
     encapsulated_stl_bytes,
     set_streamed_document,
 )
-from .stl import MAP_THRESHOLD, StlMesh, parse_binary_stl
+from .stl import MAP_THRESHOLD, StlMesh, map_whole_file, parse_binary_stl
 
 
 @dataclass
@@ -279,8 +278,7 @@ def _map_deferred_document(dataset: Dataset, path: Path) -> None:
     syntax = dataset.file_meta.get("TransferSyntaxUID") if hasattr(dataset, "file_meta") else None
     if syntax is None or syntax == pydicom.uid.DeflatedExplicitVRLittleEndian:
         return
-    with open(path, "rb") as stream:
-        mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+    mapped = map_whole_file(path)
     start, length = raw.value_tell, raw.length
     if length == 0xFFFFFFFF or start + length > len(mapped):
         return
@@ -304,21 +302,29 @@ def check_dataset(dataset: Dataset, path=None) -> Dataset:
     return dataset
 
 
-def model_from_dataset(dataset: Dataset, path: str | os.PathLike | None = None) -> EncapsulatedModel:
-    """Check and parse an Encapsulated STL dataset already in memory."""
+def model_from_dataset(
+    dataset: Dataset, path: str | os.PathLike | None = None, *, check_values: bool = True
+) -> EncapsulatedModel:
+    """Check and parse an Encapsulated STL dataset already in memory.
+
+    ``check_values=False`` leaves the STL's NaN/Inf scan to the caller (see
+    :class:`stl.ValueCheck`); everything else is checked.
+    """
     path = Path(path) if path is not None else None
     check_dataset(dataset, path)
     stl = encapsulated_stl_bytes(dataset)
     try:
-        mesh = parse_binary_stl(stl, path)
+        mesh = parse_binary_stl(stl, path, check_values=check_values)
     except StlFormatError as error:
         raise StlFormatError(f"encapsulated STL is invalid: {error.reason}", path) from None
     units, problem = _declared_units(dataset)
     return EncapsulatedModel(path, dataset, stl, mesh, units, problem)
 
 
-def read_encapsulated_model(path: str | os.PathLike) -> EncapsulatedModel:
+def read_encapsulated_model(path: str | os.PathLike, *, check_values: bool = True) -> EncapsulatedModel:
     """Read, check and parse an Encapsulated STL file from any producer.
+
+    ``check_values``: see :func:`model_from_dataset`.
 
     Raises
     ------
@@ -327,4 +333,4 @@ def read_encapsulated_model(path: str | os.PathLike) -> EncapsulatedModel:
     StlFormatError
         The encapsulated STL is truncated or malformed.
     """
-    return model_from_dataset(read_dataset(path), path)
+    return model_from_dataset(read_dataset(path), path, check_values=check_values)

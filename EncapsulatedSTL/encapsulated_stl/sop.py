@@ -143,6 +143,7 @@ class EncapsulatedSTL(hd.SOPClass):
         study_description: str | None = None,
         referring_physician_name: str | None = None,
         transfer_syntax_uid: str = ExplicitVRLittleEndian,
+        check_values: bool = True,
     ):
         """
         Parameters
@@ -175,8 +176,12 @@ class EncapsulatedSTL(hd.SOPClass):
         algorithm_name, algorithm_version, algorithm_parameters, algorithm_family:
             Derivation Algorithm Sequence: the software that made the model, and
             how (family from CID 7162).
+        check_values: bool
+            ``False`` skips the NaN/Inf scan of the STL (its size and count are
+            still checked) for a caller that runs the scan alongside writing,
+            with :class:`stl.ValueCheck`, and waits for it before publishing.
         """
-        mesh = parse_binary_stl(stl)
+        mesh = parse_binary_stl(stl, check_values=check_values)
         del mesh  # validated only: the bytes are stored exactly as given
         source_images = list(source_images or [])
         if source_images:

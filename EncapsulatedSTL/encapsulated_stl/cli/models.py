@@ -17,6 +17,7 @@ from ..stl import (
     declared_triangle_count,
     read_stl_file,
     rescale_binary_stl,
+    ValueCheck,
 )
 from .options import (
     add_metadata_arguments,
@@ -91,10 +92,14 @@ def run_wrap(args: argparse.Namespace) -> int:
     if args.reference is None and args.series_uid is not None:
         raise EncapsulatedSTLError("--series-uid needs --reference")
     source = reference_series(args.reference, args.series_uid) if args.reference else None
+    # The NaN/Inf scan reads every byte; it runs on another core while the object
+    # is built and written, and the output appears only if it passes.
+    scan = ValueCheck(stl, stl_path)
     dataset = encapsulate_stl(
-        stl, source, metadata_from_args(args), new_study_from_args(args), path=stl_path
+        stl, source, metadata_from_args(args), new_study_from_args(args),
+        path=stl_path, check_values=False,
     )
-    save_dataset(dataset, output, force=args.force)
+    save_dataset(dataset, output, force=args.force, verify=scan.wait)
     if not args.quiet:
         linked = (
             f"linked to {len(source)} instance(s) of series {source.series_instance_uid}"
@@ -109,16 +114,20 @@ def run_wrap(args: argparse.Namespace) -> int:
 
 def run_extract(args: argparse.Namespace) -> int:
     output = check_output_path(args.output, args.force)
-    model = read_encapsulated_model(args.dicom)
+    model = read_encapsulated_model(args.dicom, check_values=False)
     data = model.stl
-    if args.units and args.units != model.units:
+    if not args.units or args.units == model.units:
+        # Unchanged bytes: scanned on another core while they are written out.
+        scan = ValueCheck(data, args.dicom)
+        write_atomically(output, lambda stream: stream.write(data), force=args.force, verify=scan.wait)
+    else:
         if model.units is None:
             raise EncapsulatedSTLError(
                 f"cannot convert to {args.units}: {model.units_problem}", args.dicom
             )
         factor = codes.UNIT_MILLIMETRES[model.units] / codes.UNIT_MILLIMETRES[args.units]
-        data = rescale_binary_stl(data, factor, args.dicom)
-    write_atomically(output, lambda stream: stream.write(data), force=args.force)
+        scaled = rescale_binary_stl(data, factor, args.dicom)
+        write_atomically(output, lambda stream: stream.write(scaled), force=args.force)
     if not args.quiet:
         print(
             f"wrote {output}: {model.mesh.triangle_count} triangles, "
