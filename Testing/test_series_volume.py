@@ -45,7 +45,9 @@ def test_sorted_along_the_normal_with_shuffled_names_and_values_in_hu(tmp_path):
     for k in (0, 6, 12):
         # stored integers round the HU: at most half a unit off
         assert np.abs(series.voxels[k] - expected_hu(series.source.files[k])).max() <= 0.5
-    assert len(series.source.datasets) == 13 and "PixelData" not in series.source.datasets[0]
+    # headers only: the pixel data stays in the files (deferred, never read into them)
+    assert len(series.source.datasets) == 13
+    assert all(ds._dict[0x7FE00010].value is None for ds in series.source.datasets)
 
 
 @pytest.mark.parametrize("signed, rescale", [(True, (1.0, 0.0)), (True, (0.5, -1000.0)), (False, (2.0, -2048.0))])
@@ -138,3 +140,30 @@ def test_single_slice_series(tmp_path):
     series = read_series_volume(tmp_path)
     assert series.voxels.shape == (1, 48, 48)
     shutil.rmtree(tmp_path)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("shape", [(64, 48), (16, 20)], ids=["deferred", "inline"])
+def test_pixels_read_straight_from_the_file_match_pydicom_bit_for_bit(tmp_path, signed, shape):
+    # The fast path reads native 16-bit pixels at the offset the header scan found;
+    # bits above Bits Stored must come out as pydicom makes them (masked or
+    # sign-extended), garbage in the high bits included.
+    from encapsulated_stl.source_series import scan_series
+    from encapsulated_stl.volume import _native_pixels
+
+    rows, columns = shape
+    phantom = write_phantom(tmp_path, slice_count=2, rows=rows, columns=columns, signed=signed)
+    path = phantom.files[0]
+    dataset = pydicom.dcmread(path)
+    rng = np.random.default_rng(3)
+    words = rng.integers(0, 1 << 16, size=shape, dtype=np.uint16)
+    dataset.BitsStored, dataset.HighBit = 12, 11
+    dataset.PixelData = words.astype("<u2").tobytes()
+    dataset.save_as(path)
+    header = next(ds for s in scan_series(tmp_path) for ds in s.datasets if ds.SOPInstanceUID == dataset.SOPInstanceUID)
+    fast = _native_pixels(header, path, shape)
+    # above 4 kB the scan left the pixels in the file; below, they came with the header
+    assert fast is not None and (header._dict[0x7FE00010].value is None) == (rows * columns * 2 > 4096)
+    expected = pydicom.dcmread(path).pixel_array
+    assert fast.dtype == expected.dtype and np.array_equal(fast, expected)
+    assert (expected.min() < 0) == signed

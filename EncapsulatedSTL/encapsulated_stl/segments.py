@@ -40,8 +40,8 @@ from .encapsulate import ModelMetadata, encapsulate_stl
 from .errors import EncapsulatedSTLError, SeriesError
 from .slice_geometry import AffineGeometry, SliceGeometry
 from .source_series import SourceSeries, scan_series
-from .stl import binary_stl_bytes
-from .surface import DEFAULT_SMOOTHING, extract_surface
+from .stl import binary_stl_from_mesh
+from .surface import DEFAULT_SMOOTHING, extract_surface_mesh
 
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 LABEL_MAP_SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.7"
@@ -471,11 +471,11 @@ def models_from_segments(
     models = []
     for number, segment in enumerate(groups, start=metadata.instance_number):
         part = segment.cropped(margin=1)
-        triangles = extract_surface(
+        points, faces = extract_surface_mesh(
             part.volume, part.geometry, part.level,
             smoothing=smoothing, decimate=decimate, progress=progress,
         )
-        if len(triangles) == 0:
+        if len(faces) == 0:
             raise SegmentationError(f"segment '{segment.title}' gave no surface", segment.path)
         description = segment.name if not segment.description else f"{segment.name} ({segment.description})"
         if metadata.content_description:
@@ -489,7 +489,7 @@ def models_from_segments(
         if decimate:
             parameters["decimate"] = str(decimate)
         dataset = encapsulate_stl(
-            binary_stl_bytes(triangles),
+            binary_stl_from_mesh(points, faces),
             source,
             metadata.replace(
                 content_description=description[:1024],
@@ -502,5 +502,5 @@ def models_from_segments(
             algorithm_family=codes.ALGORITHM_FAMILY_MANUAL,
             path=segment.path,
         )
-        models.append(SegmentModel(segment, dataset, file_name_for(segment, merge), len(triangles)))
+        models.append(SegmentModel(segment, dataset, file_name_for(segment, merge), len(faces)))
     return models

@@ -35,7 +35,10 @@ class SourceSeries:
     files:
         Paths of the instances, in the order they were found.
     datasets:
-        Their headers, read with ``stop_before_pixels=True``, same order as ``files``.
+        Their headers, same order as ``files``.  Values over 4 kB (Pixel Data)
+        are not read: pydicom reads them from the file if they are asked for,
+        and :mod:`.volume` reads native pixel data straight from where the header
+        says it starts.
     """
 
     series_instance_uid: str
@@ -87,9 +90,15 @@ def _candidate_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return found
 
 
+#: Values larger than this (bytes) are left in the file when headers are scanned.
+HEADER_DEFER_SIZE = 4096
+
+
 def _read_header(path: Path) -> Dataset | None:
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
+        # Deferring large values parses faster than stop_before_pixels (no callback
+        # per element) and remembers where the pixel data starts.
+        return pydicom.dcmread(path, defer_size=HEADER_DEFER_SIZE)
     except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError):
         return None
 

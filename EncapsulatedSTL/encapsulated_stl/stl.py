@@ -265,14 +265,41 @@ def parse_stl(data: bytes | bytearray | memoryview, path=None) -> StlMesh:
 def unit_normals(triangles: np.ndarray) -> np.ndarray:
     """Right-handed unit normals ``(n, 3)`` float32 of ``(n, 3, 3)`` triangles.
 
-    Degenerate triangles get a zero normal, which STL readers accept.
+    Computed from the vertices as float32, i.e. as a binary STL stores them, so
+    each normal is that of the triangle in the file.  Degenerate triangles get a
+    zero normal, which STL readers accept.
     """
-    tri = np.asarray(triangles, dtype=np.float64)
-    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    np.divide(normals, length, out=normals, where=length > 0)
-    normals[length[:, 0] == 0] = 0.0
-    return normals.astype(np.float32)
+    tri = np.asarray(triangles, dtype=np.float32)
+    x0, y0, z0 = tri[:, 0, 0], tri[:, 0, 1], tri[:, 0, 2]
+    ax, ay, az = tri[:, 1, 0] - x0, tri[:, 1, 1] - y0, tri[:, 1, 2] - z0
+    bx, by, bz = tri[:, 2, 0] - x0, tri[:, 2, 1] - y0, tri[:, 2, 2] - z0
+    normals = np.empty((tri.shape[0], 3), dtype=np.float32)
+    nx, ny, nz = ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx
+    length = np.sqrt(nx * nx + ny * ny + nz * nz)
+    length[length == 0] = np.inf  # zero normal for a degenerate triangle
+    np.divide(nx, length, out=normals[:, 0])
+    np.divide(ny, length, out=normals[:, 1])
+    np.divide(nz, length, out=normals[:, 2])
+    return normals
+
+
+def _check_header(header: bytes) -> None:
+    if len(header) > HEADER_SIZE or header.lstrip()[:5].lower() == b"solid":
+        raise ValueError("STL header must be at most 80 bytes and not start with 'solid'")
+
+
+def _new_stl_buffer(count: int, header: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """An uninitialised binary STL of ``count`` triangles: (bytes, record view)."""
+    out = np.empty(binary_stl_size(count), dtype=np.uint8)
+    out[:HEADER_SIZE] = np.frombuffer(header.ljust(HEADER_SIZE, b" "), dtype=np.uint8)
+    out[HEADER_SIZE:PREAMBLE_SIZE] = np.frombuffer(np.uint32(count).astype("<u4").tobytes(), dtype=np.uint8)
+    records = out[PREAMBLE_SIZE:].view(RECORD_DTYPE)
+    records["attribute"] = 0
+    return out, records
+
+
+#: Triangles per block when STL records are filled: the block's temporaries stay in cache.
+_BLOCK = 1 << 16
 
 
 def binary_stl_bytes(triangles: np.ndarray, header: bytes = PROJECT_HEADER) -> bytearray:
@@ -286,19 +313,48 @@ def binary_stl_bytes(triangles: np.ndarray, header: bytes = PROJECT_HEADER) -> b
     tri = np.asarray(triangles)
     if tri.ndim != 3 or tri.shape[1:] != (3, 3):
         raise ValueError(f"triangles must have shape (n, 3, 3), not {tri.shape}")
-    if len(header) > HEADER_SIZE or header.lstrip()[:5].lower() == b"solid":
-        raise ValueError("STL header must be at most 80 bytes and not start with 'solid'")
+    _check_header(header)
     if not _all_finite(tri):
         raise ValueError("triangles contain NaN or infinite coordinates")
     out = bytearray(binary_stl_size(len(tri)))
     out[:HEADER_SIZE] = header.ljust(HEADER_SIZE, b" ")
     out[HEADER_SIZE:PREAMBLE_SIZE] = np.uint32(len(tri)).astype("<u4").tobytes()
     records = np.frombuffer(out, dtype=RECORD_DTYPE, offset=PREAMBLE_SIZE)
-    block = 1 << 18
-    for start in range(0, len(tri), block):
-        part = tri[start:start + block]
-        records["vertices"][start:start + block] = part
-        records["normal"][start:start + block] = unit_normals(part)
+    for start in range(0, len(tri), _BLOCK):
+        part = tri[start:start + _BLOCK].astype(np.float32)
+        records["vertices"][start:start + _BLOCK] = part
+        records["normal"][start:start + _BLOCK] = unit_normals(part)
+    return out
+
+
+def binary_stl_from_mesh(points: np.ndarray, faces: np.ndarray, header: bytes = PROJECT_HEADER) -> np.ndarray:
+    """Encode an indexed mesh as binary STL with recomputed unit normals.
+
+    ``points`` is ``(m, 3)`` (any float type), ``faces`` ``(n, 3)`` indices into it.
+    Each block of triangles is gathered, stored and given its normals while it is
+    in cache; nothing of the size of the whole mesh exists but the STL itself.
+
+    Returns
+    -------
+    numpy.ndarray
+        The STL bytes as a ``uint8`` array (a buffer: pass it where bytes go).
+    """
+    faces = np.asarray(faces)
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        raise ValueError(f"faces must have shape (n, 3), not {faces.shape}")
+    _check_header(header)
+    vertices = np.asarray(points, dtype=np.float32)
+    if vertices.ndim != 2 or vertices.shape[1] != 3:
+        raise ValueError(f"points must have shape (m, 3), not {vertices.shape}")
+    if not _all_finite(vertices):
+        raise ValueError("points contain NaN or infinite coordinates")
+    if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
+        raise ValueError("faces refer to points that do not exist")
+    out, records = _new_stl_buffer(len(faces), header)
+    for start in range(0, len(faces), _BLOCK):
+        part = np.take(vertices, faces[start:start + _BLOCK], axis=0)
+        records["vertices"][start:start + _BLOCK] = part
+        records["normal"][start:start + _BLOCK] = unit_normals(part)
     return out
 
 

@@ -168,7 +168,9 @@ def _merge_vertices_on_voxels(points: np.ndarray, faces: np.ndarray) -> np.ndarr
     )
     faces = np.array(faces)  # VTK's connectivity stays untouched
     faces[affected] = rewritten
-    return np.delete(faces, affected[degenerate], axis=0)
+    keep = np.ones(faces.shape[0], dtype=bool)
+    keep[affected[degenerate]] = False
+    return faces[keep]
 
 
 def _polydata(points: np.ndarray, faces: np.ndarray) -> vtk.vtkPolyData:
@@ -218,7 +220,17 @@ def _decimate(polydata: vtk.vtkPolyData, target: int, progress) -> vtk.vtkPolyDa
     return decimator.GetOutput()
 
 
-def extract_surface(
+def extract_surface(volume: np.ndarray, geometry, level, **options) -> np.ndarray:
+    """Closed iso-surface of a volume as ``(n, 3, 3)`` float64 triangles, LPS mm.
+
+    The triangles of :func:`extract_surface_mesh` (same arguments), one array of
+    vertex coordinates per triangle.
+    """
+    points, faces = extract_surface_mesh(volume, geometry, level, **options)
+    return np.take(points, faces, axis=0)
+
+
+def extract_surface_mesh(
     volume: np.ndarray,
     geometry,
     level,
@@ -227,8 +239,8 @@ def extract_surface(
     decimate: int | None = None,
     largest_component: bool = False,
     progress=None,
-) -> np.ndarray:
-    """Closed iso-surface of a volume as triangles in patient LPS millimetres.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Closed iso-surface of a volume as an indexed mesh in patient LPS millimetres.
 
     Parameters
     ----------
@@ -256,12 +268,12 @@ def extract_surface(
 
     Returns
     -------
-    numpy.ndarray
-        ``(n, 3, 3)`` float64 triangle vertices, LPS mm; closed (the volume border is
-        treated as outside, so surfaces crossing it are capped at the last voxel)
-        and consistently oriented with outward normals by the right-hand rule,
-        whatever the handedness of ``geometry``.  Empty ``(0, 3, 3)`` when no voxel
-        reaches the level.
+    (points, faces):
+        ``(m, 3)`` float64 vertices, LPS mm, and ``(n, 3)`` int64 triangles indexing
+        them; closed (the volume border is treated as outside, so surfaces
+        crossing it are capped at the last voxel) and consistently oriented with
+        outward normals by the right-hand rule, whatever the handedness of
+        ``geometry``.  Both empty when no voxel reaches the level.
 
     Raises
     ------
@@ -293,7 +305,7 @@ def extract_surface(
     mesh = contour.GetOutput()
     del image, padded, contour
     if mesh.GetNumberOfCells() == 0:
-        return np.zeros((0, 3, 3), dtype=np.float64)
+        return np.zeros((0, 3), dtype=np.float64), np.zeros((0, 3), dtype=np.int64)
 
     index_points, faces = _triangles(mesh)
     faces = _merge_vertices_on_voxels(index_points, faces)
@@ -313,7 +325,7 @@ def extract_surface(
     # mirrored geometry flips that in patient space.
     if geometry.jacobian_sign() < 0:
         faces = faces[:, ::-1]
-    return np.take(lps_points, faces, axis=0)
+    return lps_points, np.ascontiguousarray(faces, dtype=np.int64)
 
 
 def extract_mask_surface(

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from .errors import SeriesError
 from .progress import Progress, task
@@ -76,11 +77,10 @@ def _is_localizer(dataset: Dataset) -> bool:
 
 
 def _stack_key(dataset: Dataset) -> tuple:
-    orientation = np.asarray(dataset.ImageOrientationPatient, dtype=np.float64)
-    spacing = np.asarray(dataset.PixelSpacing, dtype=np.float64)
+    # plain floats: numpy's per-call cost would dominate for six numbers per slice
     return (
-        tuple(np.round(orientation / ORIENTATION_TOLERANCE).astype(np.int64)),
-        tuple(np.round(spacing / 1e-4).astype(np.int64)),
+        tuple(round(float(v) / ORIENTATION_TOLERANCE) for v in dataset.ImageOrientationPatient),
+        tuple(round(float(v) / 1e-4) for v in dataset.PixelSpacing),
         int(dataset.Rows),
         int(dataset.Columns),
     )
@@ -141,7 +141,65 @@ def sort_along_normal(series: SourceSeries, indices: Sequence[int], label) -> li
     return [indices[o] for o in order]
 
 
-def _decode_into(out: np.ndarray, path: Path, label) -> None:
+#: Transfer syntaxes whose 16-bit pixel data lies in the file as little-endian words.
+_NATIVE_LITTLE_ENDIAN = {ExplicitVRLittleEndian, ImplicitVRLittleEndian}
+_PIXEL_DATA_TAG = 0x7FE00010
+
+
+def _native_pixels(header: Dataset, path: Path, shape: tuple[int, int]) -> np.ndarray | None:
+    """A slice's stored values read straight from the file, or ``None``.
+
+    For the common case, 16-bit single-sample uncompressed little-endian pixels,
+    the header scan already knows where the pixel data starts, so the file is
+    not parsed a second time.  Bits above Bits Stored are handled as pydicom
+    does: masked off (unsigned) or sign-extended (signed).  Everything else
+    (compressed, big-endian, other depths) returns ``None`` and goes through
+    pydicom's decoders.
+    """
+    meta = getattr(header, "file_meta", None)
+    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    # pydicom's own element: get_item() would read a deferred value into the header
+    raw = header._dict.get(_PIXEL_DATA_TAG)
+    if (
+        syntax not in _NATIVE_LITTLE_ENDIAN
+        or raw is None
+        or int(header.get("BitsAllocated", 0) or 0) != 16
+        or int(header.get("SamplesPerPixel", 1) or 1) != 1
+        or int(header.get("NumberOfFrames", 1) or 1) != 1
+    ):
+        return None
+    count = shape[0] * shape[1]
+    signed = int(header.get("PixelRepresentation", 0) or 0) == 1
+    dtype = np.dtype("<i2" if signed else "<u2")
+    value = raw.value
+    if value is None:  # deferred: read from where the scan saw it start
+        offset, length = getattr(raw, "value_tell", None), raw.length
+        if offset is None or length != 2 * count:
+            return None
+        pixels = np.fromfile(path, dtype=dtype, count=count, offset=offset)
+        if pixels.size != count:
+            return None
+    else:
+        if len(value) != 2 * count:
+            return None
+        pixels = np.frombuffer(value, dtype=dtype, count=count).copy()
+    stored = int(header.get("BitsStored", 16) or 16)
+    if stored < 16:
+        if signed:
+            shift = 16 - stored
+            np.left_shift(pixels, shift, out=pixels)
+            np.right_shift(pixels, shift, out=pixels)
+        else:
+            np.bitwise_and(pixels, (1 << stored) - 1, out=pixels)
+    return pixels.reshape(shape)
+
+
+def _decode_into(out: np.ndarray, path: Path, label, header: Dataset | None = None) -> None:
+    """Decode one slice into ``out`` as rescaled float32 (HU for CT)."""
+    pixels = _native_pixels(header, path, out.shape) if header is not None else None
+    if pixels is not None:
+        _rescale_into(out, pixels, header)
+        return
     try:
         dataset = pydicom.dcmread(path)
         pixels = dataset.pixel_array
@@ -156,6 +214,10 @@ def _decode_into(out: np.ndarray, path: Path, label) -> None:
         raise SeriesError(
             f"pixel data is {pixels.shape}, expected {out.shape} (Rows x Columns)", path
         )
+    _rescale_into(out, pixels, dataset)
+
+
+def _rescale_into(out: np.ndarray, pixels: np.ndarray, dataset: Dataset) -> None:
     slope = float(dataset.get("RescaleSlope", 1.0) or 1.0)
     intercept = float(dataset.get("RescaleIntercept", 0.0) or 0.0)
     # float32 operands keep numpy in a float32 loop, writing straight into the volume
@@ -197,12 +259,17 @@ def read_series_volume(
         (the message names the file and transfer syntax).
     """
     label = paths if isinstance(paths, (str, os.PathLike)) else ", ".join(map(str, paths))
+    selections: dict[int, tuple[list[int], list[tuple[Path, str]]]] = {}
+
+    def usable(candidate: SourceSeries) -> bool:
+        selections[id(candidate)] = _volume_slices(candidate)
+        return bool(selections[id(candidate)][0])
+
     series = choose_series(
-        scan_series(paths), series_uid, label,
-        usable=lambda candidate: bool(_volume_slices(candidate)[0]),
+        scan_series(paths), series_uid, label, usable=usable,
         kind="CT or MR image series (cross-sectional slices)",
     )
-    kept, skipped = _volume_slices(series)
+    kept, skipped = selections.get(id(series)) or _volume_slices(series)
     if not kept:
         raise SeriesError(
             f"series {series.series_instance_uid} has no cross-sectional image slices "
@@ -218,7 +285,7 @@ def read_series_volume(
     first = stack.first
     voxels = np.empty((len(stack), int(first.Rows), int(first.Columns)), dtype=np.float32)
     with task(progress, "Reading slices", len(stack)) as reading:
-        for k, path in enumerate(stack.files):
-            _decode_into(voxels[k], path, path)
+        for k, (path, header) in enumerate(zip(stack.files, stack.datasets)):
+            _decode_into(voxels[k], path, path, header)
             reading.advance()
     return SeriesVolume(voxels, SliceGeometry.from_datasets(stack.datasets), stack, skipped)

@@ -20,8 +20,8 @@ from .. import codes
 from ..encapsulate import ModelMetadata, check_output_path, encapsulate_stl, save_dataset
 from ..errors import EncapsulatedSTLError, OutputError, SeriesError
 from ..progress import Progress, task
-from ..stl import binary_stl_bytes
-from ..surface import DEFAULT_SMOOTHING, extract_surface
+from ..stl import binary_stl_from_mesh
+from ..surface import DEFAULT_SMOOTHING, extract_surface_mesh
 from ..volume import SeriesVolume, read_series_volume
 from .options import add_metadata_arguments, metadata_from_args
 
@@ -156,13 +156,13 @@ def make_ct_model(
     series = read_series_volume(source, series_uid, progress=progress)
     label = series.source.files[0].parent
     low_value, high_value = series.value_range
-    triangles = extract_surface(
+    points, faces = extract_surface_mesh(
         series.voxels, series.geometry, level, smoothing=smoothing or None,
         decimate=decimate, largest_component=largest_component, progress=progress,
     )
     if not keep_voxels:
         series.voxels = None  # the caller's only other reference is gone: frees the volume
-    if len(triangles) == 0:
+    if len(faces) == 0:
         raise SeriesError(
             f"no surface at {_describe_level(level, series.source.modality)}: the series' values "
             f"range from {low_value:g} to {high_value:g}",
@@ -173,10 +173,10 @@ def make_ct_model(
         codes.units_code(metadata.units)  # raises the standard "unknown units" error
     with task(progress, "Writing", 3) as writing:
         if scale != 1.0:
-            triangles /= scale
-        triangle_count = len(triangles)
-        stl = binary_stl_bytes(triangles)
-        del triangles  # the STL holds the mesh now; keep peak memory down
+            points /= scale
+        triangle_count = len(faces)
+        stl = binary_stl_from_mesh(points, faces)
+        del points, faces  # the STL holds the mesh now; keep peak memory down
         writing.advance()
         parameters = {
             "threshold": _describe_level(level, series.source.modality),
