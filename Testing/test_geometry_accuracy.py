@@ -217,3 +217,30 @@ def test_empty_and_bad_levels():
         extract_surface(volume, AffineGeometry(np.eye(4)), (3.0, 1.0))
     with pytest.raises(EncapsulatedSTLError, match="3D"):
         extract_surface(volume[0], AffineGeometry(np.eye(4)), 1.0)
+
+
+def test_the_volume_can_be_released_before_meshing_without_changing_the_mesh():
+    # from-ct hands over its only reference so the volume is freed before the mesh
+    # is built; the field is a copy, so the mesh is the same and the volume untouched.
+    import sys
+
+    from encapsulated_stl.surface import extract_surface_mesh
+
+    k, j, i = np.mgrid[0:20, 0:22, 0:24].astype(np.float32)
+    ball = 7.0 - np.sqrt((i - 12) ** 2 + (j - 11) ** 2 + (k - 10) ** 2)
+    geometry = AffineGeometry(np.diag([0.7, 0.7, 1.2, 1.0]))
+    holder = {"volume": ball.copy()}
+    seen = []
+
+    def release():
+        seen.append(sys.getrefcount(holder["volume"]))
+        holder["volume"] = None
+
+    points, faces = extract_surface_mesh(holder["volume"], geometry, 0.0, release=release)
+    # in release: the holder's reference and getrefcount's argument only (the
+    # extractor dropped its own), so setting it to None frees the volume
+    assert seen == [2] and holder["volume"] is None
+    again, again_faces = extract_surface_mesh(ball, geometry, 0.0)
+    assert np.array_equal(points, again) and np.array_equal(faces, again_faces)
+    assert faces.dtype == np.int64 and points.shape[1] == 3
+    assert np.array_equal(extract_surface(ball, geometry, 0.0), np.take(points, faces, axis=0))

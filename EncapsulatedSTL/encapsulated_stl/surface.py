@@ -239,6 +239,7 @@ def extract_surface_mesh(
     decimate: int | None = None,
     largest_component: bool = False,
     progress=None,
+    release=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Closed iso-surface of a volume as an indexed mesh in patient LPS millimetres.
 
@@ -265,6 +266,10 @@ def extract_surface_mesh(
         cavities), dropping separate pieces such as the CT table or noise specks.
     progress:
         A :class:`~.progress.Progress` to draw bars on, or ``None``.
+    release:
+        Called once the field to contour has been copied from ``volume``, which
+        is not used after that: a caller holding the volume's only other
+        reference drops it there, so the volume is freed before meshing.
 
     Returns
     -------
@@ -289,6 +294,9 @@ def extract_surface_mesh(
     _use_all_cores()
 
     padded, iso = _padded_field(volume, low, high)
+    del volume
+    if release is not None:
+        release()
     if largest_component:
         _keep_largest_component(padded, iso)
     image = _image_data(padded)
@@ -303,6 +311,10 @@ def extract_surface_mesh(
         observe_vtk(contour, current)
         contour.Update()
     mesh = contour.GetOutput()
+    # The output keeps its producer alive, and the producer its input image, whose
+    # scalars hold the padded field: drop them so the field (as large as the
+    # volume) is freed now, not when the mesh is.
+    image.GetPointData().Initialize()
     del image, padded, contour
     if mesh.GetNumberOfCells() == 0:
         return np.zeros((0, 3), dtype=np.float64), np.zeros((0, 3), dtype=np.int64)

@@ -156,12 +156,15 @@ def make_ct_model(
     series = read_series_volume(source, series_uid, progress=progress)
     label = series.source.files[0].parent
     low_value, high_value = series.value_range
+
+    def release_voxels():
+        series.voxels = None  # the only other reference: frees the volume before meshing
+
     points, faces = extract_surface_mesh(
         series.voxels, series.geometry, level, smoothing=smoothing or None,
         decimate=decimate, largest_component=largest_component, progress=progress,
+        release=None if keep_voxels else release_voxels,
     )
-    if not keep_voxels:
-        series.voxels = None  # the caller's only other reference is gone: frees the volume
     if len(faces) == 0:
         raise SeriesError(
             f"no surface at {_describe_level(level, series.source.modality)}: the series' values "
@@ -193,6 +196,7 @@ def make_ct_model(
         dataset = encapsulate_stl(
             stl, series.source, metadata, algorithm_parameters=parameters,
             algorithm_family=codes.ALGORITHM_FAMILY_THRESHOLD,
+            check_values=False,  # binary_stl_from_mesh refused non-finite points already
         )
         del stl
         writing.advance()
