@@ -126,6 +126,18 @@ def _image_data(padded: np.ndarray) -> vtk.vtkImageData:
     return image
 
 
+def _flying_edges(image: vtk.vtkImageData, iso: float) -> vtk.vtkFlyingEdges3D:
+    """Flying edges at ``iso`` on ``image``, geometry only (no normals or scalars)."""
+    contour = vtk.vtkFlyingEdges3D()
+    contour.SetInputData(image)
+    contour.SetValue(0, iso)
+    contour.ComputeNormalsOff()
+    contour.ComputeGradientsOff()
+    contour.ComputeScalarsOff()
+    contour.InterpolateAttributesOff()
+    return contour
+
+
 def _triangles(polydata: vtk.vtkPolyData) -> tuple[np.ndarray, np.ndarray]:
     points = vtk_to_numpy(polydata.GetPoints().GetData())
     polys = polydata.GetPolys()
@@ -300,13 +312,7 @@ def extract_surface_mesh(
     if largest_component:
         _keep_largest_component(padded, iso)
     image = _image_data(padded)
-    contour = vtk.vtkFlyingEdges3D()
-    contour.SetInputData(image)
-    contour.SetValue(0, iso)
-    contour.ComputeNormalsOff()
-    contour.ComputeGradientsOff()
-    contour.ComputeScalarsOff()
-    contour.InterpolateAttributesOff()
+    contour = _flying_edges(image, iso)
     with task(progress, "Extracting surface") as current:
         observe_vtk(contour, current)
         contour.Update()

@@ -63,7 +63,6 @@ def from_ct(folder: Path) -> int:
 def parts(folder: Path, runs: int) -> dict:
     """Best times of flying edges alone and of the default smoothing alone."""
     import numpy as np
-    import vtk
 
     from encapsulated_stl import surface
     from encapsulated_stl.volume import read_series_volume
@@ -74,12 +73,7 @@ def parts(folder: Path, runs: int) -> dict:
     image = surface._image_data(field)
     best = {"flying_edges": float("inf"), "smoothing": float("inf")}
     for _ in range(runs):
-        contour = vtk.vtkFlyingEdges3D()
-        contour.SetInputData(image)
-        contour.SetValue(0, iso)
-        contour.ComputeNormalsOff()
-        contour.ComputeGradientsOff()
-        contour.ComputeScalarsOff()
+        contour = surface._flying_edges(image, iso)
         start = time.perf_counter()
         contour.Update()
         best["flying_edges"] = min(best["flying_edges"], time.perf_counter() - start)
