@@ -101,20 +101,15 @@ class SliceGeometry:
         ijk = np.asarray(ijk).reshape(-1, 3)
         row_spacing, column_spacing = self.pixel_spacing
         in_plane = np.stack([column_spacing * self.row_direction, row_spacing * self.column_direction])
-        steps = np.diff(self.positions, axis=0) if self.slice_count > 1 else self.normal[None]
         lps = np.empty(ijk.shape, dtype=np.float64)
-        # In blocks, so the temporaries stay in cache (a surface has millions of points):
-        # (i, j) -> in-plane offset by one small matrix product, plus the slice origin
-        # interpolated between the two neighbouring slices from two table look-ups.
+        # In blocks, so the temporaries stay in cache (a surface has millions of
+        # points): (i, j) -> in-plane offset by one small matrix product, plus the
+        # slice origin interpolated along the stack.
         for start in range(0, ijk.shape[0], _BLOCK):
             part = ijk[start:start + _BLOCK]
             out = lps[start:start + _BLOCK]
             np.matmul(part[:, :2].astype(np.float64), in_plane, out=out)
-            k = part[:, 2].astype(np.float64)
-            lower = np.floor(k).astype(np.intp)
-            np.clip(lower, 0, max(self.slice_count - 2, 0), out=lower)
-            out += np.take(self.positions, lower, axis=0)
-            out += (k - lower)[:, None] * np.take(steps, lower, axis=0)
+            out += self.slice_origin(part[:, 2])
         return lps
 
     def index_from_lps(self, points: np.ndarray) -> np.ndarray:

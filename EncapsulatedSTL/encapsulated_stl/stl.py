@@ -288,18 +288,29 @@ def _check_header(header: bytes) -> None:
         raise ValueError("STL header must be at most 80 bytes and not start with 'solid'")
 
 
-def _new_stl_buffer(count: int, header: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """An uninitialised binary STL of ``count`` triangles: (bytes, record view)."""
-    out = np.empty(binary_stl_size(count), dtype=np.uint8)
-    out[:HEADER_SIZE] = np.frombuffer(header.ljust(HEADER_SIZE, b" "), dtype=np.uint8)
-    out[HEADER_SIZE:PREAMBLE_SIZE] = np.frombuffer(np.uint32(count).astype("<u4").tobytes(), dtype=np.uint8)
-    records = out[PREAMBLE_SIZE:].view(RECORD_DTYPE)
-    records["attribute"] = 0
-    return out, records
+def _stl_records(out, count: int, header: bytes) -> np.ndarray:
+    """Write header and count into the binary STL buffer ``out``; return its record view."""
+    preamble = np.frombuffer(out, dtype=np.uint8, count=PREAMBLE_SIZE)
+    preamble[:HEADER_SIZE] = np.frombuffer(header.ljust(HEADER_SIZE, b" "), dtype=np.uint8)
+    preamble[HEADER_SIZE:] = np.frombuffer(np.uint32(count).astype("<u4").tobytes(), dtype=np.uint8)
+    return np.frombuffer(out, dtype=RECORD_DTYPE, count=count, offset=PREAMBLE_SIZE)
 
 
 #: Triangles per block when STL records are filled: the block's temporaries stay in cache.
 _BLOCK = 1 << 16
+
+
+def _fill_records(records: np.ndarray, vertices_of) -> None:
+    """Fill STL records block by block from ``vertices_of(start, stop)`` ((b, 3, 3) float32).
+
+    Each block is stored and given its unit normals while it is in cache.
+    """
+    records["attribute"] = 0
+    for start in range(0, len(records), _BLOCK):
+        stop = min(start + _BLOCK, len(records))
+        part = vertices_of(start, stop)
+        records["vertices"][start:stop] = part
+        records["normal"][start:stop] = unit_normals(part)
 
 
 def binary_stl_bytes(triangles: np.ndarray, header: bytes = PROJECT_HEADER) -> bytearray:
@@ -317,13 +328,8 @@ def binary_stl_bytes(triangles: np.ndarray, header: bytes = PROJECT_HEADER) -> b
     if not _all_finite(tri):
         raise ValueError("triangles contain NaN or infinite coordinates")
     out = bytearray(binary_stl_size(len(tri)))
-    out[:HEADER_SIZE] = header.ljust(HEADER_SIZE, b" ")
-    out[HEADER_SIZE:PREAMBLE_SIZE] = np.uint32(len(tri)).astype("<u4").tobytes()
-    records = np.frombuffer(out, dtype=RECORD_DTYPE, offset=PREAMBLE_SIZE)
-    for start in range(0, len(tri), _BLOCK):
-        part = tri[start:start + _BLOCK].astype(np.float32)
-        records["vertices"][start:start + _BLOCK] = part
-        records["normal"][start:start + _BLOCK] = unit_normals(part)
+    records = _stl_records(out, len(tri), header)
+    _fill_records(records, lambda start, stop: tri[start:stop].astype(np.float32))
     return out
 
 
@@ -331,8 +337,8 @@ def binary_stl_from_mesh(points: np.ndarray, faces: np.ndarray, header: bytes = 
     """Encode an indexed mesh as binary STL with recomputed unit normals.
 
     ``points`` is ``(m, 3)`` (any float type), ``faces`` ``(n, 3)`` indices into it.
-    Each block of triangles is gathered, stored and given its normals while it is
-    in cache; nothing of the size of the whole mesh exists but the STL itself.
+    Each block of triangles is gathered where it is stored, so nothing of the
+    size of the whole mesh exists but the STL itself.
 
     Returns
     -------
@@ -350,11 +356,9 @@ def binary_stl_from_mesh(points: np.ndarray, faces: np.ndarray, header: bytes = 
         raise ValueError("points contain NaN or infinite coordinates")
     if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
         raise ValueError("faces refer to points that do not exist")
-    out, records = _new_stl_buffer(len(faces), header)
-    for start in range(0, len(faces), _BLOCK):
-        part = np.take(vertices, faces[start:start + _BLOCK], axis=0)
-        records["vertices"][start:start + _BLOCK] = part
-        records["normal"][start:start + _BLOCK] = unit_normals(part)
+    out = np.empty(binary_stl_size(len(faces)), dtype=np.uint8)  # no zero-filling pass
+    records = _stl_records(out, len(faces), header)
+    _fill_records(records, lambda start, stop: np.take(vertices, faces[start:stop], axis=0))
     return out
 
 
