@@ -7,7 +7,8 @@ values, and then every vertex is mapped through the volume's own geometry
 tilt, uneven or missing slices and oblique orientations exact.
 
 Smoothing and decimation act on the mapped LPS coordinates.  The default smoothing
-is VTK's windowed-sinc filter with normalized coordinates: a low-pass filter that
+is the windowed-sinc filter of VTK's ``vtkWindowedSincPolyDataFilter`` with
+normalized coordinates (compiled in :mod:`.smoothing`): a low-pass filter that
 removes the voxel "staircase" and noise without the shrinkage of Laplacian
 smoothing.  Its strength follows Slicer's "smoothing factor" (0..1): pass band
 ``10 ** (-4 * factor)``.
@@ -21,6 +22,7 @@ from vtk.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 
 from .errors import EncapsulatedSTLError
 from .progress import observe_vtk, task
+from .smoothing import windowed_sinc
 
 #: Default smoothing factor (0..1, Slicer's scale).  Light: grey-value iso-surfaces
 #: have no staircase to remove, only noise.
@@ -36,7 +38,7 @@ _vtk_configured = False
 
 
 def _use_all_cores() -> None:
-    # Flying edges and the windowed-sinc filter are vtkSMPTools-parallel; the
+    # Flying edges uses vtkSMPTools; the
     # default "Sequential" backend would leave every core but one idle.
     global _vtk_configured
     if not _vtk_configured:
@@ -203,19 +205,13 @@ def smoothing_pass_band(factor: float) -> float:
     return float(10.0 ** (-4.0 * factor))
 
 
-def _smooth(polydata: vtk.vtkPolyData, factor: float, progress) -> vtk.vtkPolyData:
-    smoother = vtk.vtkWindowedSincPolyDataFilter()
-    smoother.SetInputData(polydata)
-    smoother.SetNumberOfIterations(SMOOTHING_ITERATIONS)
-    smoother.SetPassBand(smoothing_pass_band(factor))
-    smoother.NormalizeCoordinatesOn()  # makes the filter independent of mm scale
-    smoother.BoundarySmoothingOff()
-    smoother.FeatureEdgeSmoothingOff()
-    smoother.NonManifoldSmoothingOn()
-    with task(progress, "Smoothing") as current:
-        observe_vtk(smoother, current)
-        smoother.Update()
-    return smoother.GetOutput()
+def _smooth(points: np.ndarray, faces: np.ndarray, factor: float, progress) -> np.ndarray:
+    """Windowed-sinc smoothed copy of the mesh's points (VTK's filter, see :mod:`.smoothing`)."""
+    with task(progress, "Smoothing", SMOOTHING_ITERATIONS) as current:
+        return windowed_sinc(
+            points, faces, iterations=SMOOTHING_ITERATIONS,
+            pass_band=smoothing_pass_band(factor), step=current.advance,
+        )
 
 
 def _decimate(polydata: vtk.vtkPolyData, target: int, progress) -> vtk.vtkPolyData:
@@ -329,12 +325,10 @@ def extract_surface_mesh(
     faces = _merge_vertices_on_voxels(index_points, faces)
     lps_points = geometry.lps_from_index(index_points)
     del mesh, index_points
-    if smoothing or decimate:
-        polydata = _polydata(lps_points, faces)
-        if smoothing:
-            polydata = _smooth(polydata, float(smoothing), progress)
-        if decimate:
-            polydata = _decimate(polydata, int(decimate), progress)
+    if smoothing:
+        lps_points = _smooth(lps_points, faces, float(smoothing), progress)
+    if decimate:
+        polydata = _decimate(_polydata(lps_points, faces), int(decimate), progress)
         lps_points, faces = _triangles(polydata)
         lps_points = np.asarray(lps_points, dtype=np.float64)
 
