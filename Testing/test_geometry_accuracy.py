@@ -244,3 +244,22 @@ def test_the_volume_can_be_released_before_meshing_without_changing_the_mesh():
     assert np.array_equal(points, again) and np.array_equal(faces, again_faces)
     assert faces.dtype == np.int64 and points.shape[1] == 3
     assert np.array_equal(extract_surface(ball, geometry, 0.0), np.take(points, faces, axis=0))
+
+
+def test_a_volume_read_with_a_border_is_contoured_in_place_and_left_unchanged():
+    from encapsulated_stl.surface import extract_surface_mesh
+
+    k, j, i = np.mgrid[0:20, 0:22, 0:24].astype(np.float32)
+    ball = 7.0 - np.sqrt((i - 12) ** 2 + (j - 11) ** 2 + (k - 10) ** 2)
+    ball[3, 4, 5] = 30.0  # a separate speck for the largest-component filter
+    geometry = AffineGeometry(np.diag([0.7, 0.7, 1.2, 1.0]))
+    buffer = np.full((22, 24, 26), 12345.0, dtype=np.float32)
+    bordered = buffer[1:-1, 1:-1, 1:-1]
+    bordered[...] = ball
+    for largest in (False, True):
+        expected = extract_surface_mesh(ball.copy(), geometry, 0.0, largest_component=largest)
+        found = extract_surface_mesh(bordered, geometry, 0.0, largest_component=largest)
+        assert all(np.array_equal(a, b) for a, b in zip(found, expected))
+        assert np.array_equal(bordered, ball)  # the volume's values are untouched
+    # in place: the border itself became the "outside" of the field
+    assert buffer[0].max() < -1000.0 and buffer[:, :, -1].max() < -1000.0

@@ -167,3 +167,15 @@ def test_pixels_read_straight_from_the_file_match_pydicom_bit_for_bit(tmp_path, 
     expected = pydicom.dcmread(path).pixel_array
     assert fast.dtype == expected.dtype and np.array_equal(fast, expected)
     assert (expected.min() < 0) == signed
+
+
+def test_border_gives_the_same_voxels_in_a_padded_array(tmp_path):
+    write_phantom(tmp_path, tilt_degrees=9.0, background_hu=-700.0, **SMALL)
+    plain = read_series_volume(tmp_path)
+    bordered = read_series_volume(tmp_path, border=1)
+    assert np.array_equal(bordered.voxels, plain.voxels)
+    assert bordered.voxels.base.shape == (16, 50, 50)
+    # the range is noted while reading: right, and still known once voxels are dropped
+    assert bordered.value_range == (float(plain.voxels.min()), float(plain.voxels.max()))
+    bordered.voxels = None
+    assert bordered.value_range[0] == pytest.approx(-700.0, abs=0.5)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import vtk
+from numba import njit, prange
 from vtk.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 
 from .errors import EncapsulatedSTLError
@@ -63,27 +64,55 @@ def _levels(level) -> tuple[float, float | None]:
     return low, high
 
 
-def _padded_field(volume: np.ndarray, low: float, high: float | None) -> tuple[np.ndarray, float]:
+def _padded_buffer(volume: np.ndarray) -> np.ndarray | None:
+    """The float32 array that ``volume`` is the interior of, one voxel in from each side."""
+    base = volume.base
+    if (
+        not isinstance(base, np.ndarray)
+        or base.dtype != np.float32
+        or volume.dtype != np.float32
+        or not base.flags.c_contiguous
+        or base.shape != tuple(n + 2 for n in volume.shape)
+    ):
+        return None
+    interior = base[1:-1, 1:-1, 1:-1]
+    same = (
+        interior.__array_interface__["data"][0] == volume.__array_interface__["data"][0]
+        and interior.strides == volume.strides
+    )
+    return base if same else None
+
+
+def _padded_field(
+    volume: np.ndarray, low: float, high: float | None, in_place: bool = False
+) -> tuple[np.ndarray, float]:
     """The scalar field to contour, with a one-voxel 'outside' border, and its iso value.
 
     A single level contours the values themselves; a band contours
     ``min(v - low, high - v)`` at 0, which is positive exactly inside the band and
-    stays linear near each bound, so both bounds are sub-voxel.
+    stays linear near each bound, so both bounds are sub-voxel.  With
+    ``in_place``, a single level and a volume read with a one-voxel border
+    (``read_series_volume(border=1)``), the border is filled and the volume's own
+    array is the field: nothing is copied and the volume's values are unchanged.
     """
     k, j, i = volume.shape
-    padded = np.empty((k + 2, j + 2, i + 2), dtype=np.float32)
-    interior = padded[1:-1, 1:-1, 1:-1]
-    # Slab by slab: each slice is copied (or transformed) and scanned for its range
-    # while it is in cache, and no full-size temporary is ever made.
-    largest, smallest = -np.inf, np.inf
-    for s in range(k):
-        if high is None:
-            interior[s] = volume[s]
-        else:
-            np.subtract(volume[s], np.float32(low), out=interior[s], casting="unsafe")
-            np.minimum(interior[s], np.float32(high) - volume[s], out=interior[s], casting="unsafe")
-        largest = max(largest, float(interior[s].max()))
-        smallest = min(smallest, float(interior[s].min()))
+    padded = _padded_buffer(volume) if in_place and high is None else None
+    if padded is not None:
+        largest, smallest = float(volume.max()), float(volume.min())
+    else:
+        padded = np.empty((k + 2, j + 2, i + 2), dtype=np.float32)
+        interior = padded[1:-1, 1:-1, 1:-1]
+        # Slab by slab: each slice is copied (or transformed) and scanned for its
+        # range while it is in cache, and no full-size temporary is ever made.
+        largest, smallest = -np.inf, np.inf
+        for s in range(k):
+            if high is None:
+                interior[s] = volume[s]
+            else:
+                np.subtract(volume[s], np.float32(low), out=interior[s], casting="unsafe")
+                np.minimum(interior[s], np.float32(high) - volume[s], out=interior[s], casting="unsafe")
+            largest = max(largest, float(interior[s].max()))
+            smallest = min(smallest, float(interior[s].min()))
     iso = low if high is None else 0.0
     reach = max(largest - iso, iso - smallest, 1.0)
     outside = np.float32(iso - BORDER_DEPTH * reach)
@@ -150,6 +179,33 @@ def _triangles(polydata: vtk.vtkPolyData) -> tuple[np.ndarray, np.ndarray]:
     return points, faces
 
 
+@njit(cache=True, parallel=True)
+def _on_voxel(points):
+    """Which points have integer coordinates, i.e. sit exactly on a voxel."""
+    found = np.zeros(points.shape[0], np.bool_)
+    for p in prange(points.shape[0]):
+        x, y, z = points[p, 0], points[p, 1], points[p, 2]
+        found[p] = x == np.floor(x) and y == np.floor(y) and z == np.floor(z)
+    return found
+
+
+@njit(cache=True)
+def _renumber_faces(faces, representative):
+    """Faces through ``representative``, without those that became degenerate."""
+    out = np.empty_like(faces)
+    kept = 0
+    for f in range(faces.shape[0]):
+        a = representative[faces[f, 0]]
+        b = representative[faces[f, 1]]
+        c = representative[faces[f, 2]]
+        if a != b and b != c and c != a:
+            out[kept, 0] = a
+            out[kept, 1] = b
+            out[kept, 2] = c
+            kept += 1
+    return out[:kept]
+
+
 def _merge_vertices_on_voxels(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Faces with coincident vertices merged and the resulting degenerate faces dropped.
 
@@ -157,10 +213,10 @@ def _merge_vertices_on_voxels(points: np.ndarray, faces: np.ndarray) -> np.ndarr
     threshold) puts the crossing of every edge at that voxel on the voxel itself, so
     flying edges emits several points at one position and zero-area triangles
     between them.  Such points have integer index coordinates; only those are
-    compared, so the cost is negligible.  Merging them is an edge collapse: the
-    surface stays closed and consistently oriented.
+    compared.  Merging them is an edge collapse: the surface stays closed and
+    consistently oriented.  Points that lose their last face stay in ``points``.
     """
-    on_voxel = np.flatnonzero((points == np.round(points)).all(axis=1))
+    on_voxel = np.flatnonzero(_on_voxel(points))
     if on_voxel.size < 2:
         return faces
     # integer index coordinates (border at -1) as one int64 key per point
@@ -172,19 +228,7 @@ def _merge_vertices_on_voxels(points: np.ndarray, faces: np.ndarray) -> np.ndarr
         return faces
     representative = np.arange(points.shape[0])
     representative[on_voxel] = on_voxel[first[inverse.reshape(-1)]]
-    # only the few faces touching a merged point are rewritten
-    merged = np.zeros(points.shape[0], dtype=bool)
-    merged[on_voxel[representative[on_voxel] != on_voxel]] = True
-    affected = np.flatnonzero(merged[faces].any(axis=1))
-    rewritten = representative[faces[affected]]
-    degenerate = (
-        (rewritten[:, 0] == rewritten[:, 1]) | (rewritten[:, 1] == rewritten[:, 2]) | (rewritten[:, 2] == rewritten[:, 0])
-    )
-    faces = np.array(faces)  # VTK's connectivity stays untouched
-    faces[affected] = rewritten
-    keep = np.ones(faces.shape[0], dtype=bool)
-    keep[affected[degenerate]] = False
-    return faces[keep]
+    return _renumber_faces(np.ascontiguousarray(faces, dtype=np.int64), representative)
 
 
 def _polydata(points: np.ndarray, faces: np.ndarray) -> vtk.vtkPolyData:
@@ -275,9 +319,11 @@ def extract_surface_mesh(
     progress:
         A :class:`~.progress.Progress` to draw bars on, or ``None``.
     release:
-        Called once the field to contour has been copied from ``volume``, which
+        Called once the field to contour has been made from ``volume``, which
         is not used after that: a caller holding the volume's only other
-        reference drops it there, so the volume is freed before meshing.
+        reference drops it there, so a copied volume is freed before meshing
+        (a volume read with ``border=1`` is the field itself, and is freed with
+        it right after flying edges).
 
     Returns
     -------
@@ -301,7 +347,8 @@ def extract_surface_mesh(
     low, high = _levels(level)
     _use_all_cores()
 
-    padded, iso = _padded_field(volume, low, high)
+    # the largest-component filter edits the field, so it never works in place
+    padded, iso = _padded_field(volume, low, high, in_place=not largest_component)
     del volume
     if release is not None:
         release()

@@ -62,11 +62,15 @@ class SeriesVolume:
     geometry: SliceGeometry
     source: SourceSeries
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    _value_range: tuple[float, float] | None = None
 
     @property
     def value_range(self) -> tuple[float, float]:
-        """Smallest and largest voxel value."""
-        return float(self.voxels.min()), float(self.voxels.max())
+        """Smallest and largest voxel value (noted while reading, so still known
+        after ``voxels`` has been released)."""
+        if self._value_range is None:
+            self._value_range = (float(self.voxels.min()), float(self.voxels.max()))
+        return self._value_range
 
 
 def _is_localizer(dataset: Dataset) -> bool:
@@ -233,6 +237,7 @@ def read_series_volume(
     series_uid: str | None = None,
     *,
     progress: Progress | None = None,
+    border: int = 0,
 ) -> SeriesVolume:
     """Read one CT/MR series into a float32 volume with exact slice geometry.
 
@@ -244,6 +249,11 @@ def read_series_volume(
         Series Instance UID to use when the paths hold several image series.
     progress:
         Draws a bar while slices are decoded; ``None`` draws nothing.
+    border:
+        Allocate this many voxels of margin on every side and make ``voxels``
+        the interior view of that array.  :func:`.surface.extract_surface_mesh`
+        contours such a volume in place (it fills the margin) instead of
+        copying it: from-ct reads with ``border=1``.
 
     Returns
     -------
@@ -283,9 +293,20 @@ def read_series_volume(
         datasets=[series.datasets[i] for i in ordered],
     )
     first = stack.first
-    voxels = np.empty((len(stack), int(first.Rows), int(first.Columns)), dtype=np.float32)
+    shape = (len(stack), int(first.Rows), int(first.Columns))
+    if border:
+        inner = slice(border, -border)
+        voxels = np.empty(tuple(n + 2 * border for n in shape), dtype=np.float32)[inner, inner, inner]
+    else:
+        voxels = np.empty(shape, dtype=np.float32)
+    smallest, largest = np.inf, -np.inf
     with task(progress, "Reading slices", len(stack)) as reading:
         for k, (path, header) in enumerate(zip(stack.files, stack.datasets)):
             _decode_into(voxels[k], path, path, header)
+            # the range is taken while the slice is in cache
+            smallest = min(smallest, float(voxels[k].min()))
+            largest = max(largest, float(voxels[k].max()))
             reading.advance()
-    return SeriesVolume(voxels, SliceGeometry.from_datasets(stack.datasets), stack, skipped)
+    return SeriesVolume(
+        voxels, SliceGeometry.from_datasets(stack.datasets), stack, skipped, (smallest, largest)
+    )

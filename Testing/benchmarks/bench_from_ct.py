@@ -62,7 +62,6 @@ def from_ct(folder: Path) -> int:
 
 def parts(folder: Path, runs: int) -> dict:
     """Best times of flying edges alone and of the default smoothing alone."""
-
     from encapsulated_stl import surface
     from encapsulated_stl.volume import read_series_volume
 

@@ -153,7 +153,8 @@ def make_ct_model(
     if smoothing is not None and not 0.0 <= smoothing <= 1.0:
         raise EncapsulatedSTLError(f"--smoothing {smoothing:g}: give a factor from 0 (none) to 1")
     output = check_output_path(output, force)
-    series = read_series_volume(source, series_uid, progress=progress)
+    # read with a border so the volume itself becomes the field to contour
+    series = read_series_volume(source, series_uid, progress=progress, border=1)
     label = series.source.files[0].parent
     low_value, high_value = series.value_range
 
