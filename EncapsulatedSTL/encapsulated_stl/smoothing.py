@@ -216,8 +216,12 @@ def _first_term(x0, x1, result, offsets, ends, count, c0, c1):
 
 
 @njit(cache=True, parallel=True)
-def _next_term(x0, x1, x2, result, offsets, ends, count, ck):
-    """x2 = 2 x1 - x0 - L(x1) (Chebyshev recurrence) and result += ck x2."""
+def _next_term(x0, x1, result, offsets, ends, count, ck):
+    """x0 <- 2 x1 - x0 - L(x1) (Chebyshev recurrence) and result += ck x0.
+
+    The new term overwrites the oldest one in place: x0 is only read at the
+    vertex being written, never at its neighbours.
+    """
     for p in prange(x0.shape[0]):
         size = count[p]
         start = offsets[p]
@@ -237,9 +241,9 @@ def _next_term(x0, x1, x2, result, offsets, ends, count, ck):
         y0 = 2.0 * x1[p, 0] - x0[p, 0] - d0
         y1 = 2.0 * x1[p, 1] - x0[p, 1] - d1
         y2 = 2.0 * x1[p, 2] - x0[p, 2] - d2
-        x2[p, 0] = y0
-        x2[p, 1] = y1
-        x2[p, 2] = y2
+        x0[p, 0] = y0
+        x0[p, 1] = y1
+        x0[p, 2] = y2
         result[p, 0] += ck * y0
         result[p, 1] += ck * y1
         result[p, 2] += ck * y2
@@ -293,14 +297,13 @@ def windowed_sinc(
     x0 = (points - center) / length
     count = _stencils(x0, offsets, ends, _COS_EDGE_ANGLE, _MAX_INCIDENT_EDGES)
     x1 = np.empty_like(x0)
-    x2 = np.empty_like(x0)
     result = np.empty_like(x0)
     _first_term(x0, x1, result, offsets, ends, count, coefficients[0], coefficients[1])
     if step is not None:
         step()
     for k in range(2, iterations + 1):
-        _next_term(x0, x1, x2, result, offsets, ends, count, coefficients[k])
-        x0, x1, x2 = x1, x2, x0
+        _next_term(x0, x1, result, offsets, ends, count, coefficients[k])
+        x0, x1 = x1, x0  # the newest term is now x1, the one before it x0
         if step is not None:
             step()
     result *= length
