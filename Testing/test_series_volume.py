@@ -69,6 +69,30 @@ def test_compressed_transfer_syntaxes_decode_identically(tmp_path, syntax):
     assert np.array_equal(packed.voxels, read_series_volume(tmp_path / "plain").voxels)
 
 
+@pytest.mark.parametrize(
+    "option, syntax",
+    [("+e1", "1.2.840.10008.1.2.4.70"), ("+el", "1.2.840.10008.1.2.4.57")],
+    ids=["JPEG Lossless SV1", "JPEG Lossless process 14"],
+)
+def test_jpeg_lossless_written_by_dcmtk_decodes_identically(tmp_path, option, syntax):
+    # The most common compressed syntax of CT archives, written by a real encoder
+    # (DCMTK's dcmcjpeg) rather than by the project's own code.
+    import subprocess
+
+    from conftest import require_tool
+
+    dcmcjpeg = require_tool("dcmcjpeg", "apt-get install dcmtk")
+    phantom = write_phantom(tmp_path / "plain", tilt_degrees=-11.0, background_hu=-1000.0, **SMALL)
+    (tmp_path / "packed").mkdir()
+    for path in phantom.files:
+        subprocess.run([dcmcjpeg, option, str(path), str(tmp_path / "packed" / path.name)], check=True)
+    packed = read_series_volume(tmp_path / "packed")
+    assert {str(pydicom.dcmread(f, stop_before_pixels=True).file_meta.TransferSyntaxUID) for f in packed.source.files} == {syntax}
+    plain = read_series_volume(tmp_path / "plain")
+    assert np.array_equal(packed.voxels, plain.voxels)
+    assert np.ptp(plain.voxels) >= 1900.0  # the phantom does span -1000..1000 HU and more
+
+
 def test_several_series_need_a_uid_and_localizers_are_dropped(tmp_path):
     phantom = write_phantom(tmp_path, distractor=True, shuffle_file_names=True, **SMALL)
     with pytest.raises(SeriesError) as error:
