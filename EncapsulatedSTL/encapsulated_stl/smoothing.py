@@ -185,25 +185,28 @@ def _stencils(points, offsets, ends, cos_edge_angle, max_incident):
     return count
 
 
+@njit(cache=True, inline="always")
+def _difference_to_stencil(x, p, offsets, ends, count):
+    """``x[p]`` minus the mean of its stencil (VTK's negative Laplacian); 0 when fixed."""
+    size = count[p]
+    if size == 0:
+        return 0.0, 0.0, 0.0
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    for e in range(offsets[p], offsets[p] + size):
+        q = ends[e]
+        s0 += x[q, 0]
+        s1 += x[q, 1]
+        s2 += x[q, 2]
+    return x[p, 0] - s0 / size, x[p, 1] - s1 / size, x[p, 2] - s2 / size
+
+
 @njit(cache=True, parallel=True)
 def _first_term(x0, x1, result, offsets, ends, count, c0, c1):
-    """x1 = x0 - L(x0)/2 and result = c0 x0 + c1 x1 (L: mean of differences to the stencil)."""
+    """x1 = x0 - L(x0)/2 and result = c0 x0 + c1 x1 (L: difference to the stencil's mean)."""
     for p in prange(x0.shape[0]):
-        size = count[p]
-        start = offsets[p]
-        s0 = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        for e in range(start, start + size):
-            q = ends[e]
-            s0 += x0[q, 0]
-            s1 += x0[q, 1]
-            s2 += x0[q, 2]
-        d0 = d1 = d2 = 0.0
-        if size > 0:
-            d0 = x0[p, 0] - s0 / size
-            d1 = x0[p, 1] - s1 / size
-            d2 = x0[p, 2] - s2 / size
+        d0, d1, d2 = _difference_to_stencil(x0, p, offsets, ends, count)
         y0 = x0[p, 0] - 0.5 * d0
         y1 = x0[p, 1] - 0.5 * d1
         y2 = x0[p, 2] - 0.5 * d2
@@ -223,21 +226,7 @@ def _next_term(x0, x1, result, offsets, ends, count, ck):
     vertex being written, never at its neighbours.
     """
     for p in prange(x0.shape[0]):
-        size = count[p]
-        start = offsets[p]
-        s0 = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        for e in range(start, start + size):
-            q = ends[e]
-            s0 += x1[q, 0]
-            s1 += x1[q, 1]
-            s2 += x1[q, 2]
-        d0 = d1 = d2 = 0.0
-        if size > 0:
-            d0 = x1[p, 0] - s0 / size
-            d1 = x1[p, 1] - s1 / size
-            d2 = x1[p, 2] - s2 / size
+        d0, d1, d2 = _difference_to_stencil(x1, p, offsets, ends, count)
         y0 = 2.0 * x1[p, 0] - x0[p, 0] - d0
         y1 = 2.0 * x1[p, 1] - x0[p, 1] - d1
         y2 = 2.0 * x1[p, 2] - x0[p, 2] - d2
