@@ -256,10 +256,14 @@ def test_a_volume_read_with_a_border_is_contoured_in_place_and_left_unchanged():
     buffer = np.full((22, 24, 26), 12345.0, dtype=np.float32)
     bordered = buffer[1:-1, 1:-1, 1:-1]
     bordered[...] = ball
+    # without the caller's leave, the array around a view is never written
+    plain = extract_surface_mesh(bordered, geometry, 0.0)
+    assert np.all(buffer[0] == 12345.0) and np.all(buffer[:, :, -1] == 12345.0)
     for largest in (False, True):
         expected = extract_surface_mesh(ball.copy(), geometry, 0.0, largest_component=largest)
-        found = extract_surface_mesh(bordered, geometry, 0.0, largest_component=largest)
+        found = extract_surface_mesh(bordered, geometry, 0.0, largest_component=largest, overwrite_border=True)
         assert all(np.array_equal(a, b) for a, b in zip(found, expected))
         assert np.array_equal(bordered, ball)  # the volume's values are untouched
+    assert all(np.array_equal(a, b) for a, b in zip(plain, extract_surface_mesh(ball.copy(), geometry, 0.0)))
     # in place: the border itself became the "outside" of the field
     assert buffer[0].max() < -1000.0 and buffer[:, :, -1].max() < -1000.0

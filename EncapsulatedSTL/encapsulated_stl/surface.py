@@ -39,8 +39,8 @@ _vtk_configured = False
 
 
 def _use_all_cores() -> None:
-    # Flying edges uses vtkSMPTools; the
-    # default "Sequential" backend would leave every core but one idle.
+    # Flying edges uses vtkSMPTools, whose default "Sequential" backend would
+    # leave every core but one idle.
     global _vtk_configured
     if not _vtk_configured:
         smp = vtk.vtkSMPTools()
@@ -91,9 +91,10 @@ def _padded_field(
     A single level contours the values themselves; a band contours
     ``min(v - low, high - v)`` at 0, which is positive exactly inside the band and
     stays linear near each bound, so both bounds are sub-voxel.  With
-    ``in_place``, a single level and a volume read with a one-voxel border
-    (``read_series_volume(border=1)``), the border is filled and the volume's own
-    array is the field: nothing is copied and the volume's values are unchanged.
+    ``in_place``, a single level and a volume that is the interior of an array
+    with a one-voxel margin (``read_series_volume(border=1)``), that margin is
+    filled and the array is the field: nothing is copied and the volume's values
+    are unchanged.
     """
     k, j, i = volume.shape
     padded = _padded_buffer(volume) if in_place and high is None else None
@@ -292,6 +293,7 @@ def extract_surface_mesh(
     largest_component: bool = False,
     progress=None,
     release=None,
+    overwrite_border: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Closed iso-surface of a volume as an indexed mesh in patient LPS millimetres.
 
@@ -322,8 +324,15 @@ def extract_surface_mesh(
         Called once the field to contour has been made from ``volume``, which
         is not used after that: a caller holding the volume's only other
         reference drops it there, so a copied volume is freed before meshing
-        (a volume read with ``border=1`` is the field itself, and is freed with
-        it right after flying edges).
+        (with ``overwrite_border`` the volume is the field itself, and is freed
+        with it right after flying edges).
+    overwrite_border:
+        ``volume`` is the interior view of an array with a one-voxel margin on
+        every side, as ``read_series_volume(border=1)`` makes, and that margin
+        may be overwritten: the array is then contoured in place instead of
+        copied (saving a volume's worth of memory and time).  The volume's own
+        values are never changed.  Ignored (the volume is copied) for a level
+        band, with ``largest_component``, or when ``volume`` is not such a view.
 
     Returns
     -------
@@ -348,7 +357,7 @@ def extract_surface_mesh(
     _use_all_cores()
 
     # the largest-component filter edits the field, so it never works in place
-    padded, iso = _padded_field(volume, low, high, in_place=not largest_component)
+    padded, iso = _padded_field(volume, low, high, in_place=overwrite_border and not largest_component)
     del volume
     if release is not None:
         release()

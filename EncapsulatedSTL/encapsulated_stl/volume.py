@@ -251,9 +251,9 @@ def read_series_volume(
         Draws a bar while slices are decoded; ``None`` draws nothing.
     border:
         Allocate this many voxels of margin on every side and make ``voxels``
-        the interior view of that array.  :func:`.surface.extract_surface_mesh`
-        contours such a volume in place (it fills the margin) instead of
-        copying it: from-ct reads with ``border=1``.
+        the interior view of that array.  With ``border=1``,
+        :func:`.surface.extract_surface_mesh` (``overwrite_border=True``)
+        contours the volume in place, filling the margin, instead of copying it.
 
     Returns
     -------

@@ -164,7 +164,7 @@ def make_ct_model(
     points, faces = extract_surface_mesh(
         series.voxels, series.geometry, level, smoothing=smoothing or None,
         decimate=decimate, largest_component=largest_component, progress=progress,
-        release=None if keep_voxels else release_voxels,
+        release=None if keep_voxels else release_voxels, overwrite_border=True,
     )
     if len(faces) == 0:
         raise SeriesError(
