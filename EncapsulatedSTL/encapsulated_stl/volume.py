@@ -198,7 +198,7 @@ def _native_pixels(header: Dataset, path: Path, shape: tuple[int, int]) -> np.nd
     return pixels.reshape(shape)
 
 
-def _decode_into(out: np.ndarray, path: Path, label, header: Dataset | None = None) -> None:
+def _decode_into(out: np.ndarray, path: Path, header: Dataset | None = None) -> None:
     """Decode one slice into ``out`` as rescaled float32 (HU for CT)."""
     pixels = _native_pixels(header, path, out.shape) if header is not None else None
     if pixels is not None:
@@ -302,7 +302,7 @@ def read_series_volume(
     smallest, largest = np.inf, -np.inf
     with task(progress, "Reading slices", len(stack)) as reading:
         for k, (path, header) in enumerate(zip(stack.files, stack.datasets)):
-            _decode_into(voxels[k], path, path, header)
+            _decode_into(voxels[k], path, header)
             # the range is taken while the slice is in cache
             smallest = min(smallest, float(voxels[k].min()))
             largest = max(largest, float(voxels[k].max()))
