@@ -285,19 +285,9 @@ def reference_stack(series: SourceSeries) -> tuple[SourceSeries, SliceGeometry]:
     SeriesError
         No cross-sectional slices, or two at one position.
     """
-    from . import volume
+    from .volume import image_stack
 
-    kept, _skipped = volume._volume_slices(series)
-    if not kept:
-        raise SeriesError(
-            f"series {series.series_instance_uid} has no cross-sectional image slices",
-            series.files[0].parent if series.files else None)
-    ordered = volume.sort_along_normal(series, kept, series.files[kept[0]].parent)
-    stack = SourceSeries(
-        series.series_instance_uid,
-        files=[series.files[i] for i in ordered],
-        datasets=[series.datasets[i] for i in ordered],
-    )
+    stack, _skipped = image_stack(series, series.files[0].parent if series.files else None)
     return stack, SliceGeometry.from_datasets(stack.datasets)
 
 

@@ -232,6 +232,36 @@ def _rescale_into(out: np.ndarray, pixels: np.ndarray, dataset: Dataset) -> None
         out += np.float32(intercept)
 
 
+def image_stack(
+    series: SourceSeries, label, selection: tuple[list[int], list[tuple[Path, str]]] | None = None
+) -> tuple[SourceSeries, list[tuple[Path, str]]]:
+    """The series' cross-sectional slices sorted along the normal, and those left out.
+
+    Localizers and slices whose orientation, matrix or pixel spacing differ from
+    the stack's are left out with a reason; no pixel data is read.  ``selection``
+    is the series' :func:`_volume_slices`, when already known.
+
+    Raises
+    ------
+    SeriesError
+        No cross-sectional slices, or two at one position (``label`` names the input).
+    """
+    kept, skipped = selection or _volume_slices(series)
+    if not kept:
+        raise SeriesError(
+            f"series {series.series_instance_uid} has no cross-sectional image slices "
+            f"({len(series)} instance(s): {skipped[0][1] if skipped else 'none'})",
+            label,
+        )
+    ordered = sort_along_normal(series, kept, label)
+    stack = SourceSeries(
+        series.series_instance_uid,
+        files=[series.files[i] for i in ordered],
+        datasets=[series.datasets[i] for i in ordered],
+    )
+    return stack, skipped
+
+
 def read_series_volume(
     paths: Sequence[str | os.PathLike] | str | os.PathLike,
     series_uid: str | None = None,
@@ -279,19 +309,7 @@ def read_series_volume(
         scan_series(paths), series_uid, label, usable=usable,
         kind="CT or MR image series (cross-sectional slices)",
     )
-    kept, skipped = selections.get(id(series)) or _volume_slices(series)
-    if not kept:
-        raise SeriesError(
-            f"series {series.series_instance_uid} has no cross-sectional image slices "
-            f"({len(series)} instance(s): {skipped[0][1] if skipped else 'none'})",
-            label,
-        )
-    ordered = sort_along_normal(series, kept, label)
-    stack = SourceSeries(
-        series.series_instance_uid,
-        files=[series.files[i] for i in ordered],
-        datasets=[series.datasets[i] for i in ordered],
-    )
+    stack, skipped = image_stack(series, label, selections.get(id(series)))
     first = stack.first
     shape = (len(stack), int(first.Rows), int(first.Columns))
     if border:
