@@ -154,8 +154,9 @@ class EncapsulatedSTL(hd.SOPClass):
             patient coordinate system (LPS) of the Frame of Reference.
         source_images: Sequence[pydicom.dataset.Dataset] | None
             Headers of the images the model was derived from (one Frame of
-            Reference).  Patient and study are copied from the first; every one is
-            listed in Source Instance Sequence.  ``None`` for a model with no
+            Reference).  Patient and study are copied from the first; every
+            instance is listed once in Source Instance Sequence (frame headers of
+            one multi-frame image count as its instance).  ``None`` for a model with no
             DICOM source: then ``study_instance_uid``, ``frame_of_reference_uid``
             and the patient arguments describe a new study.
         measurement_units: str
@@ -183,7 +184,11 @@ class EncapsulatedSTL(hd.SOPClass):
         """
         mesh = parse_binary_stl(stl, check_values=check_values)
         del mesh  # validated only: the bytes are stored exactly as given
-        source_images = list(source_images or [])
+        # one entry per instance: the frames of a multi-frame image share theirs
+        instances: dict[str, Dataset] = {}
+        for ds in source_images or []:
+            instances.setdefault(str(ds.get("SOPInstanceUID", id(ds))), ds)
+        source_images = list(instances.values())
         if source_images:
             frames = {str(ds.get("FrameOfReferenceUID", "")) for ds in source_images}
             frames.discard("")

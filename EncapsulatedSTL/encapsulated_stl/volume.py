@@ -8,6 +8,11 @@ normal, and their pixels are decoded through pydicom's pixel handlers (so the
 JPEG, JPEG 2000, JPEG-LS and RLE transfer syntaxes work with the pylibjpeg and
 pyjpegls plugins) with each slice's rescale slope and intercept applied.
 
+Enhanced (multi-frame) CT and MR images count one slice per frame, with the
+frame's plane position, orientation, pixel spacing and rescale taken from its
+per-frame or shared functional groups; a series may mix them with single-frame
+images.
+
 Nothing is resampled: the volume holds the stored slices as they are, and
 :class:`~.slice_geometry.SliceGeometry` maps voxel indices to patient LPS through
 each slice's own ImagePositionPatient (exact for gantry tilt and uneven spacing).
@@ -90,30 +95,131 @@ def _stack_key(dataset: Dataset) -> tuple:
     )
 
 
-def _volume_slices(series: SourceSeries) -> tuple[list[int], list[tuple[Path, str]]]:
-    """Indices (into ``series``) of the slices that form the stack, and the skipped."""
+_PER_FRAME = "PerFrameFunctionalGroupsSequence"
+_SHARED = "SharedFunctionalGroupsSequence"
+_NOT_PER_FRAME = (0x52009230, 0x52009229, 0x7FE00010)  # per-frame, shared groups; pixel data
+#: Functional groups of an enhanced image, and the attributes each gives a frame's
+#: header (where a single-frame image has them at the top level).
+_FRAME_GROUPS = (
+    ("PlanePositionSequence", ("ImagePositionPatient",)),
+    ("PlaneOrientationSequence", ("ImageOrientationPatient",)),
+    ("PixelMeasuresSequence", ("PixelSpacing", "SliceThickness")),
+    ("PixelValueTransformationSequence", ("RescaleSlope", "RescaleIntercept", "RescaleType")),
+)
+#: What pydicom needs to read a value that a header scan left in the file.
+_DEFERRED_READ_ATTRIBUTES = ("filename", "buffer", "fileobj_type", "timestamp")
+#: Functional groups whose Frame Type is the frame's Image Type (localizer or not).
+_FRAME_TYPE_GROUPS = ("CTImageFrameTypeSequence", "MRImageFrameTypeSequence")
+
+
+def _frame_count(dataset: Dataset) -> int:
+    try:
+        return int(dataset.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        return 1
+
+
+def _group_item(groups, keyword: str) -> Dataset | None:
+    """The one item of functional group ``keyword`` in a groups item, if present."""
+    if groups is None or keyword not in groups or not groups[keyword].value:
+        return None
+    return groups[keyword].value[0]
+
+
+def frame_headers(dataset: Dataset) -> list[Dataset]:
+    """One header per frame of an enhanced (multi-frame) image, in frame order.
+
+    Each is the image's top-level attributes (patient, study, series, SOP
+    instance...) without its functional groups and pixel data, plus what the
+    frame's per-frame group, or else the shared group, says of its plane position
+    and orientation, pixel spacing, rescale and frame type, under the
+    single-frame keywords (ImagePositionPatient, RescaleSlope, ImageType...).
+    Two plain attributes say where it came from: ``frame_index`` (0-based) and
+    ``multi_frame``, the image's own header.  A frame no group describes simply
+    lacks those attributes.  Nothing is read from the file.
+    """
+    count = _frame_count(dataset)
+    shared = dataset[_SHARED].value[0] if _SHARED in dataset and dataset[_SHARED].value else None
+    per_frame = dataset[_PER_FRAME].value if _PER_FRAME in dataset else []
+    # the elements as read (raw ones stay unconverted), not the groups or pixels
+    top = {tag: element for tag, element in dataset._dict.items() if tag not in _NOT_PER_FRAME}
+    headers = []
+    for index in range(count):
+        frame = Dataset(dict(top))
+        frame.file_meta = getattr(dataset, "file_meta", None)
+        for name in _DEFERRED_READ_ATTRIBUTES:  # values left in the file stay readable
+            setattr(frame, name, getattr(dataset, name, None))
+        own = per_frame[index] if index < len(per_frame) else None
+        for group, keywords in _FRAME_GROUPS:
+            item = _group_item(own, group) or _group_item(shared, group)
+            for keyword in keywords:
+                if item is not None and keyword in item:
+                    frame[keyword] = item[keyword]
+        for group in _FRAME_TYPE_GROUPS:
+            item = _group_item(own, group) or _group_item(shared, group)
+            if item is not None and item.get("FrameType"):
+                frame.ImageType = item.FrameType
+        frame.frame_index = index
+        frame.multi_frame = dataset
+        headers.append(frame)
+    return headers
+
+
+def _with_frames(series: SourceSeries) -> SourceSeries:
+    """``series`` with each multi-frame instance replaced by its frames' headers."""
+    if all(_frame_count(dataset) == 1 for dataset in series.datasets):
+        return series
+    files: list[Path] = []
+    datasets: list[Dataset] = []
+    for path, dataset in zip(series.files, series.datasets):
+        frames = frame_headers(dataset) if _frame_count(dataset) > 1 else [dataset]
+        files.extend([path] * len(frames))
+        datasets.extend(frames)
+    return SourceSeries(series.series_instance_uid, files=files, datasets=datasets)
+
+
+def _where(path: Path, dataset: Dataset) -> str:
+    """A slice's file, and its frame when it is one of several."""
+    index = getattr(dataset, "frame_index", None)
+    return f"{path.name} frame {index + 1}" if index is not None else path.name
+
+
+@dataclass
+class _Selection:
+    """A series' slices (one per frame of a multi-frame instance): those that form
+    the stack (indices into ``slices``) and those left out, with the reason."""
+
+    slices: SourceSeries
+    kept: list[int]
+    skipped: list[tuple[Path, str]]
+
+
+def _volume_slices(series: SourceSeries) -> _Selection:
+    """The slices of ``series`` that form the stack, and the skipped."""
+    slices = _with_frames(series)
     skipped: list[tuple[Path, str]] = []
     usable: list[int] = []
-    for index, (path, dataset) in enumerate(zip(series.files, series.datasets)):
+
+    def skip(index: int, reason: str) -> None:
+        frame = getattr(slices.datasets[index], "frame_index", None)
+        skipped.append((slices.files[index], reason if frame is None else f"frame {frame + 1}: {reason}"))
+
+    for index, dataset in enumerate(slices.datasets):
         if _is_localizer(dataset):
-            skipped.append((path, "localizer"))
+            skip(index, "localizer")
         elif any(keyword not in dataset or dataset[keyword].value in (None, "") for keyword in _GEOMETRY_KEYWORDS):
-            skipped.append((path, "no image plane geometry (not a cross-sectional image)"))
-        elif int(dataset.get("NumberOfFrames", 1) or 1) > 1:
-            skipped.append((path, "multi-frame image (enhanced CT/MR is not supported)"))
+            skip(index, "no image plane geometry (not a cross-sectional image)")
         else:
             usable.append(index)
     if not usable:
-        return [], skipped
-    keys = {index: _stack_key(series.datasets[index]) for index in usable}
+        return _Selection(slices, [], skipped)
+    keys = {index: _stack_key(slices.datasets[index]) for index in usable}
     majority, _count = Counter(keys.values()).most_common(1)[0]
     kept = [index for index in usable if keys[index] == majority]
     for index in usable:
         if keys[index] != majority:
-            skipped.append(
-                (series.files[index], "orientation, matrix size or pixel spacing differs from the stack")
-            )
-    return kept, skipped
+            skip(index, "orientation, matrix size or pixel spacing differs from the stack")
+    return _Selection(slices, kept, skipped)
 
 
 def sort_along_normal(series: SourceSeries, indices: Sequence[int], label) -> list[int]:
@@ -136,9 +242,9 @@ def sort_along_normal(series: SourceSeries, indices: Sequence[int], label) -> li
     gaps = np.diff(along[order])
     if gaps.size and gaps.min() < DUPLICATE_POSITION_MM:
         at = int(np.argmin(gaps))
-        a, b = (series.files[indices[order[at]]], series.files[indices[order[at + 1]]])
+        a, b = (_where(series.files[i], series.datasets[i]) for i in (indices[order[at]], indices[order[at + 1]]))
         raise SeriesError(
-            f"two slices at the same position ({a.name} and {b.name}): the series mixes "
+            f"two slices at the same position ({a} and {b}): the series mixes "
             "several phases, echoes or acquisitions; split it before meshing",
             label,
         )
@@ -162,31 +268,33 @@ def _native_pixels(header: Dataset, path: Path, shape: tuple[int, int]) -> np.nd
     """
     meta = getattr(header, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None
-    # pydicom's own element: get_item() would read a deferred value into the header
-    raw = header._dict.get(_PIXEL_DATA_TAG)
+    # pydicom's own element: get_item() would read a deferred value into the
+    # header; a frame's header finds it in its image's
+    raw = getattr(header, "multi_frame", header)._dict.get(_PIXEL_DATA_TAG)
     if (
         syntax not in _NATIVE_LITTLE_ENDIAN
         or raw is None
         or int(header.get("BitsAllocated", 0) or 0) != 16
         or int(header.get("SamplesPerPixel", 1) or 1) != 1
-        or int(header.get("NumberOfFrames", 1) or 1) != 1
     ):
         return None
     count = shape[0] * shape[1]
+    frames = _frame_count(header)
+    start = getattr(header, "frame_index", 0) * 2 * count  # byte offset of the frame
     signed = int(header.get("PixelRepresentation", 0) or 0) == 1
     dtype = np.dtype("<i2" if signed else "<u2")
     value = raw.value
     if value is None:  # deferred: read from where the scan saw it start
         offset, length = getattr(raw, "value_tell", None), raw.length
-        if offset is None or length != 2 * count:
+        if offset is None or length != 2 * count * frames:
             return None
-        pixels = np.fromfile(path, dtype=dtype, count=count, offset=offset)
+        pixels = np.fromfile(path, dtype=dtype, count=count, offset=offset + start)
         if pixels.size != count:
             return None
     else:
-        if len(value) != 2 * count:
+        if len(value) != 2 * count * frames:
             return None
-        pixels = np.frombuffer(value, dtype=dtype, count=count).copy()
+        pixels = np.frombuffer(value, dtype=dtype, count=count, offset=start).copy()
     stored = int(header.get("BitsStored", 16) or 16)
     if stored < 16:
         if signed:
@@ -198,15 +306,12 @@ def _native_pixels(header: Dataset, path: Path, shape: tuple[int, int]) -> np.nd
     return pixels.reshape(shape)
 
 
-def _decode_into(out: np.ndarray, path: Path, header: Dataset | None = None) -> None:
-    """Decode one slice into ``out`` as rescaled float32 (HU for CT)."""
-    pixels = _native_pixels(header, path, out.shape) if header is not None else None
-    if pixels is not None:
-        _rescale_into(out, pixels, header)
-        return
+def _decoded_pixels(path: Path) -> tuple[np.ndarray, Dataset]:
+    """Every frame of a file decoded by pydicom's handlers, and its dataset."""
+    dataset = None
     try:
         dataset = pydicom.dcmread(path)
-        pixels = dataset.pixel_array
+        return dataset.pixel_array, dataset
     except Exception as error:  # pydicom raises many types for undecodable pixel data
         syntax = ""
         try:
@@ -214,6 +319,35 @@ def _decode_into(out: np.ndarray, path: Path, header: Dataset | None = None) -> 
         except Exception:
             pass
         raise SeriesError(f"cannot decode the pixel data{syntax}: {error}", path) from None
+
+
+def _decode_into(
+    out: np.ndarray, path: Path, header: Dataset | None = None, decoded: dict | None = None
+) -> None:
+    """Decode one slice into ``out`` as rescaled float32 (HU for CT).
+
+    ``header`` may be a frame's (:func:`frame_headers`): that frame is decoded,
+    with its own rescale.  Compressed multi-frame pixel data is decoded whole,
+    once: ``decoded`` keeps the last such file's frames for the next call.
+    """
+    pixels = _native_pixels(header, path, out.shape) if header is not None else None
+    if pixels is not None:
+        _rescale_into(out, pixels, header)
+        return
+    frame = getattr(header, "frame_index", None)
+    if frame is None:
+        pixels, dataset = _decoded_pixels(path)
+    else:
+        decoded = {} if decoded is None else decoded
+        if path not in decoded:
+            decoded.clear()  # one multi-frame file's frames at a time
+            decoded[path] = _decoded_pixels(path)[0]
+        frames, dataset = decoded[path], header
+        if frames.ndim != 3 or frame >= frames.shape[0]:
+            raise SeriesError(
+                f"pixel data has {frames.shape[0] if frames.ndim == 3 else 1} frame(s), "
+                f"the header describes {_frame_count(header)}", path)
+        pixels = frames[frame]
     if pixels.shape != out.shape:
         raise SeriesError(
             f"pixel data is {pixels.shape}, expected {out.shape} (Rows x Columns)", path
@@ -233,31 +367,34 @@ def _rescale_into(out: np.ndarray, pixels: np.ndarray, dataset: Dataset) -> None
 
 
 def image_stack(
-    series: SourceSeries, label, selection: tuple[list[int], list[tuple[Path, str]]] | None = None
+    series: SourceSeries, label, selection: _Selection | None = None
 ) -> tuple[SourceSeries, list[tuple[Path, str]]]:
     """The series' cross-sectional slices sorted along the normal, and those left out.
 
     Localizers and slices whose orientation, matrix or pixel spacing differ from
-    the stack's are left out with a reason; no pixel data is read.  ``selection``
-    is the series' :func:`_volume_slices`, when already known.
+    the stack's are left out with a reason; no pixel data is read.  A multi-frame
+    instance gives one slice per frame (:func:`frame_headers`), so the stack may
+    list one file several times.  ``selection`` is the series'
+    :func:`_volume_slices`, when already known.
 
     Raises
     ------
     SeriesError
         No cross-sectional slices, or two at one position (``label`` names the input).
     """
-    kept, skipped = selection or _volume_slices(series)
+    selection = selection or _volume_slices(series)
+    slices, kept, skipped = selection.slices, selection.kept, selection.skipped
     if not kept:
         raise SeriesError(
             f"series {series.series_instance_uid} has no cross-sectional image slices "
             f"({len(series)} instance(s): {skipped[0][1] if skipped else 'none'})",
             label,
         )
-    ordered = sort_along_normal(series, kept, label)
+    ordered = sort_along_normal(slices, kept, label)
     stack = SourceSeries(
         series.series_instance_uid,
-        files=[series.files[i] for i in ordered],
-        datasets=[series.datasets[i] for i in ordered],
+        files=[slices.files[i] for i in ordered],
+        datasets=[slices.datasets[i] for i in ordered],
     )
     return stack, skipped
 
@@ -299,11 +436,11 @@ def read_series_volume(
         (the message names the file and transfer syntax).
     """
     label = paths if isinstance(paths, (str, os.PathLike)) else ", ".join(map(str, paths))
-    selections: dict[int, tuple[list[int], list[tuple[Path, str]]]] = {}
+    selections: dict[int, _Selection] = {}
 
     def usable(candidate: SourceSeries) -> bool:
         selections[id(candidate)] = _volume_slices(candidate)
-        return bool(selections[id(candidate)][0])
+        return bool(selections[id(candidate)].kept)
 
     series = choose_series(
         scan_series(paths), series_uid, label, usable=usable,
@@ -318,9 +455,17 @@ def read_series_volume(
     else:
         voxels = np.empty(shape, dtype=np.float32)
     smallest, largest = np.inf, -np.inf
+    # file by file (in stack order of their first slice), so that the frames of a
+    # compressed multi-frame file are decoded together, once
+    first_slice = {}
+    for k, path in enumerate(stack.files):
+        first_slice.setdefault(path, k)
+    order = sorted(range(len(stack)), key=lambda k: first_slice[stack.files[k]])
+    decoded: dict = {}
     with task(progress, "Reading slices", len(stack)) as reading:
-        for k, (path, header) in enumerate(zip(stack.files, stack.datasets)):
-            _decode_into(voxels[k], path, header)
+        for k in order:
+            path, header = stack.files[k], stack.datasets[k]
+            _decode_into(voxels[k], path, header, decoded)
             # the range is taken while the slice is in cache
             smallest = min(smallest, float(voxels[k].min()))
             largest = max(largest, float(voxels[k].max()))
