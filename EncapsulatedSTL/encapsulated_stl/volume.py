@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
@@ -97,7 +98,8 @@ def _stack_key(dataset: Dataset) -> tuple:
 
 _PER_FRAME = "PerFrameFunctionalGroupsSequence"
 _SHARED = "SharedFunctionalGroupsSequence"
-_NOT_PER_FRAME = (0x52009230, 0x52009229, 0x7FE00010)  # per-frame, shared groups; pixel data
+#: Elements of an enhanced image that its frames' headers leave out.
+_NOT_PER_FRAME = {tag_for_keyword(keyword) for keyword in (_PER_FRAME, _SHARED, "PixelData")}
 #: Functional groups of an enhanced image, and the attributes each gives a frame's
 #: header (where a single-frame image has them at the top level).
 _FRAME_GROUPS = (
@@ -165,14 +167,19 @@ def frame_headers(dataset: Dataset) -> list[Dataset]:
     return headers
 
 
+def _has_frames(dataset: Dataset) -> bool:
+    """Several frames, or an enhanced image's functional groups (even for one frame)."""
+    return _frame_count(dataset) > 1 or _PER_FRAME in dataset or _SHARED in dataset
+
+
 def _with_frames(series: SourceSeries) -> SourceSeries:
     """``series`` with each multi-frame instance replaced by its frames' headers."""
-    if all(_frame_count(dataset) == 1 for dataset in series.datasets):
+    if not any(_has_frames(dataset) for dataset in series.datasets):
         return series
     files: list[Path] = []
     datasets: list[Dataset] = []
     for path, dataset in zip(series.files, series.datasets):
-        frames = frame_headers(dataset) if _frame_count(dataset) > 1 else [dataset]
+        frames = frame_headers(dataset) if _has_frames(dataset) else [dataset]
         files.extend([path] * len(frames))
         datasets.extend(frames)
     return SourceSeries(series.series_instance_uid, files=files, datasets=datasets)
@@ -341,12 +348,13 @@ def _decode_into(
         decoded = {} if decoded is None else decoded
         if path not in decoded:
             decoded.clear()  # one multi-frame file's frames at a time
-            decoded[path] = _decoded_pixels(path)[0]
+            frames = _decoded_pixels(path)[0]
+            decoded[path] = frames[None] if frames.ndim == 2 else frames  # pydicom drops a lone frame's axis
         frames, dataset = decoded[path], header
-        if frames.ndim != 3 or frame >= frames.shape[0]:
+        if frame >= frames.shape[0]:
             raise SeriesError(
-                f"pixel data has {frames.shape[0] if frames.ndim == 3 else 1} frame(s), "
-                f"the header describes {_frame_count(header)}", path)
+                f"pixel data has {frames.shape[0]} frame(s), the header describes {_frame_count(header)}",
+                path)
         pixels = frames[frame]
     if pixels.shape != out.shape:
         raise SeriesError(
