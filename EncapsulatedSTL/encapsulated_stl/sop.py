@@ -13,7 +13,7 @@ import numpy as np
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
-from pydicom.valuerep import DT
+from pydicom.valuerep import DA, DT, TM
 
 from . import codes
 from .stl import parse_binary_stl
@@ -25,7 +25,7 @@ ENCAPSULATED_DOCUMENT_TAG = 0x00420011
 MODALITY = "M3D"
 
 #: pydicom 3 writes element values given as streams in chunks; pydicom 2 (bundled
-#: with Slicer before 5.8) needs bytes.
+#: with Slicer before 5.12) needs bytes.
 _STREAMED_VALUES = hasattr(DataElement, "is_buffered")
 
 _TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
@@ -239,9 +239,11 @@ class EncapsulatedSTL(hd.SOPClass):
             study_time=study_time,
             referring_physician_name=referring_physician_name,
             series_description=series_description,
-            content_date=content_datetime.date(),
-            content_time=content_datetime.time(),
         )
+        # Set here, not passed to highdicom, whose SOPClass takes content_date and
+        # content_time only from 0.27 (0.22, the last for pydicom 2, stamps "now").
+        self.ContentDate = DA(content_datetime.date())
+        self.ContentTime = TM(content_datetime.time())
         if source_images:
             # A copy: highdicom adds the source's element objects themselves, and
             # the caller's datasets must never change.
