@@ -21,6 +21,7 @@ from conftest import require_tool
 from encapsulated_stl.cli import main
 from encapsulated_stl.encapsulate import ModelMetadata, encapsulate_stl, save_dataset
 from encapsulated_stl.errors import NotEncapsulatedSTLError, StlFormatError
+from encapsulated_stl.file_format import write_file_format
 from encapsulated_stl.model import read_encapsulated_model
 from encapsulated_stl.sop import ENCAPSULATED_STL_SOP_CLASS_UID
 from stl_samples import binary_stl_by_hand, cube_triangles
@@ -57,7 +58,7 @@ def _written_by_others(path, stl: bytes, units, *, title="", length=None, manufa
     if length is not None:
         ds.EncapsulatedDocumentLength = length
     ds.EncapsulatedDocument = stl + (b"\0" if len(stl) % 2 else b"")
-    ds.save_as(path, enforce_file_format=True)
+    write_file_format(ds, path)
     return path
 
 

@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 
 from .encapsulate import write_atomically
 from .errors import EncapsulatedSTLError, PacsError
+from .file_format import write_file_format
 from .pacs import (
     FAILED,
     NOT_SENT,
@@ -215,9 +216,7 @@ def fetch_series(
             uid = str(dataset.SOPInstanceUID)
             try:
                 path = output_path(directory, uid)
-                write_atomically(
-                    path, lambda stream: dataset.save_as(stream, enforce_file_format=True), force
-                )
+                write_atomically(path, lambda stream: write_file_format(dataset, stream), force)
                 result = FileResult(path, WRITTEN, "", uid)
             except EncapsulatedSTLError as error:
                 result = FileResult(Path(error.path or directory), FAILED, error.reason, uid)

@@ -25,6 +25,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from . import __version__, codes
 from .color import dicom_lab_from_rgb
 from .errors import EncapsulatedSTLError, OutputError
+from .file_format import write_file_format
 from .sop import ENCAPSULATED_DOCUMENT_TAG, DocumentReader, EncapsulatedSTL
 from .source_series import SourceSeries
 
@@ -265,16 +266,9 @@ def save_dataset(
 
     def write(stream):
         if not write_dataset_spliced(dataset, stream):
-            _save_whole(dataset, stream)
+            write_file_format(dataset, stream)
 
     return write_atomically(path, write, force, verify)
-
-
-def _save_whole(dataset: Dataset, stream) -> None:
-    try:
-        dataset.save_as(stream, enforce_file_format=True)
-    except TypeError:  # pydicom 2.x, as bundled with Slicer before 5.8
-        dataset.save_as(stream, write_like_original=False)
 
 
 def write_dataset_spliced(dataset: Dataset, stream) -> bool:
@@ -305,7 +299,7 @@ def write_dataset_spliced(dataset: Dataset, stream) -> bool:
             tail.add(item)
     head.file_meta = meta
     head.preamble = dataset.preamble
-    _save_whole(head, stream)
+    write_file_format(head, stream)
     padding = len(view) % 2
     stream.write(struct.pack("<HH2sHI", 0x0042, 0x0011, b"OB", 0, len(view) + padding))
     stream.write(view)

@@ -29,6 +29,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from .errors import OutputError
+from .file_format import write_file_format
 from .slice_geometry import SliceGeometry
 
 
@@ -196,7 +197,7 @@ def _write(ds: Dataset, path: Path, transfer_syntax: str) -> None:
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     if transfer_syntax != ExplicitVRLittleEndian:
         ds.compress(transfer_syntax)
-    ds.save_as(path, enforce_file_format=True)
+    write_file_format(ds, path)
 
 
 def _slice_pixels(hu: np.ndarray, signed: bool, slope: float, intercept: float) -> np.ndarray:
