@@ -11,7 +11,10 @@ import hashlib
 import json
 import logging
 import re
+import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -254,6 +257,28 @@ def test_server_not_running(models, capsys):
     code, out, err = run(capsys, "find", "--from", f"ORTHANC@127.0.0.1:{port}")
     assert code == 1 and err.startswith(f"error: cannot connect to ORTHANC@127.0.0.1:{port}")
     assert digests(models["paths"]) == before
+
+
+def test_dicomweb_server_that_never_answers_times_out():
+    """The server takes the connection and says nothing: --timeout still ends the wait.
+
+    dicomweb-client 0.59 and 0.60 (Slicer 5.6 to 5.10) have no timeout of their own.
+    The command runs in a process of its own, so a hang fails the test instead of
+    stopping the suite.
+    """
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # connections complete in the backlog and are never answered
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/dicom-web"
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "encapsulated_stl", "find", "--dicomweb", url, "--timeout", "1"],
+            capture_output=True, text=True, timeout=60,
+        )
+        elapsed = time.monotonic() - started
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == f"error: no answer from {url} to QIDO-RS within 1 s"
+    assert elapsed < 15  # three attempts of 1 s and the waits between them
 
 
 def test_wrong_called_ae_title_is_rejected(orthanc, models, capsys):

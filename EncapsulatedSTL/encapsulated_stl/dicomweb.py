@@ -65,16 +65,35 @@ class _BearerToken(requests.auth.AuthBase):
         return "_BearerToken(<hidden>)"
 
 
+class _TimedSession(requests.Session):
+    """A session whose every request waits at most ``timeout`` seconds for the server.
+
+    dicomweb-client takes a timeout of its own only from 0.61; 0.59 and 0.60
+    (bundled with Slicer 5.6 to 5.10) send requests without one, so a server that
+    accepts the connection and never answers would hang them for ever.  Every
+    request of every version goes through :meth:`request`, where ours replaces
+    the one 0.61+ passes (its default, 20 s).
+    """
+
+    def __init__(self, timeout: float):
+        super().__init__()
+        self.timeout = timeout
+
+    def request(self, method, url, *args, **kwargs):
+        kwargs["timeout"] = self.timeout
+        return super().request(method, url, *args, **kwargs)
+
+
 def client(server: DicomWebServer) -> DICOMwebClient:
-    """A dicomweb-client for ``server`` with its credentials in the session."""
-    session = requests.Session()
+    """A dicomweb-client for ``server`` with its credentials and timeout in the session."""
+    session = _TimedSession(server.timeout)
     if server.token:
         session.auth = _BearerToken(server.token)
     elif server.user:
         session.auth = requests.auth.HTTPBasicAuth(server.user, server.password or "")
     if server.ca_certificates:
         session.verify = server.ca_certificates
-    web = DICOMwebClient(server.url, session=session, timeout=server.timeout)
+    web = DICOMwebClient(server.url, session=session)
     # dicomweb-client retries failed requests (refused connections too) five times
     # with exponential waits, 30 s in all; a user waiting at a terminal is told sooner.
     web.set_http_retry_params(
