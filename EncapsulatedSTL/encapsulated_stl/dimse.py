@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pydicom.dataset import Dataset
+from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -321,6 +322,19 @@ def _get_contexts() -> list[str]:
     return classes[: MAX_CONTEXTS - 1]
 
 
+def _write_as_received(event, stream) -> None:
+    """A C-STORE sub-operation's data set as a DICOM file, never decoded and re-encoded.
+
+    The data set's bytes exactly as the peer sent them, behind the preamble and the
+    File Meta Information of the presentation context they came in.  This is what
+    pynetdicom 2.1+ calls ``Event.encoded_dataset()``; pynetdicom 2.0 (the last for
+    Python 3.9, Slicer 5.6 and 5.8's) has the same pieces but not that method.
+    """
+    stream.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(stream, event.file_meta)
+    stream.write(event.request.DataSet.getvalue())
+
+
 def fetch_series(
     node: DicomNode,
     series_uid: str,
@@ -341,7 +355,7 @@ def fetch_series(
         uid = str(event.request.AffectedSOPInstanceUID)
         try:
             path = output_path(directory, uid)
-            write_atomically(path, lambda stream: stream.write(event.encoded_dataset()), force)
+            write_atomically(path, lambda stream: _write_as_received(event, stream), force)
         except EncapsulatedSTLError as error:
             report(FileResult(Path(error.path or directory), FAILED, error.reason, uid))
             return 0xA700 if "cannot write" in error.reason else 0xC000
