@@ -295,15 +295,18 @@ def test_spliced_writing_gives_the_bytes_pydicom_writes(ge_source, buffer):
     import io
 
     from encapsulated_stl.encapsulate import write_dataset_spliced
+    from encapsulated_stl.file_format import write_file_format
 
     stl = binary_stl_by_hand(cube_triangles(20.0), header=b"CAD")
     ds = encapsulate_stl(
         buffer(stl), ge_source, ModelMetadata(content_description="Schädelmodell, Unterkiefer")
     )
     assert ds.SpecificCharacterSet == "ISO_IR 192" and "SourceInstanceSequence" in ds
+    if not hasattr(ds[0x00420011], "is_buffered"):
+        pytest.skip("pydicom 2 has no streamed values: save_dataset writes the whole dataset")
     spliced, whole = io.BytesIO(), io.BytesIO()
     assert write_dataset_spliced(ds, spliced)
-    ds.save_as(whole, enforce_file_format=True)
+    write_file_format(ds, whole)
     assert spliced.getvalue() == whole.getvalue()
     back = pydicom.dcmread(io.BytesIO(spliced.getvalue()))
     assert bytes(encapsulated_stl_bytes(back)) == stl
