@@ -9,6 +9,7 @@ triangle mesh.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import highdicom as hd
@@ -18,6 +19,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from encapsulated_stl.file_format import write_file_format
 from encapsulated_stl.model import read_encapsulated_model
 from encapsulated_stl.phantom import Sphere, enclosed_volume, fit_sphere, write_phantom  # noqa: F401
 from encapsulated_stl.segments import RT_STRUCTURE_SET_STORAGE
@@ -99,18 +101,37 @@ def write_seg(path: Path, source: list[Dataset], masks: np.ndarray, labels, kind
     ``[k, j, i]`` array of segment numbers (label map).
     """
     colors = colors or [None] * len(labels)
-    seg = hd.seg.Segmentation(
-        source_images=source,
-        pixel_array=masks if masks.ndim == 3 else np.moveaxis(masks, 0, -1),
-        segmentation_type=kind,
-        segment_descriptions=[segment_description(n + 1, label, rgb)
-                              for n, (label, rgb) in enumerate(zip(labels, colors))],
-        series_instance_uid=generate_uid(), series_number=40, sop_instance_uid=generate_uid(),
-        instance_number=1, manufacturer="test", manufacturer_model_name="test",
-        software_versions="1", device_serial_number="1",
-    )
+    with _numpy_float_alias():
+        seg = hd.seg.Segmentation(
+            source_images=source,
+            pixel_array=masks if masks.ndim == 3 else np.moveaxis(masks, 0, -1),
+            segmentation_type=kind,
+            segment_descriptions=[segment_description(n + 1, label, rgb)
+                                  for n, (label, rgb) in enumerate(zip(labels, colors))],
+            series_instance_uid=generate_uid(), series_number=40, sop_instance_uid=generate_uid(),
+            instance_number=1, manufacturer="test", manufacturer_model_name="test",
+            software_versions="1", device_serial_number="1",
+        )
     seg.save_as(path)
     return path
+
+
+@contextlib.contextmanager
+def _numpy_float_alias():
+    """``np.float_`` while highdicom builds a SEG, where numpy no longer has it.
+
+    highdicom 0.22 (the last for pydicom 2) names ``np.float_`` in Segmentation's
+    constructor, which numpy 2 removed: Slicer 5.10 bundles both.  Only for the
+    constructor, so the code under test never sees the alias.
+    """
+    if hasattr(np, "float_"):
+        yield
+        return
+    np.float_ = np.float64
+    try:
+        yield
+    finally:
+        del np.float_
 
 
 def circle(centre, radius, u, v, points: int = 128) -> np.ndarray:
@@ -196,7 +217,7 @@ def write_rtstruct(path: Path, source: list[Dataset], rois: list[tuple[str, list
         observation.RTROIInterpretedType = "ORGAN"
         observation.ROIInterpreter = ""
         ds.RTROIObservationsSequence.append(observation)
-    ds.save_as(path, enforce_file_format=True)
+    write_file_format(ds, path)
     return path
 
 
