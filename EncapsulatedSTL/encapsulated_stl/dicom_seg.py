@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pydicom
 
 from .color import rgb_from_dicom_lab
 from .segments import Segment, SegmentationError
@@ -177,12 +178,13 @@ def read_dicom_seg_segments(
     SegmentationError
         Unreadable or malformed SEG, or another Frame of Reference.
     """
-    import highdicom as hd
-
     path = Path(path)
     try:
-        seg = hd.seg.segread(path)
-    except Exception as error:  # highdicom / pydicom raise many types for broken files
+        # pydicom, not highdicom's segread: what is read here is plain attributes
+        # and the pixel data, and highdicom 0.22 (the last for pydicom 2, Slicer 5.6
+        # to 5.10) refuses the Label Map Segmentation SOP Class.
+        seg = pydicom.dcmread(path)
+    except Exception as error:  # pydicom raises many types for broken files
         raise SegmentationError(f"cannot read as DICOM SEG: {error}", path) from None
     frame_of_reference = str(seg.get("FrameOfReferenceUID", "") or "")
     if reference is not None and reference.frame_of_reference_uid and frame_of_reference \
