@@ -22,7 +22,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from encapsulated_stl.file_format import write_file_format
 from encapsulated_stl.model import read_encapsulated_model
 from encapsulated_stl.phantom import Sphere, enclosed_volume, fit_sphere, write_phantom  # noqa: F401
-from encapsulated_stl.segments import RT_STRUCTURE_SET_STORAGE
+from encapsulated_stl.segments import LABEL_MAP_SEGMENTATION_STORAGE, RT_STRUCTURE_SET_STORAGE
 
 #: The sphere every segmentation here shows (LPS mm).  Its edge in the phantom CT
 #: is irrelevant: the segmentations are computed from the true shape.
@@ -98,7 +98,7 @@ def write_seg(path: Path, source: list[Dataset], masks: np.ndarray, labels, kind
     """A DICOM SEG on the sorted ``source`` slices.
 
     ``masks`` is ``[segment, k, j, i]`` (one mask or fraction per segment) or a
-    ``[k, j, i]`` array of segment numbers (label map).
+    ``[k, j, i]`` array of segment numbers.
     """
     colors = colors or [None] * len(labels)
     with _numpy_float_alias():
@@ -113,6 +113,51 @@ def write_seg(path: Path, source: list[Dataset], masks: np.ndarray, labels, kind
             software_versions="1", device_serial_number="1",
         )
     seg.save_as(path)
+    return path
+
+
+REFERENCED_SEGMENT_NUMBER = 0x0062000B
+
+
+def write_label_map_seg(path: Path, source: list[Dataset], labels: np.ndarray, names) -> Path:
+    """A Label Map SEG (Supplement 243) of ``labels``, ``[k, j, i]`` segment numbers.
+
+    highdicom writes these only from 0.23 (pydicom 3), so this is its BINARY SEG of
+    where any label is, made a label map as highdicom 0.28 makes one: the same
+    frames, planes and references, 8-bit label values, segment 0 "Background"
+    first, and positions as the only dimension.
+    """
+    write_seg(path, source, (labels > 0).astype(np.uint8), ["Labelled"])
+    seg = pydicom.dcmread(path)
+    source_heights = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in source])
+    slices = []
+    for item in seg.PerFrameFunctionalGroupsSequence:
+        position = np.array([float(v) for v in item.PlanePositionSequence[0].ImagePositionPatient])
+        slices.append(int(np.argmin(np.linalg.norm(source_heights - position, axis=1))))
+        item.pop("SegmentIdentificationSequence", None)
+        content = item.FrameContentSequence[0]
+        content.DimensionIndexValues = [
+            value for value, dimension in zip(content.DimensionIndexValues, seg.DimensionIndexSequence)
+            if dimension.DimensionIndexPointer != REFERENCED_SEGMENT_NUMBER
+        ]
+    seg.SharedFunctionalGroupsSequence[0].pop("SegmentIdentificationSequence", None)
+    seg.DimensionIndexSequence = [dimension for dimension in seg.DimensionIndexSequence
+                                  if dimension.DimensionIndexPointer != REFERENCED_SEGMENT_NUMBER]
+    seg.SOPClassUID = seg.file_meta.MediaStorageSOPClassUID = LABEL_MAP_SEGMENTATION_STORAGE
+    seg.SegmentationType = "LABELMAP"
+    seg.BitsAllocated, seg.BitsStored, seg.HighBit = 8, 8, 7
+    seg.add_new(0x00280120, "US", 0)  # Pixel Padding Value, US for unsigned pixels
+    seg.SegmentsOverlap = "NO"
+    background = hd.sr.CodedConcept("125040", "DCM", "Background")
+    first = Dataset()
+    first.SegmentedPropertyCategoryCodeSequence = [background]
+    first.SegmentNumber = 0
+    first.SegmentLabel = "Background"
+    first.SegmentAlgorithmType = "MANUAL"
+    first.SegmentedPropertyTypeCodeSequence = [background]
+    seg.SegmentSequence = [first] + [segment_description(n + 1, name) for n, name in enumerate(names)]
+    seg.PixelData = np.ascontiguousarray(labels[slices], dtype=np.uint8).tobytes()
+    write_file_format(seg, path)
     return path
 
 

@@ -20,7 +20,7 @@ from encapsulated_stl.segments import read_segments, reference_series
 from encapsulated_stl.surface import extract_surface
 from from_seg_data import (
     CENTRE, RADIUS, enclosed_volume, model_triangles, sorted_datasets, sphere_errors, sphere_fraction,
-    sphere_mask, tilted_ct, write_seg,
+    sphere_mask, tilted_ct, write_label_map_seg, write_seg,
 )
 
 SMALL_CENTRE = np.array([-8.0, 6.0, 38.0])
@@ -161,8 +161,8 @@ def test_without_the_source_grid_frames_stack_by_their_own_positions(tmp_path):
     masks = np.stack([sphere_mask(phantom.geometry, shape),
                       sphere_mask(phantom.geometry, shape, far_centre, far_radius)])
     binary = write_seg(tmp_path / "binary.dcm", source, masks, ["Ball", "Far ball"])
-    label_map = write_seg(tmp_path / "labelmap.dcm", source, masks[0] + 2 * masks[1],
-                          ["Ball", "Far ball"], kind="LABELMAP")
+    label_map = write_label_map_seg(tmp_path / "labelmap.dcm", source, masks[0] + 2 * masks[1],
+                                    ["Ball", "Far ball"])
     for path in (binary, label_map):
         ball, far = read_segments(path)  # a label map's background segment 0 is not one
         gaps = np.diff(ball.geometry.positions @ ball.geometry.normal)
