@@ -268,8 +268,8 @@ def _native_pixels(header: Dataset, path: Path, shape: tuple[int, int]) -> np.nd
 
     For the common case, 16-bit single-sample uncompressed little-endian pixels,
     the header scan already knows where the pixel data starts, so the file is
-    not parsed a second time.  Bits above Bits Stored are handled as pydicom
-    does: masked off (unsigned) or sign-extended (signed).  Everything else
+    not parsed a second time.  Bits above Bits Stored are handled as on every
+    path (:func:`_stored_values`): masked off or sign-extended.  Everything else
     (compressed, big-endian, other depths) returns ``None`` and goes through
     pydicom's decoders.
     """
@@ -302,15 +302,28 @@ def _native_pixels(header: Dataset, path: Path, shape: tuple[int, int]) -> np.nd
         if len(value) != 2 * count * frames:
             return None
         pixels = np.frombuffer(value, dtype=dtype, count=count, offset=start).copy()
-    stored = int(header.get("BitsStored", 16) or 16)
-    if stored < 16:
-        if signed:
-            shift = 16 - stored
-            np.left_shift(pixels, shift, out=pixels)
-            np.right_shift(pixels, shift, out=pixels)
-        else:
-            np.bitwise_and(pixels, (1 << stored) - 1, out=pixels)
-    return pixels.reshape(shape)
+    return _stored_values(pixels, int(header.get("BitsStored", 16) or 16)).reshape(shape)
+
+
+def _stored_values(pixels: np.ndarray, bits_stored: int) -> np.ndarray:
+    """``pixels`` with the bits above Bits Stored masked off (unsigned) or sign-extended (signed).
+
+    Those bits are no part of the value, and some files carry overlays or other
+    garbage there.  pydicom 3 clears them when decoding, pydicom 2.4 (Slicer up to
+    5.10) hands them on: done here on every path, it is the same on both.
+    """
+    bits = 8 * pixels.dtype.itemsize
+    if pixels.dtype.kind not in "iu" or not 0 < bits_stored < bits:
+        return pixels
+    if not pixels.flags.writeable:
+        pixels = pixels.copy()
+    if pixels.dtype.kind == "i":
+        shift = bits - bits_stored
+        np.left_shift(pixels, shift, out=pixels)
+        np.right_shift(pixels, shift, out=pixels)
+    else:
+        np.bitwise_and(pixels, (1 << bits_stored) - 1, out=pixels)
+    return pixels
 
 
 def _decoded_pixels(path: Path) -> tuple[np.ndarray, Dataset]:
@@ -318,7 +331,8 @@ def _decoded_pixels(path: Path) -> tuple[np.ndarray, Dataset]:
     dataset = None
     try:
         dataset = pydicom.dcmread(path)
-        return dataset.pixel_array, dataset
+        bits_stored = int(dataset.get("BitsStored", 0) or 0)
+        return _stored_values(dataset.pixel_array, bits_stored), dataset
     except Exception as error:  # pydicom raises many types for undecodable pixel data
         syntax = ""
         try:
