@@ -63,29 +63,35 @@ def test_signed_unsigned_and_rescale(tmp_path, signed, rescale):
 @pytest.mark.parametrize("syntax", [RLELossless, JPEGLSLossless, JPEG2000Lossless])
 def test_compressed_transfer_syntaxes_decode_identically(tmp_path, syntax):
     write_phantom(tmp_path / "plain", **SMALL)
-    write_phantom(tmp_path / "packed", transfer_syntax=syntax, **SMALL)
+    try:
+        write_phantom(tmp_path / "packed", transfer_syntax=syntax, **SMALL)
+    except NotImplementedError as error:
+        # pydicom 2.4 (Slicer up to 5.10) encodes RLE only; JPEG-LS reading is
+        # tested on every pydicom with DCMTK's encoder below
+        pytest.skip(f"this pydicom cannot write the test data: {error}")
     packed = read_series_volume(tmp_path / "packed")
     assert str(pydicom.dcmread(packed.source.files[0]).file_meta.TransferSyntaxUID) == syntax
     assert np.array_equal(packed.voxels, read_series_volume(tmp_path / "plain").voxels)
 
 
 @pytest.mark.parametrize(
-    "option, syntax",
-    [("+e1", "1.2.840.10008.1.2.4.70"), ("+el", "1.2.840.10008.1.2.4.57")],
-    ids=["JPEG Lossless SV1", "JPEG Lossless process 14"],
+    "encoder, option, syntax",
+    [("dcmcjpeg", "+e1", "1.2.840.10008.1.2.4.70"), ("dcmcjpeg", "+el", "1.2.840.10008.1.2.4.57"),
+     ("dcmcjpls", "+el", JPEGLSLossless)],
+    ids=["JPEG Lossless SV1", "JPEG Lossless process 14", "JPEG-LS Lossless"],
 )
-def test_jpeg_lossless_written_by_dcmtk_decodes_identically(tmp_path, option, syntax):
-    # The most common compressed syntax of CT archives, written by a real encoder
-    # (DCMTK's dcmcjpeg) rather than by the project's own code.
+def test_jpeg_lossless_written_by_dcmtk_decodes_identically(tmp_path, encoder, option, syntax):
+    # The most common compressed syntaxes of CT archives, written by a real encoder
+    # (DCMTK's dcmcjpeg and dcmcjpls) rather than by the project's own code.
     import subprocess
 
     from conftest import require_tool
 
-    dcmcjpeg = require_tool("dcmcjpeg", "apt-get install dcmtk")
+    encode = require_tool(encoder, "apt-get install dcmtk")
     phantom = write_phantom(tmp_path / "plain", tilt_degrees=-11.0, background_hu=-1000.0, **SMALL)
     (tmp_path / "packed").mkdir()
     for path in phantom.files:
-        subprocess.run([dcmcjpeg, option, str(path), str(tmp_path / "packed" / path.name)], check=True)
+        subprocess.run([encode, option, str(path), str(tmp_path / "packed" / path.name)], check=True)
     packed = read_series_volume(tmp_path / "packed")
     assert {str(pydicom.dcmread(f, stop_before_pixels=True).file_meta.TransferSyntaxUID) for f in packed.source.files} == {syntax}
     plain = read_series_volume(tmp_path / "plain")

@@ -261,7 +261,8 @@ def write_phantom(
         RescaleIntercept) of the stored values.
     transfer_syntax:
         Transfer syntax UID; compressed syntaxes need the matching pydicom encoder
-        (RLE natively, JPEG-LS through pyjpegls, JPEG 2000 through openjpeg).
+        (RLE natively, JPEG-LS through pyjpegls, JPEG 2000 through openjpeg; pydicom
+        2.4 has RLE only and raises ``NotImplementedError`` for the others).
     gantry_tilt_tag:
         Value written to GantryDetectorTilt (0018,1120), default ``-tilt_degrees``
         (Philips' sign): readers must not trust it.
