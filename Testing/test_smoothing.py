@@ -19,6 +19,15 @@ from encapsulated_stl.surface import SMOOTHING_ITERATIONS, extract_surface_mesh,
 
 TOLERANCE_MM = 1e-9
 
+#: The filter reproduced here is VTK's since the window became selectable after 9.2,
+#: with Nuttall as default; VTK 9.2's (the wheel for Slicer 5.6 and 5.8's Python)
+#: has a fixed Hamming window, which scales the mesh by up to 1 %: another filter,
+#: so there is no reference to compare with there.
+needs_reference_filter = pytest.mark.skipif(
+    not hasattr(vtk.vtkWindowedSincPolyDataFilter, "SetWindowFunction"),
+    reason=f"VTK {vtk.vtkVersion.GetVTKVersion()}'s windowed-sinc filter predates the one reproduced",
+)
+
 
 def vtk_windowed_sinc(points: np.ndarray, faces: np.ndarray, pass_band: float, iterations: int) -> np.ndarray:
     polydata = vtk.vtkPolyData()
@@ -76,6 +85,7 @@ def non_manifold_mesh() -> tuple[np.ndarray, np.ndarray]:
     return points, faces
 
 
+@needs_reference_filter
 @pytest.mark.parametrize("factor", [0.15, 0.5, 0.9])
 def test_iso_surface_matches_vtk(factor):
     points, faces = noisy_ball_mesh()
@@ -87,6 +97,7 @@ def test_iso_surface_matches_vtk(factor):
     assert np.abs(ours - reference).max() <= TOLERANCE_MM
 
 
+@needs_reference_filter
 @pytest.mark.parametrize("mesh", [open_sheet_mesh, non_manifold_mesh])
 @pytest.mark.parametrize("iterations", [3, 10, 20])
 def test_boundaries_and_non_manifold_edges_match_vtk(mesh, iterations):
