@@ -4,6 +4,14 @@ A thin adapter between Slicer's DICOM module and ``EncapsulatedSTLLogic`` (the
 EncapsulatedSTL module), which uses the ``encapsulated_stl`` package for all DICOM,
 STL and geometry work.  Works in Slicer 5.6 and later: only the DICOMPlugin
 interface those releases share is used.
+
+What the DICOM browser loads is decided by confidence alone: for every series it
+selects the loadables of the highest confidence and overwrites the plugins' own
+``selected`` flags (DICOMUtils.selectHighestConfidenceLoadables).  So each object has
+exactly one loadable at :data:`PREFERRED_CONFIDENCE` (a lone object as a model, the
+objects of one Model Group together as one segmentation), every other way of loading
+it is offered below Slicer's own DICOMM3DPlugin (0.95), and an object that cannot be
+loaded is not offered at all: its problem goes to the application log.
 """
 
 import logging
@@ -11,18 +19,28 @@ import os
 
 import slicer
 from DICOMLib import DICOMLoadable, DICOMPlugin
+from slicer.i18n import translate
 
 PLUGIN_NAME = "DICOMEncapsulatedSTLPlugin"
+
+
+def _(text):
+    """Translated ``text``; the context is named here, not found by inspecting the stack
+    (slicer.i18n.tr), which would cost milliseconds per call in examine."""
+    return translate(PLUGIN_NAME, text)
+
 ENCAPSULATED_STL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.3"
 
-#: Slicer 5.12+ ships DICOMM3DPlugin at 0.95 (no units, no references): ours wins.
-MODEL_CONFIDENCE = 0.99
-ALTERNATIVE_CONFIDENCE = 0.6
+#: Above the 0.95 of Slicer 5.12's DICOMM3DPlugin (no units, no references, no groups).
+PREFERRED_CONFIDENCE = 0.99
+#: Other ways of loading the same objects, offered under Advanced, never pre-selected.
+ALTERNATIVE_CONFIDENCE = 0.5
 
-#: Series-level tags offered in the Export to DICOM dialog, with their defaults.
+#: Series-level tags offered in the Export to DICOM dialog, with their defaults
+#: (SeriesNumber: the next number free in the study, filled in by examineForExport).
 EXPORT_TAGS = {
     "SeriesDescription": "",
-    "SeriesNumber": "3000",
+    "SeriesNumber": "",
     "ContentDescription": "",
     "ModelUsage": "planning",
     "ImageLaterality": "",
@@ -38,7 +56,7 @@ def _yesNo(value, tag):
     text = (value or "").strip().upper()
     if text in ("", "YES", "NO"):
         return None if not text else text == "YES"
-    raise ValueError(f"{tag} must be YES or NO, not '{value}'")
+    raise ValueError(_("{tag} must be YES or NO, not '{value}'").format(tag=tag, value=value))
 
 
 class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
@@ -46,7 +64,7 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
 
     def __init__(self):
         super().__init__()
-        self.loadType = "Encapsulated STL"
+        self.loadType = _("Encapsulated STL")
         self.tags["sopClassUID"] = "0008,0016"
         self.tags["seriesInstanceUID"] = "0020,000E"
         self.tags["seriesDescription"] = "0008,103E"
@@ -61,108 +79,104 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
     # -- import ----------------------------------------------------------------
 
     def examineForImport(self, fileLists):
-        """Loadables for every Encapsulated STL file; never raises."""
+        """Loadables for every Encapsulated STL object; never raises.
+
+        Source images are offered for loading once: only a preferred loadable names
+        them, and a set of source instances already named in this examination is not
+        named again.
+        """
         loadables = []
         for files in fileLists:
-            try:
-                cached = self.getCachedLoadables(files)
-                if cached is None:
+            cached = self.getCachedLoadables(files)
+            if cached is None:
+                try:
                     cached = self._examineFiles(files)
-                    self.cacheLoadables(files, cached)
-                loadables += cached
-            except Exception as error:  # a broken file must not break the DICOM browser
-                logging.error(f"Encapsulated STL plugin could not examine a series: {error}")
+                except Exception as error:  # a broken series must not break the DICOM browser
+                    logging.error(f"Encapsulated STL plugin could not examine a series: {error}")
+                    cached = []
+                self.cacheLoadables(files, cached)
+            loadables += cached
+        named = set()
+        for loadable in loadables:
+            sources = tuple(loadable.sourceInstanceUIDs)
+            offer = loadable.confidence == PREFERRED_CONFIDENCE and sources and sources not in named
+            loadable.referencedInstanceUIDs = list(sources) if offer else []
+            if offer:
+                named.add(sources)
         return loadables
 
     def _examineFiles(self, files):
+        from EncapsulatedSTL import EncapsulatedSTLLogic
+
         database = slicer.dicomDatabase
         stlFiles = [f for f in files if database.fileValue(f, self.tags["sopClassUID"]) == ENCAPSULATED_STL_SOP_CLASS_UID]
-        if not stlFiles:
-            return []
-        try:
-            from encapsulated_stl.model import read_encapsulated_model
-        except ImportError:  # highdicom not installed yet: offer the files, check them on load
-            read_encapsulated_model = None
-        seriesName = self.defaultSeriesNodeName(database.fileValue(stlFiles[0], self.tags["seriesInstanceUID"]))
-        loadables, groups = [], {}
+        readable, groups = [], {}
         for path in stlFiles:
-            model, problem = None, ""
-            if read_encapsulated_model is not None:
-                try:
-                    model = read_encapsulated_model(path)
-                except Exception as error:  # any producer's broken file: say so, never raise
-                    problem = str(error)
-            loadable = self._loadable([path], model.name if model else seriesName, asSegmentation=False)
-            if problem:
-                loadable.warning = f"This Encapsulated STL object cannot be loaded: {problem}"
-                loadable.selected = False
-                loadable.tooltip = problem
-            elif model is not None:
-                loadable.referencedInstanceUIDs = model.source_instance_uids
-                loadable.tooltip = self._describe(model)
-                if model.units is None:
-                    loadable.warning = f"{model.units_problem}; it will be loaded as millimetres."
-                if model.model_group_uid:
-                    groups.setdefault(model.model_group_uid, []).append((path, model))
-            else:
-                loadable.tooltip = "highdicom will be installed (after asking) when this is loaded"
-            loadables.append(loadable)
-            alternative = self._loadable([path], loadable.name, asSegmentation=True)
-            alternative.referencedInstanceUIDs = loadable.referencedInstanceUIDs
-            alternative.warning = loadable.warning
-            loadables.append(alternative)
-        for members in groups.values():
-            if len(members) < 2:
+            try:
+                model = EncapsulatedSTLLogic.examineModel(path)
+            except Exception as error:  # any producer's damaged object: say why, never offer it
+                logging.error(_("Encapsulated STL object {path} cannot be loaded: {problem}").format(
+                    path=path, problem=error))
                 continue
-            paths = [path for path, _ in members]
-            group = self._loadable(paths, seriesName, asSegmentation=True)
-            group.confidence = MODEL_CONFIDENCE
-            group.selected = True
-            group.tooltip = f"{len(paths)} models of one model group, loaded as segments of one segmentation"
-            group.referencedInstanceUIDs = sorted({uid for _, m in members for uid in m.source_instance_uids})
-            for loadable in loadables:
-                if loadable.files[0] in paths and not loadable.asSegmentation:
-                    loadable.selected = False
+            readable.append((path, model))
+            if model.model_group_uid:
+                groups.setdefault(model.model_group_uid, []).append((path, model))
+        groups = {uid: members for uid, members in groups.items() if len(members) > 1}
+        grouped = {path for members in groups.values() for path, _model in members}
+        loadables = []
+        for path, model in readable:
+            alone = path not in grouped
+            loadables.append(self._loadable([path], [model], model.name, asSegmentation=False,
+                                            confidence=PREFERRED_CONFIDENCE if alone else ALTERNATIVE_CONFIDENCE))
+            if alone:
+                loadables.append(self._loadable([path], [model], model.name + _(" (segmentation)"),
+                                                asSegmentation=True, confidence=ALTERNATIVE_CONFIDENCE))
+        for members in groups.values():
+            paths, models = [p for p, _model in members], [m for _path, m in members]
+            name = models[0].series_description or _("{count} models").format(count=len(models))
+            group = self._loadable(paths, models, name, asSegmentation=True, confidence=PREFERRED_CONFIDENCE)
+            group.tooltip = _("{count} models of one model group, loaded as the segments of one segmentation").format(
+                count=len(paths)) + "\n" + "\n".join(self._describe(m) for m in models)
             loadables.append(group)
         return loadables
 
-    def _loadable(self, files, name, asSegmentation):
+    def _loadable(self, files, models, name, asSegmentation, confidence):
         loadable = DICOMLoadable()
         loadable.files = list(files)
-        loadable.name = name + (" (segmentation)" if asSegmentation else "")
-        loadable.confidence = ALTERNATIVE_CONFIDENCE if asSegmentation else MODEL_CONFIDENCE
-        loadable.selected = not asSegmentation
-        loadable.referencedInstanceUIDs = []
+        loadable.name = name
+        loadable.confidence = confidence
+        loadable.selected = confidence == PREFERRED_CONFIDENCE
         loadable.asSegmentation = asSegmentation
+        loadable.sourceInstanceUIDs = list(dict.fromkeys(uid for m in models for uid in m.source_instance_uids))
+        loadable.referencedInstanceUIDs = []
+        loadable.tooltip = "\n".join(self._describe(m) for m in models)
+        problems = sorted({m.units_problem for m in models if m.units is None})
+        loadable.warning = "; ".join(problems) + _(": loaded as millimetres") if problems else ""
         return loadable
 
     @staticmethod
     def _describe(model):
-        units = model.units or "undeclared units"
-        return (f"Encapsulated STL: {model.mesh.triangle_count} triangles in {units}, "
-                f"{len(model.source_instance_uids)} source instances, made by {model.producer}")
+        units = model.units or _("undeclared units")
+        return _("Encapsulated STL: {triangles} triangles in {units}, {sources} source instances, made by {producer}").format(
+            triangles=model.mesh.triangle_count, units=units, sources=len(model.source_instance_uids),
+            producer=model.producer)
 
     def load(self, loadable):
-        """Model node(s) or a segmentation node in RAS mm, in the subject hierarchy."""
-        from EncapsulatedSTL import ensureHighdicom
-
-        if not ensureHighdicom():
-            loadable.warning = "highdicom is needed to load Encapsulated STL objects"
-            logging.error(loadable.warning)
-            return False
+        """The objects as model node(s) or one segmentation, named as the loadable is now
+        named (the user may have edited it), under their patient and study."""
         logic = self._logic()
         try:
-            models = logic.readModels(loadable.files)
-            asSegmentation = getattr(loadable, "asSegmentation", False)
-            name = loadable.name if asSegmentation else None
-            nodes = logic.loadModels(models, asSegmentation=asSegmentation, name=name)
+            nodes = logic.loadFiles(loadable.files, asSegmentation=getattr(loadable, "asSegmentation", False),
+                                    name=loadable.name)
         except Exception as error:
-            loadable.warning = f"Could not load the Encapsulated STL object: {error}"
-            logging.error(loadable.warning)
+            logging.error(_("Could not load the Encapsulated STL object {name}: {problem}").format(
+                name=loadable.name, problem=error))
             return False
+        # the item must name the model's source images even when the browser offered them elsewhere
+        loadable.referencedInstanceUIDs = list(getattr(loadable, "sourceInstanceUIDs", []))
         for node in nodes:
             self.addSeriesInSubjectHierarchy(loadable, node)
-        return nodes[0]
+        return True
 
     # -- export ----------------------------------------------------------------
 
@@ -172,45 +186,55 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
         if node is None or not (node.IsA("vtkMRMLSegmentationNode") or node.IsA("vtkMRMLModelNode")):
             return []
         exportable = slicer.qSlicerDICOMExportable()
-        exportable.name = "Encapsulated STL (3D printing model)"
+        exportable.name = _("Encapsulated STL (3D printing model)")
         exportable.subjectHierarchyItemID = subjectHierarchyItemID
         exportable.pluginClass = PLUGIN_NAME
         # DICOM SEG is the usual export of a segmentation; a model has no other DICOM form
         exportable.confidence = 0.4 if node.IsA("vtkMRMLSegmentationNode") else 0.8
+        logic = self._logic()
         try:
-            source, _, explanation = self._logic().sourceSeriesFor(node)
+            source, _volume, explanation = logic.sourceSeriesFor(node)
         except Exception as error:
             source, explanation = None, str(error)
         if source is None:
-            exportable.tooltip = (f"Creates Encapsulated STL objects. No source series found ({explanation}): "
-                                  "the objects get a new Frame of Reference.")
+            exportable.tooltip = _("Creates Encapsulated STL objects. No source series found ({explanation}): "
+                                   "the objects get a new Frame of Reference.").format(explanation=explanation)
         else:
-            exportable.tooltip = f"Creates Encapsulated STL objects in the frame of the {explanation}."
+            exportable.tooltip = _("Creates Encapsulated STL objects in the frame of the {explanation}.").format(
+                explanation=explanation)
         for tag, default in EXPORT_TAGS.items():
             exportable.setTag(tag, default)
         exportable.setTag("SeriesDescription", node.GetName())
+        studyUID = source.study_instance_uid if source is not None else logic.studyInstanceUIDOfItem(subjectHierarchyItemID)
+        exportable.setTag("SeriesNumber", str(logic.nextSeriesNumber(studyUID)))
         return [exportable]
 
     def export(self, exportables):
-        """Write every exportable's objects into its directory; "" or one error message."""
+        """Write every exportable's objects into its directory; "" or one error message.
+
+        Decisions the user should know (the source series' patient and study kept over
+        different ones in the dialog, a series number already used in the study) are
+        shown once, after writing.
+        """
         from EncapsulatedSTL import ensureHighdicom
 
         if not ensureHighdicom():
-            return "Encapsulated STL export needs the Python package highdicom, which was not installed."
-        from encapsulated_stl.encapsulate import NewStudy
+            return _("Encapsulated STL export needs the Python package highdicom, which was not installed.")
         from encapsulated_stl.errors import EncapsulatedSTLError
 
         shNode = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
         logic = self._logic()
-        planned, written = [], []
+        planned, written, notices = [], [], []
         try:
             for exportable in exportables:
                 node = shNode.GetItemDataNode(exportable.subjectHierarchyItemID)
                 if node is None:
-                    return f"Item '{shNode.GetItemName(exportable.subjectHierarchyItemID)}' has no data to export"
+                    return _("Item '{name}' has no data to export").format(
+                        name=shNode.GetItemName(exportable.subjectHierarchyItemID))
                 datasets = logic.createDatasets(
                     node, mergeSegments=(exportable.tag("Segments") or "").strip().lower() == "merged",
-                    newStudy=self._newStudy(exportable, NewStudy), **self._metadata(exportable, node))
+                    newStudy=self._studyFromDialog(exportable), **self._metadata(exportable, node))
+                notices += logic.notices
                 planned.append((datasets, exportable.directory))
             for datasets, directory in planned:
                 written += logic.writeDatasets(datasets, directory)
@@ -224,6 +248,8 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
             return str(error)
         for message in logic.messages:
             logging.info(message)
+        if notices:
+            slicer.util.warningDisplay("\n\n".join(dict.fromkeys(notices)), windowTitle=_("Encapsulated STL export"))
         return ""
 
     @staticmethod
@@ -234,7 +260,7 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
 
         number = tag("SeriesNumber")
         if number and not number.isdigit():
-            raise ValueError(f"Series Number must be a whole number, not '{number}'")
+            raise ValueError(_("Series Number must be a whole number, not '{number}'").format(number=number))
         return dict(
             series_description=tag("SeriesDescription") or node.GetName(),
             series_number=int(number) if number else None,
@@ -248,8 +274,10 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
         )
 
     @staticmethod
-    def _newStudy(exportable, NewStudy):
-        """Patient and study from the dialog's tags, for objects without a source series."""
+    def _studyFromDialog(exportable):
+        """Patient and study as the dialog's tag editor gives them."""
+        from encapsulated_stl.encapsulate import NewStudy
+
         constants = slicer.vtkMRMLSubjectHierarchyConstants
 
         def tag(name):
@@ -271,11 +299,12 @@ class DICOMEncapsulatedSTLPlugin:
     """Registers the plugin with the DICOM module (hidden scripted module)."""
 
     def __init__(self, parent):
-        parent.title = "DICOM Encapsulated STL Plugin"
+        parent.title = _("DICOM Encapsulated STL Plugin")
         parent.categories = ["Developer Tools.DICOM Plugins"]
         parent.contributors = ["encapsulated-stl project"]
-        parent.helpText = "Loads and exports DICOM Encapsulated STL (3D printing models)."
-        parent.acknowledgementText = "DICOM Supplement 205."
+        parent.helpText = _("Loads and exports DICOM Encapsulated STL (3D printing models).")
+        parent.acknowledgementText = _("DICOM Supplement 205.")
+        parent.dependencies = ["DICOM", "EncapsulatedSTL"]
         parent.hidden = True
         try:
             slicer.modules.dicomPlugins

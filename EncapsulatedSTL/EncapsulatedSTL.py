@@ -18,6 +18,8 @@ import vtk
 from vtk.util import numpy_support
 
 import slicer
+from slicer.i18n import tr as _
+from slicer.i18n import translate
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -25,13 +27,22 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 
-#: highdicom is not bundled with Slicer.  Slicer up to 5.10 bundles pydicom 2.4.x,
-#: Slicer 5.12 and later pydicom 3.x; highdicom 0.23 and later need pydicom 3, so the
-#: last release for pydicom 2 is 0.22.0 (see the README's Slicer section).
+#: highdicom: Slicer 5.12 and later bundle highdicom 0.27.0 (with pydicom 3), which is
+#: used as it is.  Slicer up to 5.10 bundles pydicom 2.4 and no highdicom; highdicom 0.23
+#: and later need pydicom 3, so the last release for pydicom 2 is 0.22.0 (see the README's
+#: Slicer section).
 HIGHDICOM_FOR_PYDICOM_2 = "highdicom==0.22.0"
 HIGHDICOM_FOR_PYDICOM_3 = "highdicom==0.28.2"
 
+#: Packages for sending, installed on first use when Slicer lacks them.  pynetdicom 3
+#: needs pydicom 3 (Slicer 5.12 and later); pynetdicom 2.0.2 works with pydicom 2.
+#: dicomweb-client is bundled by every Slicer release.
+PYNETDICOM_FOR_PYDICOM_2 = "pynetdicom==2.0.2"
+PYNETDICOM_FOR_PYDICOM_3 = "pynetdicom==3.0.4"
+DICOMWEB_CLIENT = "dicomweb-client>=0.59"
+
 ENCAPSULATED_STL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.3"
+DOCUMENTATION_URL = "https://github.com/encapsulated-stl/SlicerEncapsulatedSTL#in-3d-slicer"
 
 
 def _pydicomMajor(pydicomVersion=None):
@@ -47,10 +58,24 @@ def highdicomRequirement(pydicomVersion=None):
     return HIGHDICOM_FOR_PYDICOM_2 if _pydicomMajor(pydicomVersion) < 3 else HIGHDICOM_FOR_PYDICOM_3
 
 
+def _installedPackagesConstraints():
+    """A pip constraints file pinning every installed distribution to its version, so that
+    installing a missing package never upgrades or downgrades what Slicer bundles."""
+    import importlib.metadata
+    import tempfile
+
+    pins = sorted({f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions()
+                   if d.metadata["Name"]})
+    with tempfile.NamedTemporaryFile("w", suffix="-constraints.txt", delete=False) as stream:
+        stream.write("\n".join(pins) + "\n")
+    return stream.name
+
+
 def ensurePackage(moduleName, requirement, question, title, askUser=True):
     """Import ``moduleName``, pip-installing ``requirement`` first (after asking) if missing.
 
-    Returns True when the module can be imported.
+    What is installed never replaces a package Slicer already has (every installed
+    distribution is pinned).  Returns True when the module can be imported.
     """
     import importlib
 
@@ -61,7 +86,15 @@ def ensurePackage(moduleName, requirement, question, title, askUser=True):
         pass
     if askUser and not slicer.util.confirmOkCancelDisplay(question, title):
         return False
-    slicer.util.pip_install(requirement)
+    constraints = _installedPackagesConstraints()
+    try:
+        slicer.util.pip_install([requirement, "--constraint", constraints])
+    except Exception as error:  # no network, no wheel for this Python...: the caller reports it
+        logging.error(f"Could not install {requirement}: {error}")
+        return False
+    finally:
+        os.remove(constraints)
+    importlib.invalidate_caches()
     try:
         importlib.import_module(moduleName)
         return True
@@ -77,17 +110,10 @@ def ensureHighdicom(askUser=True):
     requirement = highdicomRequirement()
     return ensurePackage(
         "highdicom", requirement,
-        f"Encapsulated STL needs the Python package '{requirement}', which is not installed. "
-        "Install it now? (This takes a minute and needs an internet connection.)",
-        "Install highdicom", askUser,
+        _("Encapsulated STL export needs the Python package '{requirement}', which is not installed. "
+          "Install it now? (This takes a minute and needs an internet connection.)").format(requirement=requirement),
+        _("Install highdicom"), askUser,
     )
-
-
-#: Packages for sending, installed on first use when Slicer lacks them.  pynetdicom 3
-#: needs pydicom 3 (Slicer 5.12 and later); pynetdicom 2.0.2 works with pydicom 2.
-PYNETDICOM_FOR_PYDICOM_2 = "pynetdicom==2.0.2"
-PYNETDICOM_FOR_PYDICOM_3 = "pynetdicom==3.0.4"
-DICOMWEB_CLIENT = "dicomweb-client>=0.59"
 
 
 def pacsRequirement(dicomWeb, pydicomVersion=None):
@@ -105,9 +131,9 @@ def ensurePacsPackages(dicomWeb, askUser=True):
     requirement = pacsRequirement(dicomWeb)
     return ensurePackage(
         "dicomweb_client" if dicomWeb else "pynetdicom", requirement,
-        f"Sending needs the Python package '{requirement}', which is not installed. "
-        "Install it now? (This needs an internet connection.)",
-        "Install package", askUser,
+        _("Sending needs the Python package '{requirement}', which is not installed. "
+          "Install it now? (This needs an internet connection.)").format(requirement=requirement),
+        _("Install package"), askUser,
     )
 
 
@@ -166,15 +192,15 @@ def _polyDataFromTriangles(triangles):
 class EncapsulatedSTL(ScriptedLoadableModule):
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        self.parent.title = "Encapsulated STL"
-        self.parent.categories = ["Informatics"]
+        self.parent.title = _("Encapsulated STL")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Informatics")]
         self.parent.dependencies = []
         self.parent.contributors = ["encapsulated-stl project"]
-        self.parent.helpText = (
+        self.parent.helpText = _(
             "Export segmentations and models as DICOM Encapsulated STL (Supplement 205) objects "
-            "linked to their source CT or MR, with exact tilted-gantry geometry, and load them back."
-        )
-        self.parent.acknowledgementText = "DICOM Encapsulated STL for 3D printing."
+            "linked to their source CT or MR, with exact tilted-gantry geometry, and load them back.")
+        self.parent.helpText += "<p>" + _('See the <a href="{url}">documentation</a>.').format(url=DOCUMENTATION_URL) + "</p>"
+        self.parent.acknowledgementText = _("DICOM Encapsulated STL for 3D printing.")
 
 
 #
@@ -191,7 +217,7 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
         self.logic = EncapsulatedSTLLogic()
 
         exportBox = ctk.ctkCollapsibleButton()
-        exportBox.text = "Export to Encapsulated STL"
+        exportBox.text = _("Export to Encapsulated STL")
         self.layout.addWidget(exportBox)
         form = qt.QFormLayout(exportBox)
 
@@ -201,12 +227,12 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
         self.nodeSelector.removeEnabled = False
         self.nodeSelector.noneEnabled = False
         self.nodeSelector.setMRMLScene(slicer.mrmlScene)
-        form.addRow("Segmentation or model:", self.nodeSelector)
+        form.addRow(_("Segmentation or model:"), self.nodeSelector)
 
         self.segmentsSelector = slicer.qMRMLSegmentsTableView()
         self.segmentsSelector.selectionMode = qt.QAbstractItemView.ExtendedSelection
         self.segmentsSelector.setMaximumHeight(150)
-        form.addRow("Segments (none selected = all):", self.segmentsSelector)
+        form.addRow(_("Segments (none selected = all):"), self.segmentsSelector)
 
         self.referenceSelector = slicer.qMRMLNodeComboBox()
         self.referenceSelector.nodeTypes = ["vtkMRMLScalarVolumeNode"]
@@ -214,46 +240,46 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
         self.referenceSelector.addEnabled = False
         self.referenceSelector.removeEnabled = False
         self.referenceSelector.setMRMLScene(slicer.mrmlScene)
-        self.referenceSelector.toolTip = "Source CT/MR; by default the segmentation's reference geometry volume."
-        form.addRow("Reference volume:", self.referenceSelector)
+        self.referenceSelector.toolTip = _("Source CT/MR; by default the segmentation's reference geometry volume.")
+        form.addRow(_("Reference volume:"), self.referenceSelector)
 
-        self.mergeCheck = qt.QCheckBox("one model with all segments")
-        form.addRow("Merge:", self.mergeCheck)
+        self.mergeCheck = qt.QCheckBox(_("one model with all segments"))
+        form.addRow(_("Merge:"), self.mergeCheck)
         self.descriptionEdit = qt.QLineEdit()
-        self.descriptionEdit.placeholderText = "segment names"
-        form.addRow("Content description:", self.descriptionEdit)
-        self.seriesDescriptionEdit = qt.QLineEdit("3D printing model")
-        form.addRow("Series description:", self.seriesDescriptionEdit)
+        self.descriptionEdit.placeholderText = _("segment names")
+        form.addRow(_("Content description:"), self.descriptionEdit)
+        self.seriesDescriptionEdit = qt.QLineEdit(_("3D printing model"))
+        form.addRow(_("Series description:"), self.seriesDescriptionEdit)
         self.usageCombo = qt.QComboBox()
         self.usageCombo.addItems(["", "planning", "education", "diagnostic", "tool", "prosthetic",
                                   "implant", "quality-control", "simulation"])
-        form.addRow("Model usage:", self.usageCombo)
+        form.addRow(_("Model usage:"), self.usageCombo)
         self.lateralityCombo = qt.QComboBox()
         self.lateralityCombo.addItems(["", "R", "L", "U", "B"])
-        form.addRow("Laterality:", self.lateralityCombo)
+        form.addRow(_("Laterality:"), self.lateralityCombo)
         self.unitsCombo = qt.QComboBox()
         self.unitsCombo.addItems(["mm", "cm", "m", "um"])
-        form.addRow("Units:", self.unitsCombo)
+        form.addRow(_("Units:"), self.unitsCombo)
 
-        self.toDatabaseCheck = qt.QCheckBox("add to the DICOM database")
+        self.toDatabaseCheck = qt.QCheckBox(_("add to the DICOM database"))
         self.toDatabaseCheck.checked = True
-        form.addRow("Output:", self.toDatabaseCheck)
+        form.addRow(_("Output:"), self.toDatabaseCheck)
         self.folderButton = ctk.ctkDirectoryButton()
         self.folderButton.directory = slicer.app.defaultScenePath
-        form.addRow("Folder:", self.folderButton)
+        form.addRow(_("Folder:"), self.folderButton)
 
-        self.exportButton = qt.QPushButton("Export")
+        self.exportButton = qt.QPushButton(_("Export"))
         form.addRow(self.exportButton)
 
         self.setupSendSection()
 
         loadBox = ctk.ctkCollapsibleButton()
-        loadBox.text = "Load Encapsulated STL file"
+        loadBox.text = _("Load Encapsulated STL file")
         self.layout.addWidget(loadBox)
         loadForm = qt.QFormLayout(loadBox)
-        self.loadAsSegmentationCheck = qt.QCheckBox("as segmentation")
+        self.loadAsSegmentationCheck = qt.QCheckBox(_("as segmentation"))
         loadForm.addRow(self.loadAsSegmentationCheck)
-        self.loadButton = qt.QPushButton("Load file...")
+        self.loadButton = qt.QPushButton(_("Load file..."))
         loadForm.addRow(self.loadButton)
         self.layout.addStretch(1)
 
@@ -281,57 +307,57 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
         settings = qt.QSettings()
         self.lastExportedFiles = []
         sendBox = ctk.ctkCollapsibleButton()
-        sendBox.text = "Send to PACS"
+        sendBox.text = _("Send to PACS")
         self.layout.addWidget(sendBox)
         form = qt.QFormLayout(sendBox)
 
         self.destinationEdit = qt.QLineEdit(str(settings.value(self.SETTINGS_DESTINATION, "") or ""))
-        self.destinationEdit.placeholderText = "ORTHANC@pacs.example.org:4242 or https://pacs.example.org/dicom-web"
-        self.destinationEdit.toolTip = (
+        self.destinationEdit.placeholderText = _("ORTHANC@pacs.example.org:4242 or https://pacs.example.org/dicom-web")
+        self.destinationEdit.toolTip = _(
             "A DICOM node as AET@HOST:PORT (C-STORE) or a DICOMweb service root URL (STOW-RS). "
             "Remembered in the application settings.")
-        form.addRow("Destination:", self.destinationEdit)
+        form.addRow(_("Destination:"), self.destinationEdit)
         self.callingAETitleEdit = qt.QLineEdit(str(settings.value(self.SETTINGS_CALLING_AE_TITLE, "") or ""))
-        self.callingAETitleEdit.placeholderText = "ENCAPSULATEDSTL"
-        self.callingAETitleEdit.toolTip = "Our AE title; the PACS must know it (DICOM node only)."
-        form.addRow("Calling AE title:", self.callingAETitleEdit)
+        self.callingAETitleEdit.placeholderText = _("ENCAPSULATEDSTL")
+        self.callingAETitleEdit.toolTip = _("Our AE title; the PACS must know it (DICOM node only).")
+        form.addRow(_("Calling AE title:"), self.callingAETitleEdit)
         self.userEdit = qt.QLineEdit(str(settings.value(self.SETTINGS_USER, "") or ""))
-        self.userEdit.placeholderText = "(none)"
-        self.userEdit.toolTip = "DICOMweb user (HTTP basic authentication). Remembered."
-        form.addRow("User:", self.userEdit)
+        self.userEdit.placeholderText = _("(none)")
+        self.userEdit.toolTip = _("DICOMweb user (HTTP basic authentication). Remembered.")
+        form.addRow(_("User:"), self.userEdit)
         self.passwordEdit = qt.QLineEdit()
         self.passwordEdit.echoMode = qt.QLineEdit.Password
-        self.passwordEdit.toolTip = (
+        self.passwordEdit.toolTip = _(
             "With a user: the user's password. Without a user: a bearer token. "
             "Kept only while Slicer runs: never saved.")
-        form.addRow("Password or token:", self.passwordEdit)
+        form.addRow(_("Password or token:"), self.passwordEdit)
 
         tlsBox = ctk.ctkCollapsibleGroupBox()
-        tlsBox.title = "TLS"
+        tlsBox.title = _("TLS")
         tlsBox.collapsed = True
         tlsForm = qt.QFormLayout(tlsBox)
         self.tlsCertificateEdit = ctk.ctkPathLineEdit()
         self.tlsCertificateEdit.currentPath = str(settings.value(self.SETTINGS_TLS_CERTIFICATE, "") or "")
-        self.tlsCertificateEdit.toolTip = "Our certificate for DICOM TLS (PEM), with its key."
-        tlsForm.addRow("Certificate:", self.tlsCertificateEdit)
+        self.tlsCertificateEdit.toolTip = _("Our certificate for DICOM TLS (PEM), with its key.")
+        tlsForm.addRow(_("Certificate:"), self.tlsCertificateEdit)
         self.tlsKeyEdit = ctk.ctkPathLineEdit()
         self.tlsKeyEdit.currentPath = str(settings.value(self.SETTINGS_TLS_KEY, "") or "")
-        self.tlsKeyEdit.toolTip = "The private key of the certificate (PEM, not encrypted)."
-        tlsForm.addRow("Private key:", self.tlsKeyEdit)
+        self.tlsKeyEdit.toolTip = _("The private key of the certificate (PEM, not encrypted).")
+        tlsForm.addRow(_("Private key:"), self.tlsKeyEdit)
         self.tlsCAEdit = ctk.ctkPathLineEdit()
         self.tlsCAEdit.currentPath = str(settings.value(self.SETTINGS_TLS_CA, "") or "")
-        self.tlsCAEdit.toolTip = "CA certificate(s) that signed the server's certificate (PEM)."
-        tlsForm.addRow("CA certificates:", self.tlsCAEdit)
+        self.tlsCAEdit.toolTip = _("CA certificate(s) that signed the server's certificate (PEM).")
+        tlsForm.addRow(_("CA certificates:"), self.tlsCAEdit)
         form.addRow(tlsBox)
 
-        self.sendButton = qt.QPushButton("Send last export")
+        self.sendButton = qt.QPushButton(_("Send last export"))
         self.sendButton.enabled = False
-        self.sendButton.toolTip = "Export first; then this sends the files of the last export."
+        self.sendButton.toolTip = _("Export first; then this sends the files of the last export.")
         form.addRow(self.sendButton)
         self.sendStatus = qt.QPlainTextEdit()
         self.sendStatus.readOnly = True
         self.sendStatus.setMaximumHeight(120)
-        self.sendStatus.placeholderText = "Per-file results and the summary of the last send."
+        self.sendStatus.placeholderText = _("Per-file results and the summary of the last send.")
         form.addRow(self.sendStatus)
 
     def onDestinationChanged(self, text):
@@ -361,8 +387,8 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
 
         files = [f for f in self.lastExportedFiles if os.path.isfile(f)]
         if not files:
-            slicer.util.errorDisplay("Nothing to send: export a segmentation or model first "
-                                     "(the files of the last export are gone).", "Send to PACS")
+            slicer.util.errorDisplay(_("Nothing to send: export a segmentation or model first "
+                                       "(the files of the last export are gone)."), _("Send to PACS"))
             return
         destination = self.destinationEdit.text.strip()
         dicomWeb = self.logic.isDicomWebDestination(destination)
@@ -378,8 +404,8 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
             tlsCACertificates=self.tlsCAEdit.currentPath or None,
         )
         if not ensurePacsPackages(dicomWeb):
-            slicer.util.errorDisplay("Sending needs the Python package "
-                                     f"'{pacsRequirement(dicomWeb)}', which is not installed.", "Send to PACS")
+            slicer.util.errorDisplay(_("Sending needs the Python package '{requirement}', which is not installed.").format(
+                requirement=pacsRequirement(dicomWeb)), _("Send to PACS"))
             return
         self.sendStatus.setPlainText("")
 
@@ -400,7 +426,7 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
             qt.QApplication.restoreOverrideCursor()
         if report is None:
             self.sendStatus.appendPlainText(f"not sent: {problem}")
-            slicer.util.errorDisplay(f"Send to PACS failed: {problem}", "Send to PACS")
+            slicer.util.errorDisplay(_("Send to PACS failed: {problem}").format(problem=problem), _("Send to PACS"))
             return
         self.saveSendSettings()
         self.sendStatus.appendPlainText(report.summary())
@@ -409,7 +435,7 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
             failed = report.failed
             reasons = sorted({r.message for r in failed if r.message})
             slicer.util.warningDisplay(
-                f"{report.summary()}.\n\n" + "\n".join(reasons[:5]), "Send to PACS")
+                f"{report.summary()}.\n\n" + "\n".join(reasons[:5]), _("Send to PACS"))
 
     def onNodeChanged(self, node):
         isSegmentation = node is not None and node.IsA("vtkMRMLSegmentationNode")
@@ -422,8 +448,6 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
                 self.referenceSelector.setCurrentNode(reference)
 
     def onExport(self):
-        import tempfile
-
         node = self.nodeSelector.currentNode()
         if node is None:
             return
@@ -435,31 +459,39 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
             laterality=self.lateralityCombo.currentText or None,
             units=self.unitsCombo.currentText,
         )
-        toDatabase = self.toDatabaseCheck.checked
-        directory = tempfile.mkdtemp(prefix="EncapsulatedSTL-") if toDatabase else self.folderButton.directory
-        with slicer.util.tryWithErrorDisplay("Export to Encapsulated STL failed.", waitCursor=True):
-            files = self.logic.exportNode(
-                node, segmentIds, self.referenceSelector.currentNode(), directory,
-                mergeSegments=self.mergeCheck.checked, **metadata)
-            if toDatabase:
-                from DICOMLib import DICOMUtils
-
-                DICOMUtils.importDicom(directory)
+        with slicer.util.tryWithErrorDisplay(_("Export to Encapsulated STL failed."), waitCursor=True):
+            if self.toDatabaseCheck.checked:
+                files = self.logic.exportToDatabase(node, segmentIds, self.referenceSelector.currentNode(),
+                                                    mergeSegments=self.mergeCheck.checked, **metadata)
+            else:
+                files = self.logic.exportNode(node, segmentIds, self.referenceSelector.currentNode(),
+                                              self.folderButton.directory, mergeSegments=self.mergeCheck.checked,
+                                              **metadata)
             self.lastExportedFiles = list(files)
             self.sendButton.enabled = True
-            self.sendButton.text = f"Send last export ({len(files)} file(s))"
-            slicer.util.showStatusMessage(f"Wrote {len(files)} Encapsulated STL object(s).", 5000)
+            self.sendButton.text = _("Send last export ({count} file(s))").format(count=len(files))
+            slicer.util.showStatusMessage(_("Wrote {count} Encapsulated STL object(s).").format(count=len(files)), 5000)
             for message in self.logic.messages:
                 logging.info(message)
+            if self.logic.notices:
+                slicer.util.warningDisplay("\n\n".join(self.logic.notices), windowTitle=_("Encapsulated STL export"))
 
     def onLoad(self):
         import qt
 
-        path = qt.QFileDialog.getOpenFileName(None, "Load Encapsulated STL", "", "DICOM (*.dcm *);;All files (*)")
+        path = qt.QFileDialog.getOpenFileName(None, _("Load Encapsulated STL"), "", _("DICOM (*.dcm *);;All files (*)"))
         if not path:
             return
-        with slicer.util.tryWithErrorDisplay("Loading the Encapsulated STL failed.", waitCursor=True):
-            self.logic.loadFile(path, asSegmentation=self.loadAsSegmentationCheck.checked)
+        with slicer.util.tryWithErrorDisplay(_("Loading the Encapsulated STL failed."), waitCursor=True):
+            self.logic.loadFiles([path], asSegmentation=self.loadAsSegmentationCheck.checked)
+
+    def cleanup(self):
+        """Called by Slicer before the module is unloaded: drop the Qt connections."""
+        self.nodeSelector.disconnect("currentNodeChanged(vtkMRMLNode*)", self.onNodeChanged)
+        self.exportButton.disconnect("clicked(bool)", self.onExport)
+        self.loadButton.disconnect("clicked(bool)", self.onLoad)
+        self.sendButton.disconnect("clicked(bool)", self.onSend)
+        self.destinationEdit.disconnect("textChanged(QString)", self.onDestinationChanged)
 
 
 #
@@ -482,12 +514,15 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
 
     Errors in the input (an empty segment, no closed surface, an unwritable folder)
     raise ``encapsulated_stl.EncapsulatedSTLError`` with a message for the user.
-    ``messages`` keeps what the last export decided about geometry and source series.
+    ``messages`` keeps what the last export decided about geometry and source series;
+    ``notices`` what the user must be told about it (patient and study kept from the
+    source images over other ones given, a series number already used in the study).
     """
 
     def __init__(self, parent=None):
         ScriptedLoadableModuleLogic.__init__(self, parent)
         self.messages = []
+        self.notices = []
 
     # -- source series ---------------------------------------------------------
 
@@ -652,7 +687,10 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         ``metadata`` takes the fields of ``encapsulated_stl.encapsulate.ModelMetadata``
         (units, content_description, usage, laterality, series_description,
         series_number, burned_in_annotation, model_mirroring, model_modification...).
-        ``newStudy`` (``NewStudy``) gives patient and study when no source series is found.
+        ``newStudy`` (``NewStudy``) gives patient and study when no source series is
+        found; when one is found the objects keep its patient and study, and values of
+        ``newStudy`` that differ from them are reported in :attr:`notices`.  Without a
+        series number, or with one already used in the study, the next free number is used.
         """
         import highdicom as hd
 
@@ -661,23 +699,27 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         from encapsulated_stl.errors import EncapsulatedSTLError
         from encapsulated_stl.stl import binary_stl_bytes
 
-        self.messages = []
+        self.messages, self.notices = [], []
         base = ModelMetadata(**metadata)
         codes.units_code(base.units)
         source, volume, explanation = self.sourceSeriesFor(node, referenceVolumeNode)
         self.messages.append(explanation)
+        study = newStudy or NewStudy()
         if source is None:
             self.messages.append("no source series: the objects get a new study and Frame of Reference")
+            if study.study_instance_uid is None:
+                study = NewStudy(**{**study.__dict__, "study_instance_uid": hd.UID(),
+                                    "frame_of_reference_uid": study.frame_of_reference_uid or hd.UID()})
+        else:
+            self._noticeStudyDifferences(study, source)
         surfaces = self.worldSurfaces(node, segmentIds, mergeSegments)
+        studyUID = source.study_instance_uid if source is not None else study.study_instance_uid
+        base = base.replace(series_number=self._freeSeriesNumber(studyUID, base.series_number))
         seriesUID = base.series_instance_uid or hd.UID()
         groupUID = base.model_group_uid or (hd.UID() if len(surfaces) > 1 else None)
         if base.series_description is None:
             base = base.replace(series_description=node.GetName())
         datasets = []
-        study = newStudy or NewStudy()
-        if source is None and study.study_instance_uid is None:
-            study = NewStudy(**{**study.__dict__, "study_instance_uid": hd.UID(),
-                                "frame_of_reference_uid": study.frame_of_reference_uid or hd.UID()})
         for number, (name, trianglesRAS, color, opacity) in enumerate(surfaces, start=1):
             lps = self.patientTriangles(trianglesRAS, volume, source)
             scaled = lps / codes.UNIT_MILLIMETRES[base.units]
@@ -695,6 +737,83 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
             except ValueError as error:
                 raise EncapsulatedSTLError(f"'{name}': {error}") from None
         return datasets
+
+    #: The patient and study attributes compared between the dialog and the source images.
+    STUDY_FIELDS = (("patient_name", "PatientName", "Patient Name"), ("patient_id", "PatientID", "Patient ID"),
+                    ("patient_birth_date", "PatientBirthDate", "Patient Birth Date"),
+                    ("patient_sex", "PatientSex", "Patient Sex"),
+                    ("study_instance_uid", "StudyInstanceUID", "Study Instance UID"),
+                    ("study_id", "StudyID", "Study ID"), ("study_description", "StudyDescription", "Study Description"))
+
+    #: What Slicer's DICOMPlugin.addSeriesInSubjectHierarchy shows for an empty value: the
+    #: dialog then offers these words, which mean "empty", not another patient or study.
+    EMPTY_VALUE_PLACEHOLDERS = {"PatientName": "No name", "StudyDescription": "No study description"}
+
+    def _noticeStudyDifferences(self, study, source):
+        header = source.datasets[0]
+        different = []
+        for field, keyword, label in self.STUDY_FIELDS:
+            given = (getattr(study, field) or "").strip()
+            kept = str(header.get(keyword, "") or "").strip()
+            if not kept and given in (self.EMPTY_VALUE_PLACEHOLDERS.get(keyword),
+                                      f"Patient-{header.get('StudyInstanceUID', '')}"):
+                continue
+            if given and given != kept:
+                different.append(f"{label} '{kept}' (not '{given}')")
+        if different:
+            self.notices.append(_(
+                "The models keep the patient and study of their source images: {values}. They are made from "
+                "those images and share their Frame of Reference, so they are filed with them; the other values "
+                "given for the export were not used.").format(values=", ".join(different)))
+
+    def studyInstanceUIDOfItem(self, itemID):
+        """The Study Instance UID of the study item above a subject hierarchy item, or None."""
+        shNode = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
+        constants = slicer.vtkMRMLSubjectHierarchyConstants
+        studyItem = shNode.GetItemAncestorAtLevel(itemID, constants.GetDICOMLevelStudy())
+        uid = shNode.GetItemUID(studyItem, constants.GetDICOMUIDName()) if studyItem else ""
+        return uid or None
+
+    def seriesNumbersInStudy(self, studyUID):
+        """Series Numbers used in a study: by its series in the DICOM database and by the
+        series items under its study item in the subject hierarchy."""
+        numbers = set()
+        if not studyUID:
+            return numbers
+        database = getattr(slicer, "dicomDatabase", None)
+        if database is not None:
+            for seriesUID in database.seriesForStudy(studyUID):
+                files = database.filesForSeries(seriesUID, 1)
+                value = database.fileValue(files[0], "0020,0011") if files else ""
+                if value.strip().lstrip("+-").isdigit():
+                    numbers.add(int(value))
+        if hasattr(slicer, "vtkMRMLSubjectHierarchyNode") and slicer.mrmlScene is not None:
+            shNode = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
+            constants = slicer.vtkMRMLSubjectHierarchyConstants
+            studyItem = shNode.GetItemByUID(constants.GetDICOMUIDName(), studyUID)
+            if studyItem:
+                children = vtk.vtkIdList()
+                shNode.GetItemChildren(studyItem, children, True)
+                for index in range(children.GetNumberOfIds()):
+                    value = shNode.GetItemAttribute(children.GetId(index), constants.GetDICOMSeriesNumberAttributeName())
+                    if value.strip().lstrip("+-").isdigit():
+                        numbers.add(int(value))
+        return numbers
+
+    def nextSeriesNumber(self, studyUID):
+        """One more than the highest Series Number used in the study (1 in a new study)."""
+        return max(self.seriesNumbersInStudy(studyUID), default=0) + 1
+
+    def _freeSeriesNumber(self, studyUID, wanted):
+        if wanted is None:
+            return self.nextSeriesNumber(studyUID)
+        used = self.seriesNumbersInStudy(studyUID)
+        if wanted not in used:
+            return wanted
+        chosen = max(used) + 1
+        self.notices.append(_("Series Number {wanted} is already used by another series of this study; "
+                              "the models were written as series {chosen}.").format(wanted=wanted, chosen=chosen))
+        return chosen
 
     def writeDatasets(self, datasets, outputDirectory):
         """Write every dataset as ``<SOP Instance UID>.dcm``; all or nothing."""
@@ -741,6 +860,38 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
             raise OutputError("give outputDirectory, the folder to write the objects to")
         datasets = self.createDatasets(node, segmentIds, referenceVolumeNode, mergeSegments, newStudy, **metadata)
         return self.writeDatasets(datasets, outputDirectory)
+
+    def exportToDatabase(self, node, segmentIds=None, referenceVolumeNode=None, mergeSegments=False, newStudy=None,
+                         **metadata):
+        """Export into the DICOM database as Slicer's Export to DICOM dialog does: write to a
+        temporary folder, add the files with copying (so the database owns them), remove
+        the folder.  Returns the database's files; raises ``EncapsulatedSTLError`` when
+        the database is missing or did not take every object."""
+        import shutil
+        import tempfile
+
+        from DICOMLib import DICOMUtils
+
+        from encapsulated_stl.errors import EncapsulatedSTLError
+
+        database = getattr(slicer, "dicomDatabase", None)
+        if database is None or not database.isOpen:
+            raise EncapsulatedSTLError(_("there is no open DICOM database: open one in the DICOM module, "
+                                         "or export to a folder"))
+        datasets = self.createDatasets(node, segmentIds, referenceVolumeNode, mergeSegments, newStudy, **metadata)
+        folder = tempfile.mkdtemp(prefix="EncapsulatedSTL-", dir=slicer.app.temporaryPath)
+        try:
+            self.writeDatasets(datasets, folder)
+            imported = DICOMUtils.importDicom(folder, database, copyFiles=True)
+            files = [database.fileForInstance(str(ds.SOPInstanceUID)) for ds in datasets]
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        missing = sum(1 for path in files if not path or not os.path.isfile(path))
+        if not imported or missing:
+            raise EncapsulatedSTLError(_("the DICOM database did not take {missing} of the {count} objects; "
+                                         "check the database folder and its free space, or export to a folder").format(
+                                             missing=missing or len(files), count=len(files)))
+        return files
 
     # -- send to a PACS ----------------------------------------------------------
 
@@ -842,6 +993,14 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
 
     # -- import ----------------------------------------------------------------
 
+    @staticmethod
+    def examineModel(path):
+        """The model's description without checking every coordinate (for the DICOM
+        browser's listing); raises for an object that cannot be loaded."""
+        from encapsulated_stl.model import read_encapsulated_model
+
+        return read_encapsulated_model(path, check_values=False)
+
     def readModels(self, paths):
         """``encapsulated_stl.model.EncapsulatedModel`` of each file (raises for broken ones)."""
         from encapsulated_stl.model import read_encapsulated_model
@@ -857,7 +1016,9 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         return acquisition_geometry.ras_from_lps(model.triangles_mm(assume_units="mm"))
 
     def loadModels(self, models, asSegmentation=False, name=None, scene=None):
-        """Model nodes (one per object) or one segmentation node (one segment per object)."""
+        """Model nodes (one per object) or one segmentation node (one segment per object).
+
+        ``name`` names the segmentation, or the model node of a single object."""
         scene = scene or slicer.mrmlScene
         if asSegmentation:
             segmentationNode = scene.AddNewNodeByClass(
@@ -872,7 +1033,8 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
             return [segmentationNode]
         nodes = []
         for model in models:
-            modelNode = scene.AddNewNodeByClass("vtkMRMLModelNode", name or model.name)
+            nodeName = name if name and len(models) == 1 else model.name
+            modelNode = scene.AddNewNodeByClass("vtkMRMLModelNode", nodeName)
             modelNode.SetAndObservePolyData(_polyDataFromTriangles(self.trianglesRAS(model)))
             modelNode.CreateDefaultDisplayNodes()
             display = modelNode.GetDisplayNode()
@@ -883,9 +1045,14 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
             nodes.append(modelNode)
         return nodes
 
+    def loadFiles(self, paths, asSegmentation=False, name=None):
+        """Load Encapsulated STL files: model nodes, or one segmentation with a segment per
+        object, in RAS millimetres.  Raises for an object that cannot be loaded."""
+        return self.loadModels(self.readModels(paths), asSegmentation, name)
+
     def loadFile(self, path, asSegmentation=False):
         """Load one Encapsulated STL file as a model node (or a segmentation) in RAS, mm."""
-        return self.loadModels(self.readModels([path]), asSegmentation)[0]
+        return self.loadFiles([path], asSegmentation)[0]
 
 
 #

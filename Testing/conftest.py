@@ -81,3 +81,30 @@ def orthanc(orthanc_server):
     assert orthanc_server.running, orthanc_server.log_tail()
     orthanc_server.clear()
     return orthanc_server
+
+
+def pytest_generate_tests(metafunc):
+    """Every test that uses ``slicer_release`` runs once per Slicer release under test."""
+    if "slicer_release" in metafunc.fixturenames:
+        import slicer_harness
+
+        metafunc.parametrize("slicer_release", slicer_harness.releases_under_test(), scope="session")
+
+
+@pytest.fixture
+def harness(slicer_release):
+    """Slicer ``slicer_release``'s own Python with our plugin and module, an empty scene and
+    an empty DICOM database (Testing/slicer_harness)."""
+    import slicer_harness
+
+    return slicer_harness.for_release(slicer_release)
+
+
+@pytest.fixture
+def mrml(harness):
+    """The harness, for tests that need MRML (slicer-core: Python 3.10 and later)."""
+    if not harness.has_mrml:
+        pytest.skip("needs MRML from slicer-core, which has no wheel for this Python "
+                    f"{sys.version_info.major}.{sys.version_info.minor}; Slicer {harness.release}'s "
+                    "Python files are tested here without MRML")
+    return harness

@@ -23,13 +23,9 @@ import numpy as np
 import vtk
 from vtk.util import numpy_support
 
-import slicer_application_double
-
-slicer = slicer_application_double.install()
-
-from encapsulated_stl.acquisition_geometry import ras_from_lps  # noqa: E402
-from encapsulated_stl.slice_geometry import SliceGeometry  # noqa: E402
-from encapsulated_stl.volume import read_series_volume  # noqa: E402
+from encapsulated_stl.acquisition_geometry import ras_from_lps
+from encapsulated_stl.slice_geometry import SliceGeometry
+from encapsulated_stl.volume import read_series_volume
 
 CASES = ("sheared", "none", "grid", "hardened")
 
@@ -81,6 +77,8 @@ def acquisition_grid_transform(scene, name: str, geometry: SliceGeometry, ijk_to
     slices (one grid plane per slice, a coarse in-plane grid since a slice moves
     rigidly), linear interpolation, set as transform to parent.
     """
+    import slicer
+
     slices, rows, columns = shape
     in_plane = 5
     i = np.linspace(-0.5 * columns, 1.5 * columns, in_plane)
@@ -130,6 +128,8 @@ def ellipsoid_mask(shape, center_ijk, radii_ijk) -> np.ndarray:
 
 def add_labelmap_segment(segmentation, mask: np.ndarray, ijk_to_ras: np.ndarray, name: str, color):
     """A segment whose binary labelmap is ``mask`` ``[k, j, i]`` on the grid ``ijk_to_ras``."""
+    import slicer
+
     labelmap = slicer.vtkOrientedImageData()
     labelmap.ShallowCopy(image_from_voxels(mask.astype(np.uint8)))
     labelmap.SetImageToWorldMatrix(matrix_from_numpy(ijk_to_ras))
@@ -142,6 +142,8 @@ def add_labelmap_segment(segmentation, mask: np.ndarray, ijk_to_ras: np.ndarray,
 
 
 def local_surface_triangles(segmentation, segment_id) -> np.ndarray:
+    import slicer
+
     from EncapsulatedSTL import _trianglesFromPolyData
 
     poly = vtk.vtkPolyData()
@@ -159,10 +161,13 @@ def exact_lps_of_local_surface(triangles_local: np.ndarray, ijk_to_ras: np.ndarr
 def build_tilted_scene(series_dir, case: str, mask_from_voxels) -> TiltedScene:
     """The series as Slicer shows it in ``case``, with the segment ``mask_from_voxels(voxels)``
     (a ``[k, j, i]`` boolean array) drawn on it."""
+    import slicer
+
     assert case in CASES
-    scene = slicer_application_double.new_scene()
+    scene = slicer.mrmlScene
     series = read_series_volume(series_dir)
-    slicer.dicomDatabase.insert(series.source.files)
+    for path in series.source.files:
+        slicer.dicomDatabase.insert(str(path))
     geometry = series.geometry
     voxels = np.round(series.voxels).astype(np.int16)
     ijk_to_ras = sheared_ijk_to_ras(geometry) if case == "sheared" else orthogonal_ijk_to_ras(geometry)

@@ -1,6 +1,9 @@
 """Slicer export: exact patient geometry of segments drawn on tilted CT, in all four
 ways Slicer shows a tilted series (issue 4, point 2: the tilt guarantee).
 
+The scenes are built by the tests (slicer_scenes.py) in each of the four ways, with the
+grid transform made here (Slicer's own DICOMScalarVolumePlugin cannot build one under
+slicer-core: see test_slicer_export_dialog.py), and run on every Slicer release's Python.
 Each case exports the same segment through EncapsulatedSTLLogic and compares every
 exported vertex with the segment's exact patient position (its voxel indices mapped
 through the DICOM slice positions).  Tolerance: 0.05 mm.
@@ -10,7 +13,6 @@ import numpy as np
 import pytest
 
 import slicer_scenes as scenes
-from EncapsulatedSTL import EncapsulatedSTLLogic
 from encapsulated_stl.acquisition_geometry import lps_from_ras
 from encapsulated_stl.model import read_encapsulated_model
 from encapsulated_stl.phantom import fit_sphere
@@ -21,6 +23,8 @@ MISPLACEMENT_MM = 1.0
 
 
 def export_triangles(scene, tmp_path):
+    from EncapsulatedSTL import EncapsulatedSTLLogic
+
     logic = EncapsulatedSTLLogic()
     files = logic.exportNode(scene.segmentation, outputDirectory=tmp_path)
     assert len(files) == 1
@@ -31,8 +35,10 @@ def world_triangles_lps(scene):
     """What an exporter that trusts Slicer's world coordinates would write."""
     from EncapsulatedSTL import _trianglesFromPolyData
 
+    import slicer
+
     poly = scenes.vtk.vtkPolyData()
-    scenes.slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentClosedSurfaceRepresentation(
+    slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentClosedSurfaceRepresentation(
         scene.segmentation, scene.segment_id, poly, True)
     return lps_from_ras(_trianglesFromPolyData(poly))
 
@@ -48,7 +54,7 @@ def ge_ellipsoid(voxels):
 
 
 @pytest.mark.parametrize("case", scenes.CASES)
-def test_real_ge_tilted_uneven_series_exports_exact_geometry(case, ge_tilted_series, tmp_path):
+def test_real_ge_tilted_uneven_series_exports_exact_geometry(mrml, case, ge_tilted_series, tmp_path):
     scene = scenes.build_tilted_scene(ge_tilted_series, case, ge_ellipsoid)
     triangles, messages = export_triangles(scene, tmp_path)
     error = vertex_error(triangles, scene.expected_lps)
@@ -74,7 +80,7 @@ def phantom_sphere(voxels):
 
 
 @pytest.mark.parametrize("case", scenes.CASES)
-def test_synthetic_tilted_phantom_exports_exact_geometry(case, phantom_series, tmp_path):
+def test_synthetic_tilted_phantom_exports_exact_geometry(mrml, case, phantom_series, tmp_path):
     scene = scenes.build_tilted_scene(phantom_series, case, phantom_sphere)
     triangles, messages = export_triangles(scene, tmp_path)
     error = vertex_error(triangles, scene.expected_lps)
