@@ -17,7 +17,13 @@ from vtkmodules.vtkCommonCore import VTK_DOUBLE, VTK_FLOAT, vtkPoints
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
 
 from encapsulated_stl import shared_vertices
-from encapsulated_stl.polydata import mesh_from_polydata, polydata_from_mesh, triangles_from_polydata
+from encapsulated_stl.acquisition_geometry import ras_from_lps
+from encapsulated_stl.polydata import (
+    mesh_from_polydata,
+    polydata_from_mesh,
+    polydata_from_triangles,
+    triangles_from_polydata,
+)
 from encapsulated_stl.shared_vertices import merge_identical_vertices
 from encapsulated_stl.stl import binary_stl_bytes, parse_binary_stl
 
@@ -70,8 +76,8 @@ def test_identical_vertices_become_one_point_and_nothing_else_changes(dtype):
 
 
 def test_blocks_find_points_of_earlier_blocks(monkeypatch):
-    # Blocks of 7 vertices: nearly every vertex finds its point in another block.
-    monkeypatch.setattr(shared_vertices, "_BLOCK", 7)
+    # Blocks of 2 triangles: nearly every vertex finds its point in another block.
+    monkeypatch.setattr(shared_vertices, "_BLOCK", 2)
     triangles = wavy_sheet(20, 30)
     points, faces = merge_identical_vertices(triangles)
     assert_exact_sharing(triangles, points, faces)
@@ -85,7 +91,7 @@ def test_hash_collisions_never_merge_different_points(monkeypatch, hash_bits):
         return (words[0] & np.uint64(hash_bits)) << np.uint64(63)
 
     monkeypatch.setattr(shared_vertices, "_hash", colliding)
-    monkeypatch.setattr(shared_vertices, "_BLOCK", 64)
+    monkeypatch.setattr(shared_vertices, "_BLOCK", 20)
     triangles = wavy_sheet(12, 15)
     points, faces = merge_identical_vertices(triangles)
     assert_exact_sharing(triangles, points, faces)
@@ -192,16 +198,50 @@ def test_polydata_round_trip_is_exact(dtype, vtk_type):
     np.testing.assert_array_equal(triangles_from_polydata(polydata), triangles)
 
 
+def test_polydata_from_triangles_converts_only_the_shared_points():
+    # as the Slicer loader does: LPS in metres -> RAS in mm, on the p points
+    triangles = wavy_sheet(25, 35) / np.float32(1000.0)
+    seen = []
+
+    def ras_mm(lps):
+        seen.append(lps.shape)
+        return ras_from_lps(lps) * 1000.0
+
+    polydata = polydata_from_triangles(triangles, ras_mm)
+    assert seen == [(25 * 35, 3)]
+    points, faces = merge_identical_vertices(triangles)
+    expected = polydata_from_mesh(ras_from_lps(points) * 1000.0, faces)
+    assert polydata.GetPoints().GetDataType() == VTK_DOUBLE
+    for got, want in zip(mesh_from_polydata(polydata), mesh_from_polydata(expected)):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(
+        triangles_from_polydata(polydata), ras_from_lps(triangles.astype(np.float64)) * 1000.0
+    )
+
+
+def test_polydata_from_triangles_refuses_what_merging_refuses():
+    triangles = wavy_sheet(4, 5)
+    triangles[3, 1, 0] = np.nan
+    with pytest.raises(ValueError, match="triangle 3 has a NaN"):
+        polydata_from_triangles(triangles)
+    with pytest.raises(ValueError, match=r"\(n, 3, 3\)"):
+        polydata_from_triangles(np.zeros((2, 9)))
+    with pytest.raises(ValueError, match="gave"):
+        polydata_from_triangles(wavy_sheet(4, 5), lambda points: points[1:])
+
+
 def test_polydata_owns_its_arrays():
     # VTK keeps the data after every numpy array handed to it is gone
     triangles = wavy_sheet(10, 12)
     points, faces = merge_identical_vertices(triangles)
     polydata = polydata_from_mesh(points, faces)
+    straight = polydata_from_triangles(triangles.copy())
     expected = triangles.astype(np.float64)
     del points, faces
     gc.collect()
-    np.zeros(10**6)  # reuse freed memory
+    np.ones(10**6)  # reuse freed memory
     np.testing.assert_array_equal(triangles_from_polydata(polydata), expected)
+    np.testing.assert_array_equal(triangles_from_polydata(straight), expected)
 
 
 def test_polydata_refuses_faces_outside_the_points():
@@ -231,3 +271,6 @@ def test_quads_and_strips_come_back_as_triangles():
 def test_empty_polydata_gives_no_triangles():
     assert triangles_from_polydata(vtkPolyData()).shape == (0, 3, 3)
     assert polydata_from_mesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64)).GetNumberOfCells() == 0
+    empty = polydata_from_triangles(np.zeros((0, 3, 3), np.float32))
+    assert empty.GetNumberOfCells() == empty.GetNumberOfPoints() == 0
+    assert triangles_from_polydata(empty).shape == (0, 3, 3)

@@ -1,11 +1,12 @@
 """Triangle meshes as numpy arrays <-> VTK polydata, the form Slicer's model nodes hold.
 
 A mesh here is ``(points, faces)``: ``(p, 3)`` point coordinates and ``(n, 3)``
-indices into them, one row per triangle (see :mod:`.shared_vertices` to make one
-from STL triangles).  The polydata built owns its memory: numpy arrays handed to
-VTK without a copy are freed by Python when their last Python reference goes,
-while VTK may keep using them, so both arrays are copied once, straight into
-memory VTK allocated.
+indices into them, one row per triangle (:mod:`.shared_vertices` makes one from
+STL triangles).  The polydata built owns its memory.  A numpy array handed to VTK
+without a copy is freed by Python when its last Python reference goes, while VTK
+may still use it; so the arrays are allocated by VTK and numpy writes into them:
+:func:`polydata_from_triangles` computes the faces straight into VTK's
+connectivity array, :func:`polydata_from_mesh` copies them there.
 
 Only the VTK modules used are imported (not the ``vtk`` package, which imports all
 of VTK); vtkTriangleFilter is imported when a surface has polygons other than
@@ -15,7 +16,7 @@ triangles, or triangle strips, to split.
 from __future__ import annotations
 
 import numpy as np
-from vtkmodules.util.numpy_support import vtk_to_numpy
+from vtkmodules.util.numpy_support import ID_TYPE_CODE, vtk_to_numpy
 from vtkmodules.vtkCommonCore import (
     vtkDataArray,
     vtkDoubleArray,
@@ -24,6 +25,54 @@ from vtkmodules.vtkCommonCore import (
     vtkPoints,
 )
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+
+from .shared_vertices import merge_identical_vertices
+
+
+def polydata_from_triangles(triangles: np.ndarray, point_coordinates=None) -> vtkPolyData:
+    """A vtkPolyData surface of triangles whose identical vertices are one point.
+
+    Parameters
+    ----------
+    triangles:
+        ``(n, 3, 3)`` float32 or float64 vertex coordinates, as
+        :func:`.shared_vertices.merge_identical_vertices` takes them (a view into
+        the STL records of an Encapsulated STL document, for example).
+    point_coordinates:
+        Optional function of the ``(p, 3)`` shared points (in the dtype of
+        ``triangles``) giving the ``(p, 3)`` coordinates to store, for example
+        patient LPS in the object's units to RAS millimetres.  It runs on the
+        distinct points only, a sixth of the vertices of a closed surface.
+
+    Returns
+    -------
+    vtkPolyData
+        As :func:`polydata_from_mesh` builds it; the faces are written straight
+        into its connectivity array.
+
+    Raises
+    ------
+    ValueError
+        As :func:`.shared_vertices.merge_identical_vertices`.
+    """
+    shape = np.shape(triangles)
+    if len(shape) != 3 or shape[1:] != (3, 3):
+        raise ValueError(f"triangles must be an (n, 3, 3) array, not {shape}")
+    connectivity = _vtk_array(vtkIdTypeArray(), (3 * shape[0],))
+    if ID_TYPE_CODE == np.int64 and shape[0] > 0:
+        faces = vtk_to_numpy(connectivity).reshape(-1, 3)
+        points, faces = merge_identical_vertices(triangles, faces=faces)
+    else:  # a VTK built with 32-bit ids: copy the faces over
+        points, faces = merge_identical_vertices(triangles)
+        np.copyto(vtk_to_numpy(connectivity), faces.reshape(-1), casting="same_kind")
+    if point_coordinates is not None:
+        count = points.shape[0]
+        points = np.asarray(point_coordinates(points))
+        if points.shape != (count, 3):
+            raise ValueError(
+                f"point_coordinates gave {points.shape} coordinates for {count} points"
+            )
+    return _polydata(points, connectivity)
 
 
 def polydata_from_mesh(points: np.ndarray, faces: np.ndarray) -> vtkPolyData:
@@ -60,21 +109,10 @@ def polydata_from_mesh(points: np.ndarray, faces: np.ndarray) -> vtkPolyData:
             f"faces refer to points {faces.min()}..{faces.max()}, but there are "
             f"{points.shape[0]} points"
         )
-    coordinates = _vtk_array(
-        vtkFloatArray() if points.dtype == np.float32 else vtkDoubleArray(), points.shape
-    )
-    vtk_to_numpy(coordinates)[...] = points
-    vtk_points = vtkPoints()
-    vtk_points.SetData(coordinates)
     connectivity = _vtk_array(vtkIdTypeArray(), (faces.size,))
-    np.copyto(vtk_to_numpy(connectivity), faces.reshape(-1), casting="same_kind")
-    cells = vtkCellArray()
-    # Fixed-size cells: VTK 9.2 builds the offsets itself, 9.4+ stores none at all.
-    cells.SetData(3, connectivity)
-    polydata = vtkPolyData()
-    polydata.SetPoints(vtk_points)
-    polydata.SetPolys(cells)
-    return polydata
+    if faces.size:
+        np.copyto(vtk_to_numpy(connectivity), faces.reshape(-1), casting="same_kind")
+    return _polydata(points, connectivity)
 
 
 def mesh_from_polydata(polydata: vtkPolyData) -> tuple[np.ndarray, np.ndarray]:
@@ -124,6 +162,25 @@ def triangles_from_polydata(polydata: vtkPolyData) -> np.ndarray:
     """
     points, faces = mesh_from_polydata(polydata)
     return np.take(points, faces, axis=0)
+
+
+def _polydata(points: np.ndarray, connectivity: vtkIdTypeArray) -> vtkPolyData:
+    """Polydata of ``points`` (copied) and triangles ``connectivity`` (kept)."""
+    points = np.asarray(points)
+    coordinates = _vtk_array(
+        vtkFloatArray() if points.dtype == np.float32 else vtkDoubleArray(), points.shape
+    )
+    if points.size:
+        vtk_to_numpy(coordinates)[...] = points
+    vtk_points = vtkPoints()
+    vtk_points.SetData(coordinates)
+    cells = vtkCellArray()
+    # Fixed-size cells: VTK 9.2 builds the offsets itself, 9.4+ stores none at all.
+    cells.SetData(3, connectivity)
+    polydata = vtkPolyData()
+    polydata.SetPoints(vtk_points)
+    polydata.SetPolys(cells)
+    return polydata
 
 
 def _vtk_array(array: vtkDataArray, shape: tuple[int, ...]) -> vtkDataArray:
