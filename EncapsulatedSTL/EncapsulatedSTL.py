@@ -701,7 +701,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
 
         self.messages, self.notices = [], []
         base = ModelMetadata(**metadata)
-        codes.units_code(base.units)
+        codes.units_key(base.units)
         source, volume, explanation = self.sourceSeriesFor(node, referenceVolumeNode)
         self.messages.append(explanation)
         study = newStudy or NewStudy()

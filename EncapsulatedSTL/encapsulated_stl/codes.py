@@ -2,61 +2,85 @@
 
 One place builds every code item; the rest of the package asks for them by the
 short keys users type on the command line (``--usage planning``, ``--units mm``).
+The tables are plain :class:`Code` values, so that reading a model needs no
+highdicom; :func:`coded` makes the highdicom ``CodedConcept`` a writer puts in an object.
 """
 
 from __future__ import annotations
 
-from highdicom.sr import CodedConcept
+from typing import NamedTuple
 
 from .errors import EncapsulatedSTLError
 
+
+class Code(NamedTuple):
+    """A code as (Code Value, Coding Scheme Designator, Code Meaning), with the
+    attribute names of highdicom's CodedConcept."""
+
+    value: str
+    scheme_designator: str
+    meaning: str
+
+
+def coded(code: Code):
+    """The highdicom ``CodedConcept`` of ``code`` (a Dataset to put in a sequence)."""
+    from highdicom.sr import CodedConcept
+
+    return CodedConcept(*code)
+
+
 #: CID 7060 "Encapsulated Document Source Purposes of Reference".
-SOURCE_IMAGE_PURPOSE = CodedConcept("121324", "DCM", "Source image")
+SOURCE_IMAGE_PURPOSE = Code("121324", "DCM", "Source image")
 
 #: CID 7061 "Model Document Titles", by source modality.
 DOCUMENT_TITLES = {
-    "CT": CodedConcept("85040-4", "LN", "CT 3D CAM model"),
-    "MR": CodedConcept("85041-2", "LN", "MR 3D CAM model"),
-    "US": CodedConcept("129018", "DCM", "US 3D CAM model"),
+    "CT": Code("85040-4", "LN", "CT 3D CAM model"),
+    "MR": Code("85041-2", "LN", "MR 3D CAM model"),
+    "US": Code("129018", "DCM", "US 3D CAM model"),
 }
-MIXED_MODALITY_TITLE = CodedConcept("129019", "DCM", "Mixed Modality 3D CAM model")
+MIXED_MODALITY_TITLE = Code("129019", "DCM", "Mixed Modality 3D CAM model")
 
 #: CID 7063 "Model Scale Units" (non-extensible), with the size of each unit in mm.
 UNIT_MILLIMETRES = {"m": 1000.0, "cm": 10.0, "mm": 1.0, "um": 0.001}
 
 #: CID 7064 "Model Usage", keyed by the command line's words.
 MODEL_USAGES = {
-    "education": CodedConcept("129012", "DCM", "Educational Intent"),
-    "diagnostic": CodedConcept("R-408C3", "SRT", "Diagnostic Intent"),
-    "planning": CodedConcept("129013", "DCM", "Planning Intent"),
-    "tool": CodedConcept("129014", "DCM", "Tool Fabrication"),
-    "prosthetic": CodedConcept("129015", "DCM", "Prosthetic Fabrication"),
-    "implant": CodedConcept("129016", "DCM", "Implant Fabrication"),
-    "quality-control": CodedConcept("113680", "DCM", "Quality Control Intent"),
-    "simulation": CodedConcept("129017", "DCM", "Simulation Intent"),
+    "education": Code("129012", "DCM", "Educational Intent"),
+    "diagnostic": Code("R-408C3", "SRT", "Diagnostic Intent"),
+    "planning": Code("129013", "DCM", "Planning Intent"),
+    "tool": Code("129014", "DCM", "Tool Fabrication"),
+    "prosthetic": Code("129015", "DCM", "Prosthetic Fabrication"),
+    "implant": Code("129016", "DCM", "Implant Fabrication"),
+    "quality-control": Code("113680", "DCM", "Quality Control Intent"),
+    "simulation": Code("129017", "DCM", "Simulation Intent"),
 }
 
 LATERALITIES = ("R", "L", "U", "B")
 
 #: CID 7162 "Algorithm Family": a mesh made elsewhere and wrapped as given, and
 #: a surface extracted at intensity thresholds.
-ALGORITHM_FAMILY_MANUAL = CodedConcept("123109", "DCM", "Manual Processing")
-ALGORITHM_FAMILY_THRESHOLD = CodedConcept("123105", "DCM", "Histogram Analysis")
+ALGORITHM_FAMILY_MANUAL = Code("123109", "DCM", "Manual Processing")
+ALGORITHM_FAMILY_THRESHOLD = Code("123105", "DCM", "Histogram Analysis")
 
 
-def units_code(units: str) -> CodedConcept:
-    """The UCUM code item for ``units`` (one of m, cm, mm, um)."""
+def units_key(units: str) -> str:
+    """``units`` if it is one of CID 7063's (m, cm, mm, um); raises otherwise."""
     if units not in UNIT_MILLIMETRES:
         raise EncapsulatedSTLError(
             f"unknown units '{units}'; Supplement 205 allows {', '.join(UNIT_MILLIMETRES)}"
         )
-    return CodedConcept(units, "UCUM", units)
+    return units
 
 
-def usage_code(usage: str) -> CodedConcept:
+def units_code(units: str):
+    """The UCUM code item for ``units`` (one of m, cm, mm, um)."""
+    return coded(Code(units_key(units), "UCUM", units))
+
+
+def usage_code(usage: str):
     """The CID 7064 code item for a usage key such as ``planning``."""
     try:
-        return MODEL_USAGES[usage]
+        return coded(MODEL_USAGES[usage])
     except KeyError:
         raise EncapsulatedSTLError(
             f"unknown model usage '{usage}'; choose one of {', '.join(MODEL_USAGES)}"
@@ -71,7 +95,7 @@ def usage_key(value: str, scheme: str) -> str | None:
     return None
 
 
-def document_title_code(modalities: set[str] | list[str]) -> CodedConcept | None:
+def document_title_code(modalities: set[str] | list[str]):
     """CID 7061 title for a model made from series of these modalities.
 
     One modality with its own title (CT, MR, US) gets it; several modalities get
@@ -81,5 +105,5 @@ def document_title_code(modalities: set[str] | list[str]) -> CodedConcept | None
     if not kinds:
         return None
     if len(kinds) == 1:
-        return DOCUMENT_TITLES.get(next(iter(kinds)), MIXED_MODALITY_TITLE)
-    return MIXED_MODALITY_TITLE
+        return coded(DOCUMENT_TITLES.get(next(iter(kinds)), MIXED_MODALITY_TITLE))
+    return coded(MIXED_MODALITY_TITLE)

@@ -26,7 +26,8 @@ from . import __version__, codes
 from .color import dicom_lab_from_rgb
 from .errors import EncapsulatedSTLError, OutputError
 from .file_format import write_file_format
-from .sop import ENCAPSULATED_DOCUMENT_TAG, DocumentReader, EncapsulatedSTL
+from .document import ENCAPSULATED_DOCUMENT_TAG, DocumentReader
+from .sop import EncapsulatedSTL
 from .source_series import SourceSeries
 
 #: Equipment written into every object: this software, not the scanner.

@@ -21,7 +21,7 @@ from pydicom.errors import InvalidDicomError
 from . import codes
 from .color import rgb_from_dicom_lab
 from .errors import NotEncapsulatedSTLError, StlFormatError
-from .sop import (
+from .document import (
     ENCAPSULATED_DOCUMENT_TAG,
     ENCAPSULATED_STL_SOP_CLASS_UID,
     encapsulated_stl_bytes,
@@ -208,7 +208,7 @@ class EncapsulatedModel:
                     f"{self.units_problem}; give the units explicitly (e.g. --units mm)",
                     self.path,
                 )
-            scale = codes.UNIT_MILLIMETRES[codes.units_code(assume_units).value]
+            scale = codes.UNIT_MILLIMETRES[codes.units_key(assume_units)]
         return self.mesh.triangles.astype(np.float64) * scale
 
     def bounds_mm(self, assume_units: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -216,7 +216,7 @@ class EncapsulatedModel:
         low, high = self.mesh.bounds()
         scale = self.millimetres_per_unit
         if scale is None:
-            scale = codes.UNIT_MILLIMETRES[codes.units_code(assume_units or "mm").value]
+            scale = codes.UNIT_MILLIMETRES[codes.units_key(assume_units or "mm")]
         return low * scale, high * scale
 
 

@@ -29,7 +29,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from .errors import EncapsulatedSTLError, PacsError
-from .sop import ENCAPSULATED_STL_SOP_CLASS_UID
+from .document import ENCAPSULATED_STL_SOP_CLASS_UID
 
 #: SOP Class UIDs of the three 3D manufacturing model objects (PS3.4 B.5).
 ENCAPSULATED_OBJ_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.4"

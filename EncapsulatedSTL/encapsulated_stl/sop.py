@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import datetime
-import io
 from collections.abc import Sequence
 from copy import deepcopy
 
 import highdicom as hd
 from highdicom.sr import CodedConcept
-import numpy as np
-from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 from pydicom.valuerep import DA, DT, TM
 
 from . import codes
+from .document import _STREAMED_VALUES, ENCAPSULATED_STL_SOP_CLASS_UID, encapsulated_stl_bytes, set_streamed_document
 from .stl import parse_binary_stl
 
-#: SOP Class UID of Encapsulated STL Storage.
-ENCAPSULATED_STL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.3"
 MIME_TYPE = "model/stl"
-ENCAPSULATED_DOCUMENT_TAG = 0x00420011
 MODALITY = "M3D"
-
-#: pydicom 3 writes element values given as streams in chunks; pydicom 2 (bundled
-#: with Slicer before 5.12) needs bytes.
-_STREAMED_VALUES = hasattr(DataElement, "is_buffered")
 
 _TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
 
@@ -47,44 +38,6 @@ def _has_non_ascii(dataset: Dataset) -> bool:
         if any(not str(v).isascii() for v in values):
             return True
     return False
-
-
-class DocumentReader(io.BufferedIOBase):
-    """A read-only stream over a buffer (bytes, mmap), handing out zero-copy slices.
-
-    Used as the value of Encapsulated Document so that a large model, mapped from
-    its file, goes to the output file without ever being copied into memory.
-    """
-
-    def __init__(self, buffer):
-        super().__init__()
-        self.view = memoryview(buffer).cast("B")
-        self._position = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self.view)}[whence]
-        self._position = max(0, base + offset)
-        return self._position
-
-    def read(self, size: int | None = -1) -> memoryview:
-        end = len(self.view) if size is None or size < 0 else min(len(self.view), self._position + size)
-        chunk = self.view[self._position:end]
-        self._position = max(self._position, end)
-        return chunk
-
-    def readinto(self, target) -> int:
-        chunk = self.read(len(target))
-        target[: len(chunk)] = chunk
-        return len(chunk)
 
 
 class EncapsulatedSTL(hd.SOPClass):
@@ -122,7 +75,7 @@ class EncapsulatedSTL(hd.SOPClass):
         algorithm_name: str | None = None,
         algorithm_version: str | None = None,
         algorithm_parameters: dict[str, str] | None = None,
-        algorithm_family: CodedConcept = codes.ALGORITHM_FAMILY_MANUAL,
+        algorithm_family: codes.Code = codes.ALGORITHM_FAMILY_MANUAL,
         model_group_uid: str | None = None,
         recommended_display_cielab_value: tuple[int, int, int] | None = None,
         recommended_presentation_opacity: float | None = None,
@@ -203,7 +156,7 @@ class EncapsulatedSTL(hd.SOPClass):
             raise TypeError('Argument "study_instance_uid" is required without source images.')
         if frame_of_reference_uid is None:
             raise TypeError('Argument "frame_of_reference_uid" is required without source images.')
-        codes.units_code(measurement_units)  # raises for units outside CID 7063
+        codes.units_key(measurement_units)  # raises for units outside CID 7063
         if image_laterality is not None and image_laterality not in codes.LATERALITIES:
             raise ValueError(
                 f'Argument "image_laterality" must be one of {", ".join(codes.LATERALITIES)}.'
@@ -310,7 +263,7 @@ class EncapsulatedSTL(hd.SOPClass):
         if algorithm_name is not None:
             self.DerivationAlgorithmSequence = hd.AlgorithmIdentificationSequence(
                 name=algorithm_name,
-                family=algorithm_family,
+                family=codes.coded(algorithm_family),
                 version=algorithm_version or software_versions,
                 source=manufacturer,
                 parameters=algorithm_parameters,
@@ -339,7 +292,7 @@ class EncapsulatedSTL(hd.SOPClass):
         item = Dataset()
         item.ReferencedSOPClassUID = dataset.SOPClassUID
         item.ReferencedSOPInstanceUID = dataset.SOPInstanceUID
-        item.PurposeOfReferenceCodeSequence = [codes.SOURCE_IMAGE_PURPOSE]
+        item.PurposeOfReferenceCodeSequence = [codes.coded(codes.SOURCE_IMAGE_PURPOSE)]
         return item
 
     def _add_common_instance_reference(self, source_images: Sequence[Dataset]) -> None:
@@ -400,36 +353,3 @@ class EncapsulatedSTL(hd.SOPClass):
         instance = deepcopy(dataset) if copy else dataset
         instance.__class__ = cls
         return instance
-
-
-def set_streamed_document(dataset: Dataset, buffer) -> None:
-    """Make ``buffer`` (mmap, memoryview...) the Encapsulated Document, uncopied.
-
-    Without ``validation_mode=IGNORE`` pydicom reads a stream value whole to
-    validate it, a transient copy of the entire model; the bytes here are a binary
-    STL that was validated already.
-    """
-    from pydicom import config
-
-    dataset[ENCAPSULATED_DOCUMENT_TAG] = DataElement(
-        ENCAPSULATED_DOCUMENT_TAG, "OB", DocumentReader(buffer), validation_mode=config.IGNORE
-    )
-
-
-def encapsulated_stl_bytes(dataset: Dataset) -> memoryview:
-    """The STL bytes of an Encapsulated STL dataset, without padding, zero-copy.
-
-    Encapsulated Document Length (0042,0015) is honoured when present.  Without it
-    a single trailing pad byte is dropped only where the binary STL size rule
-    (84 + 50 n) shows that it is padding.
-    """
-    value = dataset.EncapsulatedDocument
-    document = value.view if isinstance(value, DocumentReader) else memoryview(value)
-    length = dataset.get("EncapsulatedDocumentLength")
-    if length is not None and 0 < int(length) <= len(document):
-        return document[: int(length)]
-    if len(document) > 84 and document[-1] == 0:
-        count = int(np.frombuffer(document, dtype="<u4", count=1, offset=80)[0])
-        if 84 + 50 * count == len(document) - 1:
-            return document[:-1]
-    return document

@@ -153,6 +153,7 @@ class Application(qt.QObject):
         self.defaultScenePath = temporary_path
         self.documentationBaseUrl = f"https://slicer.readthedocs.io/en/{release}"
         self._testing = testing
+        self.translations: dict[tuple[str, str], str] = {}
         self._main_window = MainWindow()
         self._modules = ModuleManager()
         self._io = IOManager(self)
@@ -184,8 +185,9 @@ class Application(qt.QObject):
         pass
 
     def translate(self, context, text):
-        """QCoreApplication::translate with no translator installed: the source text."""
-        return text
+        """QCoreApplication::translate: the installed translation of ``text`` in ``context``
+        (``translations[(context, text)]``), else the source text."""
+        return self.translations.get((context, text), text)
 
     def topLevelWidgets(self):
         return [self._main_window]

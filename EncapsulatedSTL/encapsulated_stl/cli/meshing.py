@@ -174,7 +174,7 @@ def make_ct_model(
         )
     scale = codes.UNIT_MILLIMETRES.get(metadata.units)
     if scale is None:
-        codes.units_code(metadata.units)  # raises the standard "unknown units" error
+        codes.units_key(metadata.units)  # raises the standard "unknown units" error
     with task(progress, "Writing", 3) as writing:
         if scale != 1.0:
             points /= scale
