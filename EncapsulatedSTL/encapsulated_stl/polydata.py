@@ -175,7 +175,7 @@ def _polydata(points: np.ndarray, connectivity: vtkIdTypeArray) -> vtkPolyData:
     vtk_points = vtkPoints()
     vtk_points.SetData(coordinates)
     cells = vtkCellArray()
-    # Fixed-size cells: VTK 9.2 builds the offsets itself, 9.4+ stores none at all.
+    # Fixed-size cells: VTK 9.2 builds the offsets itself, 9.6 keeps them implicit.
     cells.SetData(3, connectivity)
     polydata = vtkPolyData()
     polydata.SetPoints(vtk_points)
