@@ -150,40 +150,6 @@ def _transformPoints(transform, points):
     return numpy_support.vtk_to_numpy(target.GetData()).astype(np.float64).reshape(-1, 3)
 
 
-def _trianglesFromPolyData(polyData):
-    """``(n, 3, 3)`` float64 triangle vertices of a surface (polygons and strips)."""
-    triangulate = vtk.vtkTriangleFilter()
-    triangulate.SetInputData(polyData)
-    triangulate.PassVertsOff()
-    triangulate.PassLinesOff()
-    triangulate.Update()
-    output = triangulate.GetOutput()
-    if output.GetNumberOfPolys() == 0 or output.GetNumberOfPoints() == 0:
-        return np.zeros((0, 3, 3))
-    points = numpy_support.vtk_to_numpy(output.GetPoints().GetData()).astype(np.float64)
-    connectivity = numpy_support.vtk_to_numpy(output.GetPolys().GetConnectivityArray())
-    return points[connectivity.reshape(-1, 3)]
-
-
-def _polyDataFromTriangles(triangles):
-    """A surface with one triangle per ``(3, 3)`` row, points shared where identical."""
-    triangles = np.ascontiguousarray(triangles, dtype=np.float64).reshape(-1, 3)
-    points = vtk.vtkPoints()
-    points.SetData(numpy_support.numpy_to_vtk(triangles, deep=True))
-    offsets = numpy_support.numpy_to_vtkIdTypeArray(np.arange(0, len(triangles) + 1, 3, dtype=np.int64), deep=True)
-    connectivity = numpy_support.numpy_to_vtkIdTypeArray(np.arange(len(triangles), dtype=np.int64), deep=True)
-    cells = vtk.vtkCellArray()
-    cells.SetData(offsets, connectivity)
-    polyData = vtk.vtkPolyData()
-    polyData.SetPoints(points)
-    polyData.SetPolys(cells)
-    clean = vtk.vtkCleanPolyData()  # merges exact duplicates only: coordinates unchanged
-    clean.SetInputData(polyData)
-    clean.SetTolerance(0.0)
-    clean.Update()
-    return clean.GetOutput()
-
-
 #
 # Module
 #
@@ -595,6 +561,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         surface through the model's parent transforms.
         """
         from encapsulated_stl.errors import EncapsulatedSTLError
+        from encapsulated_stl.polydata import triangles_from_polydata
 
         if node.IsA("vtkMRMLModelNode"):
             polyData = node.GetPolyData()
@@ -602,7 +569,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
                 raise EncapsulatedSTLError(f"model '{node.GetName()}' has no surface to export")
             toWorld = vtk.vtkGeneralTransform()
             slicer.vtkMRMLTransformNode.GetTransformBetweenNodes(node.GetParentTransformNode(), None, toWorld)
-            triangles = _trianglesFromPolyData(polyData)
+            triangles = triangles_from_polydata(polyData)
             if len(triangles) == 0:
                 raise EncapsulatedSTLError(f"model '{node.GetName()}' has no triangles to export")
             world = _transformPoints(toWorld, triangles.reshape(-1, 3)).reshape(-1, 3, 3)
@@ -632,7 +599,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
             polyData = vtk.vtkPolyData()
             ok = slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentClosedSurfaceRepresentation(
                 node, segmentId, polyData, True)
-            triangles = _trianglesFromPolyData(polyData) if ok else np.zeros((0, 3, 3))
+            triangles = triangles_from_polydata(polyData) if ok else np.zeros((0, 3, 3))
             if len(triangles) == 0:
                 raise EncapsulatedSTLError(
                     f"segment '{segment.GetName()}' of '{node.GetName()}' is empty: nothing to print; "
@@ -1007,13 +974,18 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
 
         return [read_encapsulated_model(path) for path in paths]
 
-    def trianglesRAS(self, model):
-        """World RAS (mm) triangles of a read model; undeclared units are taken as mm."""
-        from encapsulated_stl import acquisition_geometry
+    @staticmethod
+    def polyDataRAS(model):
+        """The model's surface in world RAS millimetres, identical vertices shared (as
+        vtkSTLReader makes it, faster); undeclared units are taken as millimetres."""
+        from encapsulated_stl.acquisition_geometry import ras_from_lps
+        from encapsulated_stl.polydata import polydata_from_triangles
 
-        if model.units is None:
+        millimetres = model.millimetres_per_unit
+        if millimetres is None:
             logging.warning(f"{model.path}: {model.units_problem}; millimetres assumed")
-        return acquisition_geometry.ras_from_lps(model.triangles_mm(assume_units="mm"))
+            millimetres = 1.0
+        return polydata_from_triangles(model.mesh.triangles, lambda lps: ras_from_lps(lps) * millimetres)
 
     def loadModels(self, models, asSegmentation=False, name=None, scene=None):
         """Model nodes (one per object) or one segmentation node (one segment per object).
@@ -1027,7 +999,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
             for model in models:
                 color = model.color or (0.9, 0.85, 0.7)
                 segmentId = segmentationNode.AddSegmentFromClosedSurfaceRepresentation(
-                    _polyDataFromTriangles(self.trianglesRAS(model)), model.name, list(color))
+                    self.polyDataRAS(model), model.name, list(color))
                 if model.opacity is not None:
                     segmentationNode.GetDisplayNode().SetSegmentOpacity3D(segmentId, model.opacity)
             return [segmentationNode]
@@ -1035,7 +1007,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         for model in models:
             nodeName = name if name and len(models) == 1 else model.name
             modelNode = scene.AddNewNodeByClass("vtkMRMLModelNode", nodeName)
-            modelNode.SetAndObservePolyData(_polyDataFromTriangles(self.trianglesRAS(model)))
+            modelNode.SetAndObservePolyData(self.polyDataRAS(model))
             modelNode.CreateDefaultDisplayNodes()
             display = modelNode.GetDisplayNode()
             if model.color is not None:
@@ -1098,8 +1070,10 @@ class EncapsulatedSTLTest(ScriptedLoadableModuleTest):
         exported = vtk.vtkPolyData()
         segmentId = segmentation.GetSegmentation().GetNthSegmentID(0)
         slicer.modules.segmentations.logic().GetSegmentClosedSurfaceRepresentation(segmentation, segmentId, exported)
-        expected = _trianglesFromPolyData(exported)
-        actual = _trianglesFromPolyData(loaded.GetPolyData())
+        from encapsulated_stl.polydata import triangles_from_polydata
+
+        expected = triangles_from_polydata(exported)
+        actual = triangles_from_polydata(loaded.GetPolyData())
         self.assertEqual(expected.shape, actual.shape)
         self.assertLess(float(np.abs(expected - actual).max()), 1e-3)
         self.delayDisplay("Test passed")

@@ -144,12 +144,12 @@ def add_labelmap_segment(segmentation, mask: np.ndarray, ijk_to_ras: np.ndarray,
 def local_surface_triangles(segmentation, segment_id) -> np.ndarray:
     import slicer
 
-    from EncapsulatedSTL import _trianglesFromPolyData
+    from encapsulated_stl.polydata import triangles_from_polydata
 
     poly = vtk.vtkPolyData()
     assert slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentClosedSurfaceRepresentation(
         segmentation, segment_id, poly, False)
-    return _trianglesFromPolyData(poly)
+    return triangles_from_polydata(poly)
 
 
 def exact_lps_of_local_surface(triangles_local: np.ndarray, ijk_to_ras: np.ndarray, geometry) -> np.ndarray:

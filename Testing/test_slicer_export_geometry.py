@@ -33,14 +33,14 @@ def export_triangles(scene, tmp_path):
 
 def world_triangles_lps(scene):
     """What an exporter that trusts Slicer's world coordinates would write."""
-    from EncapsulatedSTL import _trianglesFromPolyData
+    from encapsulated_stl.polydata import triangles_from_polydata
 
     import slicer
 
     poly = scenes.vtk.vtkPolyData()
     slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentClosedSurfaceRepresentation(
         scene.segmentation, scene.segment_id, poly, True)
-    return lps_from_ras(_trianglesFromPolyData(poly))
+    return lps_from_ras(triangles_from_polydata(poly))
 
 
 def vertex_error(actual, expected):
