@@ -24,6 +24,7 @@ import vtk
 from vtk.util import numpy_support
 
 from encapsulated_stl.acquisition_geometry import ras_from_lps
+from encapsulated_stl.file_format import write_file_format
 from encapsulated_stl.slice_geometry import SliceGeometry
 from encapsulated_stl.volume import read_series_volume
 
@@ -265,6 +266,6 @@ def write_tilted_phantom(folder) -> list:
         ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = -1024, 1, "HU"
         ds.PixelData = pixels.tobytes()
         path = folder / f"slice{k:03d}.dcm"
-        ds.save_as(path, enforce_file_format=True)
+        write_file_format(ds, path)
         paths.append(path)
     return paths
