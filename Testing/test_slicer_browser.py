@@ -246,3 +246,34 @@ def test_examine_lists_the_series_without_loading_a_file_from_another_plugin(har
     assert enabled and len(preferred) == 1 and preferred[0].name == "Skull"
     assert len(preferred[0].referencedInstanceUIDs) == 24
     assert all(not l.referencedInstanceUIDs for l in ours if l is not preferred[0])
+
+
+def test_every_producers_good_object_outranks_slicers_m3d_plugin(harness, tmp_path):
+    """Objects from DCMTK's stl2dcm (run for real), and as the Orthanc STL plugin and dcm4che
+    write them (rebuilt in test_read_producers.py), are ours to load, each once."""
+    import subprocess
+
+    from DICOMLib import DICOMUtils
+
+    from conftest import require_tool
+    from stl_samples import binary_stl_by_hand
+    from test_read_producers import _written_by_others
+
+    stl = binary_stl_by_hand(cube_triangles(25.0))
+    (tmp_path / "cube.stl").write_bytes(stl)
+    paths = [_written_by_others(tmp_path / "orthanc.dcm", stl, ("mm", "UCUM", "STL model"), title="STL model",
+                                manufacturer="Orthanc STL plugin"),
+             _written_by_others(tmp_path / "dcm4che.dcm", stl, ("m", "UCUM", "m"), manufacturer="UNKNOWN")]
+    dcmtk = tmp_path / "dcmtk.dcm"
+    subprocess.run([require_tool("stl2dcm", "apt-get install dcmtk"), "-q", "+t", "Skull",
+                    str(tmp_path / "cube.stl"), str(dcmtk)], check=True, timeout=60)
+    paths.append(dcmtk)
+    for path in paths:
+        harness.database.insert(str(path))
+    for path in paths:
+        series = harness.database.fileValue(str(path), "0020,000E")
+        loadables, _ = DICOMUtils.getLoadablesFromFileLists([list(harness.database.filesForSeries(series))])
+        DICOMUtils.selectHighestConfidenceLoadables(loadables)
+        selected = [(type(p).__name__, l) for p, ls in loadables.items() for l in ls if l.selected]
+        assert [name for name, _ in selected] == ["DICOMEncapsulatedSTLPluginClass"], path.name
+        assert not selected[0][1].warning, (path.name, selected[0][1].warning)

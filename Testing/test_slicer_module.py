@@ -146,17 +146,20 @@ def test_export_to_the_database_copies_the_files_or_says_why_not(mrml, tmp_path)
         logic.exportToDatabase(segmentation)
 
 
-def test_models_are_listed_and_loaded_without_highdicom(mrml, tmp_path, monkeypatch):
-    """Slicer 5.6-5.10 have no highdicom until the first export installs it: reading needs none."""
+def test_models_are_listed_and_loaded_with_only_what_slicer_bundles(mrml, tmp_path, monkeypatch):
+    """Slicer 5.6-5.10 have no highdicom until the first export installs it, and no Slicer has
+    numba: listing and loading need neither."""
     from DICOMLib import DICOMUtils
 
     folder = tmp_path / "models"
     folder.mkdir()
     series, _ = write_models(folder, None, [("Skull", SKULL, None)])
     insert(mrml, folder)
-    for name in [m for m in sys.modules if m == "highdicom" or m.startswith("highdicom.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "highdicom", None)  # import highdicom raises ImportError
+    for package in ("highdicom", "numba", "encapsulated_stl"):  # the core is imported afresh
+        for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+            monkeypatch.delitem(sys.modules, name)
+    for package in ("highdicom", "numba"):
+        monkeypatch.setitem(sys.modules, package, None)  # importing it raises ImportError
     node_ids = DICOMUtils.loadSeriesByUID([str(series)])
     models = [mrml.slicer.mrmlScene.GetNodeByID(i) for i in node_ids]
     models = [n for n in models if n.IsA("vtkMRMLModelNode")]
