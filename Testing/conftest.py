@@ -91,6 +91,16 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("slicer_release", slicer_harness.releases_under_test(), scope="session")
 
 
+@pytest.fixture(scope="session")
+def phantom_ct(tmp_path_factory):
+    """The 20 degree tilted, evenly spaced CT of a sphere (slicer_scenes.write_tilted_phantom)."""
+    import slicer_scenes
+
+    folder = tmp_path_factory.mktemp("ct")
+    slicer_scenes.write_tilted_phantom(folder)
+    return folder
+
+
 @pytest.fixture
 def harness(slicer_release):
     """Slicer ``slicer_release``'s own Python with our plugin and module, an empty scene and

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import pytest
 from pydicom.uid import generate_uid
 
 import slicer_scenes
@@ -23,13 +22,6 @@ from stl_samples import cube_triangles
 LOAD_ANYWAY = "Load anyway?"
 REFERENCES = "Referenced datasets found"
 M3D_CONFIDENCE = 0.95
-
-
-@pytest.fixture(scope="module")
-def phantom_ct(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ct")
-    slicer_scenes.write_tilted_phantom(folder)
-    return folder
 
 
 def write_models(folder, source_dir, parts, *, units="mm", group=True, series_description="Skull parts"):

@@ -28,13 +28,6 @@ SPHERE_RADIUS_MM = 0.5
 UNEVEN_SPHERE_CENTRE_MM = 0.3
 
 
-@pytest.fixture(scope="module")
-def phantom_ct(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ct")
-    scenes.write_tilted_phantom(folder)
-    return folder
-
-
 def load_ct(harness, folder, regularization="default"):
     """The CT as Slicer's DICOM browser loads it (DICOMScalarVolumePlugin)."""
     from DICOMLib import DICOMUtils
