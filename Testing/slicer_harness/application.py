@@ -140,7 +140,11 @@ class IOManager(qt.QObject):
 
 
 class Application(qt.QObject):
-    """qSlicerApplication as Slicer's Python sees it (``slicer.app``)."""
+    """qSlicerApplication as Slicer's Python sees it (``slicer.app``): Base/QTCore/
+    qSlicerCoreApplication.h (main) temporaryPath L78, documentationBaseUrl L98,
+    moduleManager L432, coreIOManager L435, moduleDocumentationUrl L540, dicomDatabase L586;
+    Base/QTGUI/qSlicerApplication.h commandOptions L85, ioManager L88; testingEnabled is the
+    PythonQt decorator of qSlicerBaseQTCorePythonQtDecorators.h L54."""
 
     applicationName = "Slicer"
 

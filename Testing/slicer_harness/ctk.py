@@ -1,6 +1,8 @@
 """The ``ctk`` module of Slicer's Python, for tests: the DICOM database, its indexer and
-the message box, following CTK's C++ (Libs/DICOM/Core/ctkDICOMDatabase.cpp,
-ctkDICOMIndexer.cpp, Libs/Widgets/ctkMessageBox.cpp; citations per method).
+the message box, following CTK's C++ at the commit Slicer 5.12 and main pin (5056664a;
+the 5.6-5.10 pins differ only where said): Libs/DICOM/Core/ctkDICOMDatabase.cpp,
+ctkDICOMItem.cpp, ctkDICOMIndexer.cpp, Libs/Widgets/ctkMessageBox.cpp; line numbers per
+method.
 
 The database keeps its tables in memory instead of SQLite; what a caller sees (file
 paths by UID, tag values as strings) is what ctkDICOMDatabase returns.
@@ -76,8 +78,8 @@ class ctkDICOMDatabase(qt.QObject):
         return self._headers[path]
 
     def insert(self, path, storeFile=True, generateThumbnail=False, createHierarchy=True, destinationDirectoryName=""):
-        """Index one file: uidsForDataSet requires Study Instance UID and a Patient ID
-        (an empty one becomes the Study Instance UID)."""
+        """Index one file (insert, L2940-3079): uidsForDataSet (L967-990) requires a Study
+        Instance UID and a Patient ID (an empty one becomes the Study Instance UID)."""
         path = str(path)
         header = self._header(path)
         if header is None or "SOPInstanceUID" not in header or not header.get("StudyInstanceUID"):
@@ -94,9 +96,10 @@ class ctkDICOMDatabase(qt.QObject):
     # -- queries -------------------------------------------------------------------------
 
     def fileValue(self, fileName, tag):
-        """ctkDICOMItem::GetAllElementValuesAsString of ``tag`` ("gggg,eeee"): each value
-        as DCMTK normalizes it, several joined by backslashes; "" for an absent tag, an
-        empty value or a sequence."""
+        """fileValue (L2654-2703) through ctkDICOMItem::GetAllElementValuesAsString
+        (ctkDICOMItem.cpp L476-497) of ``tag`` ("gggg,eeee"): each value as DCMTK normalizes
+        it, several joined by backslashes; "" for an absent tag, an empty value or a
+        sequence (PythonQt turns the null QString into "")."""
         if not fileName or (self._release == "5.8" and str(fileName) not in self._images):
             return ""
         header = self._header(fileName)
@@ -141,7 +144,7 @@ class ctkDICOMDatabase(qt.QObject):
         return self.fileValue(path, tag) if path else ""
 
     def fileForInstance(self, sopInstanceUID):
-        """The file of an instance, "" when it is not in the database."""
+        """The file of an instance, "" when it is not in the database (L2335-2352)."""
         for path, row in self._images.items():
             if row["sop"] == sopInstanceUID:
                 return path
@@ -153,29 +156,35 @@ class ctkDICOMDatabase(qt.QObject):
         return tuple(found[:hits] if hits > 0 else found)
 
     def filesForSeries(self, seriesUID, hits=-1):
+        """No ORDER BY in the query (L2282-2306): insertion order; a tuple, as PythonQt
+        gives a QStringList."""
         return self._column("path", "series", seriesUID, hits)
 
     def instancesForSeries(self, seriesUID, hits=-1):
         return self._column("sop", "series", seriesUID, hits)
 
     def seriesForStudy(self, studyUID):
+        """L2237-2254."""
         return self._column("series", "study", studyUID)
 
     def studiesForPatient(self, patientUID):
-        """Studies of a patient given by its database key (what ``patients()`` returns)."""
+        """Studies of a patient given by its database key (what ``patients()`` returns;
+        L1830-1846)."""
         return self._column("study", "patient", patientUID)
 
     def patients(self):
-        """The database's patient keys (Patients.UID row ids as text), not DICOM Patient IDs."""
+        """The database's patient keys (Patients.UID row ids as text), not DICOM Patient IDs
+        (L1812-1827)."""
         return tuple(dict.fromkeys(row["patient"] for row in self._images.values()))
 
 
 class ctkDICOMIndexer(qt.QObject):
     """ctkDICOMIndexer (Libs/DICOM/Core/ctkDICOMIndexer.cpp): addDirectory walks the folder
     recursively and synchronously; files DCMTK cannot read are skipped with a warning; with
-    ``copyFiles`` each file is stored by ctkDICOMDatabase::storeDatasetFile as
+    ``copyFiles`` each file is stored by ctkDICOMDatabase::storeDatasetFile (L700-714) as
     ``dicom/<md5(study)[:8]>/<md5(series)[:8]>/<md5(sop)>.dcm`` under the database folder
-    (internalStoragePath with UseShortStoragePath, the default)."""
+    (internalStoragePath, L672-698, with UseShortStoragePath, the default).  addDirectory
+    L473-502, the worker processIndexingRequest L159-257."""
 
     def __init__(self, *args):
         super().__init__()
