@@ -26,6 +26,7 @@ import itertools
 import importlib.util
 import os
 import sys
+import tempfile
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,7 +161,7 @@ def load(release: str, *, testing: bool = False, slicer_plugins: tuple[str, ...]
     assert Path(slicer.__file__).parent == folder / "Base" / "Python" / "slicer", slicer.__file__
     has_mrml = hasattr(slicer, "vtkMRMLScene")
 
-    temporary = Path(application.new_temporary_folder(f"slicer-{release}-"))
+    temporary = Path(tempfile.mkdtemp(prefix=f"slicer-{release}-"))
     app = application.Application(release, str(temporary / "temp"), testing)
     os.makedirs(app.temporaryPath, exist_ok=True)
     os.environ["PATH"] = application.python_slicer_on_path(str(temporary))

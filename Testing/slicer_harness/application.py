@@ -17,10 +17,8 @@ Everything MRML is real (slicer-core); only these Qt-side objects are replaced.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import sys
-import tempfile
 from dataclasses import dataclass, field
 
 from . import qt
@@ -126,9 +124,7 @@ class IOManager(qt.QObject):
 
         if fileType != "ModelFile":
             raise NotImplementedError(f"the harness's IO manager reads models only, not {fileType}")
-        logic = slicer.vtkSlicerModelsLogic()
-        logic.SetMRMLScene(slicer.mrmlScene)
-        node = logic.AddModel(str(properties["fileName"]))
+        node = slicer.modules.models.logic().AddModel(str(properties["fileName"]))
         if node is None:
             return False
         if loadedNodes is not None:
@@ -304,12 +300,5 @@ def python_slicer_on_path(folder: str) -> str:
     os.chmod(launcher, os.stat(launcher).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return folder + os.pathsep + os.environ.get("PATH", "")
 
-
-def new_temporary_folder(prefix: str) -> str:
-    return tempfile.mkdtemp(prefix=prefix)
-
-
-def remove_folder(folder: str) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
 
 

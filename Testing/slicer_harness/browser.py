@@ -61,9 +61,6 @@ class Browser:
     def edit_name(self, row: int, text: str) -> None:
         self.table.item(row, 0).setText(text)
 
-    def check(self, row: int, checked: bool) -> None:
-        self.table.item(row, 0).setCheckState(qt.Qt.Checked if checked else qt.Qt.Unchecked)
-
     def load(self) -> list:
         """The Load button; returns the data nodes that were added to the scene."""
         slicer = self.harness.slicer

@@ -223,10 +223,6 @@ class ExportDialog:
                     exportable.setTag(name, sh.GetItemAttribute(series_item, prefix + name))
         return ""
 
-    def shown_tags(self, exportable=None) -> dict:
-        """The values in the tag table for ``exportable`` (default: the first)."""
-        return dict((exportable or self.exportables[0]).tag_map())
-
     # -- qSlicerDICOMTagEditorWidget::tagsTableCellChanged ---------------------------------
 
     def edit(self, name: str, value: str, exportable=None) -> None:
