@@ -15,7 +15,7 @@ import requests
 from dicomweb_client.api import DICOMwebClient
 from pydicom.dataset import Dataset
 
-from .encapsulate import write_atomically
+from .files import write_atomically
 from .errors import EncapsulatedSTLError, PacsError
 from .file_format import write_file_format
 from .pacs import (

@@ -27,7 +27,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelGet,
 )
 
-from .encapsulate import write_atomically
+from .files import write_atomically
 from .errors import EncapsulatedSTLError, PacsError
 from .pacs import (
     FAILED,

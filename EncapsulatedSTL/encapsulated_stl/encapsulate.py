@@ -11,7 +11,6 @@ import dataclasses
 import datetime
 import os
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +23,9 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from . import __version__, codes
 from .color import dicom_lab_from_rgb
-from .errors import EncapsulatedSTLError, OutputError
+from .errors import EncapsulatedSTLError
 from .file_format import write_file_format
+from .files import write_atomically
 from .document import ENCAPSULATED_DOCUMENT_TAG, DocumentReader
 from .sop import EncapsulatedSTL
 from .source_series import SourceSeries
@@ -204,72 +204,22 @@ def encapsulate_stl(
         raise EncapsulatedSTLError(str(error), path) from None
 
 
-def check_output_path(path: str | os.PathLike, force: bool = False) -> Path:
-    """``path`` as a Path if a new file can be put there; else :class:`OutputError`.
-
-    Called before any expensive work so that a doomed run fails at once.
-    """
-    target = Path(path)
-    if target.is_dir():
-        raise OutputError("is a directory; give a file name", target)
-    if target.exists() and not force:
-        raise OutputError("already exists; use --force to overwrite it", target)
-    if not target.parent.is_dir():
-        raise OutputError(f"directory {target.parent} does not exist", target)
-    return target
-
-
-def write_atomically(path: str | os.PathLike, write, force: bool = False, verify=None) -> Path:
-    """Create ``path`` through ``write(file_object)`` with no partial file left behind.
-
-    The content goes to a temporary file beside the target, which is renamed
-    over it only when complete.  An existing target is kept unless ``force``.
-    ``verify()``, when given, is called after writing and before the rename: if
-    it raises (a validation still running on another thread found a fault), the
-    temporary file is removed and the target never appears.
-
-    Raises
-    ------
-    OutputError
-        If the target exists (without ``force``), its directory does not exist,
-        or it cannot be written.
-    """
-    target = check_output_path(path, force)
-    directory = target.parent
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=directory)
-    except OSError as error:
-        raise OutputError(f"cannot write here: {error.strerror}", target) from None
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        if verify is not None:
-            verify()
-        os.replace(temporary, target)
-    except OSError as error:
-        Path(temporary).unlink(missing_ok=True)
-        raise OutputError(f"cannot write: {error.strerror or error}", target) from None
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
-
-
 def save_dataset(
-    dataset: Dataset, path: str | os.PathLike, force: bool = False, verify=None
+    dataset: Dataset, path: str | os.PathLike, force: bool = False, verify=None, inputs=()
 ) -> Path:
     """Write a DICOM dataset to ``path`` atomically (see :func:`write_atomically`).
 
     An Encapsulated Document is written by :func:`write_dataset_spliced` where it
     can be: straight from its buffer (a mapped file, often) in one write.
-    ``verify`` is passed to :func:`write_atomically`.
+    ``verify`` and ``inputs`` (files it must never replace) are passed to
+    :func:`write_atomically`.
     """
 
     def write(stream):
         if not write_dataset_spliced(dataset, stream):
             write_file_format(dataset, stream)
 
-    return write_atomically(path, write, force, verify)
+    return write_atomically(path, write, force, verify, inputs)
 
 
 def write_dataset_spliced(dataset: Dataset, stream) -> bool:

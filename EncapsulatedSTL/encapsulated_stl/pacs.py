@@ -30,6 +30,7 @@ from pydicom.errors import InvalidDicomError
 
 from .errors import EncapsulatedSTLError, PacsError
 from .document import ENCAPSULATED_STL_SOP_CLASS_UID
+from .files import check_output_directory
 
 #: SOP Class UIDs of the three 3D manufacturing model objects (PS3.4 B.5).
 ENCAPSULATED_OBJ_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.4"
@@ -479,17 +480,7 @@ def fetch_series(
     OutputError
         ``output_directory`` cannot be created.
     """
-    directory = Path(output_directory)
-    if directory.exists() and not directory.is_dir():
-        from .errors import OutputError
-
-        raise OutputError("exists and is not a directory", directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        from .errors import OutputError
-
-        raise OutputError(f"cannot create the directory: {error.strerror}", directory) from None
+    directory = check_output_directory(output_directory)
     if isinstance(peer, DicomNode):
         from . import dimse
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import codes
-from ..encapsulate import ModelMetadata, check_output_path, encapsulate_stl, save_dataset
+from ..encapsulate import ModelMetadata, encapsulate_stl, save_dataset
+from ..files import check_output_path
 from ..errors import EncapsulatedSTLError, OutputError, SeriesError
 from ..progress import Progress, task
 from ..stl import binary_stl_from_mesh

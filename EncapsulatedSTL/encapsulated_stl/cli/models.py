@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from .. import codes
-from ..encapsulate import check_output_path, encapsulate_stl, save_dataset, write_atomically
+from ..encapsulate import encapsulate_stl, save_dataset
+from ..files import check_output_path, write_atomically
 from ..errors import EncapsulatedSTLError, SeriesError
 from ..model import EncapsulatedModel, read_encapsulated_model
 from ..source_series import SourceSeries, find_source_series, scan_series
