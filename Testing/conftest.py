@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 TESTING = Path(__file__).resolve().parent
 REPO = TESTING.parent
@@ -20,6 +21,18 @@ SHARED_DATA = REPO.parent / "shared" / "data" / "dcm_qa_ct"
 
 if str(TESTING) not in sys.path:
     sys.path.insert(0, str(TESTING))
+
+# The fuzz tests: no deadline (CI machines vary), no example database written into
+# the work tree (every failure found is kept as a named regression case instead),
+# and the number of examples per test bounded so the campaign's time is too.
+settings.register_profile(
+    "project",
+    deadline=None,
+    database=None,
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "200")),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+settings.load_profile("project")
 
 
 def in_ci() -> bool:
