@@ -197,19 +197,29 @@ def check_not_input(target: str | os.PathLike, inputs: Iterable[str | os.PathLik
             continue
 
 
-def check_output_directory(path: str | os.PathLike) -> Path:
-    """A directory to write files into, created if missing; else :class:`OutputError`."""
+def check_output_directory(path: str | os.PathLike, create: bool = True) -> Path:
+    """A directory to write files into, created if missing (with ``create``); else :class:`OutputError`.
+
+    ``create=False`` only checks that it could be: it is a directory, or the
+    nearest folder above it that exists is one that can be written.
+    """
     directory = Path(path)
     if not str(path):
         raise OutputError("the output directory name is empty")
     if directory.exists() and not directory.is_dir():
         raise OutputError("exists and is not a directory", directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as failure:
-        raise OutputError(f"cannot create the directory: {_reason(failure)}", directory) from None
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise OutputError("cannot write: the directory is not writable", directory)
+    if create:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as failure:
+            raise OutputError(f"cannot create the directory: {_reason(failure)}", directory) from None
+    existing = Path(os.path.realpath(directory))
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"cannot create the directory: {existing} is not a directory", directory)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write: {existing} is not writable", directory)
     return directory
 
 

@@ -17,6 +17,7 @@ by its URL without user information.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import ssl
@@ -30,7 +31,7 @@ from pydicom.errors import InvalidDicomError
 
 from .errors import EncapsulatedSTLError, PacsError
 from .document import ENCAPSULATED_STL_SOP_CLASS_UID
-from .files import check_output_directory
+from .files import check_input, check_output_directory
 
 #: SOP Class UIDs of the three 3D manufacturing model objects (PS3.4 B.5).
 ENCAPSULATED_OBJ_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.4"
@@ -46,6 +47,8 @@ MODEL_MODALITY = "M3D"
 DEFAULT_CALLING_AE_TITLE = "ENCAPSULATEDSTL"
 #: Seconds to wait for a peer to connect or answer.
 DEFAULT_TIMEOUT = 30.0
+#: Seconds: a day; longer is a typo (and beyond what some socket calls accept).
+MAX_TIMEOUT = 86400.0
 
 _MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"  # DICOMDIR: not an object to send
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # default character repertoire, no backslash
@@ -87,8 +90,20 @@ class TlsFiles:
 
 
 def _readable(path: str) -> None:
-    if not Path(path).is_file():
-        raise EncapsulatedSTLError("no such file", path)
+    check_input(path)  # a FIFO or device would block the SSL loader
+
+
+def check_timeout(seconds) -> float:
+    """``seconds`` as a usable network timeout; else :class:`EncapsulatedSTLError`."""
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not 0 < value <= MAX_TIMEOUT:
+        raise EncapsulatedSTLError(
+            f"timeout {seconds} s: give a number of seconds above 0 and at most {MAX_TIMEOUT:g}"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -113,6 +128,7 @@ class DicomNode:
                 )
         if not 0 < int(self.port) < 65536:
             raise EncapsulatedSTLError(f"invalid port {self.port} for {self.ae_title}@{self.host}")
+        check_timeout(self.timeout)
 
     @classmethod
     def parse(cls, text: str, **options) -> DicomNode:
@@ -148,11 +164,18 @@ class DicomWebServer:
     ca_certificates: str | None = None
 
     def __post_init__(self):
-        parts = urllib.parse.urlsplit(self.url.strip())
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            parts = urllib.parse.urlsplit(str(self.url).strip())
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # raises for a port that is not a number or out of range
+        except ValueError:
+            usable = False
+        if not usable:
             raise EncapsulatedSTLError(
-                f"'{_without_user_info(self.url)}' is not a DICOMweb URL (http:// or https://)"
+                f"'{_without_user_info(self.url)}' is not a DICOMweb URL: give "
+                "http(s)://HOST[:PORT]/PATH, e.g. http://127.0.0.1:8042/dicom-web"
             )
+        check_timeout(self.timeout)
         user, password = self.user, self.password
         if parts.username is not None:
             user = user or urllib.parse.unquote(parts.username)
@@ -176,9 +199,10 @@ class DicomWebServer:
 def _without_user_info(url: str) -> str:
     """The URL with any ``user:password@`` removed (for messages and storage)."""
     try:
-        parts = urllib.parse.urlsplit(url)
+        parts = urllib.parse.urlsplit(str(url))
+        parts.port
     except ValueError:
-        return "<unparsable URL>"
+        return "<a URL that cannot be parsed>"
     if parts.username is None and parts.password is None:
         return url
     netloc = parts.netloc.rsplit("@", 1)[-1]

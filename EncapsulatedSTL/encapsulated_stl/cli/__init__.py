@@ -3,14 +3,20 @@
 Each group of sub-commands lives in its own module with a ``register(subparsers)``
 function; every sub-command sets ``run`` to a function taking the parsed arguments
 and returning the exit code.  Bad input raises :class:`EncapsulatedSTLError`, which
-becomes one ``error: ...`` line on stderr and exit code 2, never a traceback.
+becomes one ``error: <file>: <problem>`` line on stderr and exit code 2, never a
+traceback.  Warnings of the libraries underneath (pydicom, nibabel, numpy) are not
+shown: the readers check what those warnings are about and say it in their own
+words, once.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import re
 import sys
+import warnings
 
 from .. import __version__
 from ..errors import EncapsulatedSTLError
@@ -19,6 +25,12 @@ from ..errors import EncapsulatedSTLError
 COMMAND_MODULES = ("models", "meshing", "segmentations", "pacs")
 
 EXIT_BAD_INPUT = 2
+#: An error this program did not expect: a bug, reported in one line all the same.
+EXIT_INTERNAL_ERROR = 70
+
+#: The argument each command is about, named in an error that names no file.  Not
+#: the DICOMweb URL, which may hold a password: its errors name it themselves.
+SUBJECTS = ("stl", "dicom", "segmentation", "rtstruct", "source", "node", "paths", "output")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,17 +61,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(text: str) -> str:
+    """``text`` with its line breaks (a reader's multi-line message) made into "; "."""
+    return re.sub(r"\s*[\r\n]+\s*", "; ", str(text).strip())
+
+
+def subject(args: argparse.Namespace) -> str | None:
+    """What the command was given to work on, for an error that names nothing."""
+    for name in SUBJECTS:
+        value = getattr(args, name, None)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if value:
+            return str(value)
+    return None
+
+
+def report(problem: str, where: str | None) -> None:
+    print(one_line(f"error: {where}: {problem}" if where else f"error: {problem}"), file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.run(args) or 0)
-    except EncapsulatedSTLError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return int(args.run(args) or 0)
+        except EncapsulatedSTLError as error:
+            report(error.reason, error.path or subject(args))
+            return EXIT_BAD_INPUT
+        except MemoryError:
+            report("not enough memory for this input", subject(args))
+            return EXIT_BAD_INPUT
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            return 130
+        except BrokenPipeError:  # the reader of our output went away (| head): stop quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
+        except Exception as error:  # a bug: still one line, and a way to report it
+            report(
+                f"internal error ({type(error).__name__}: {error}); please report it with "
+                "the command that caused it",
+                subject(args),
+            )
+            return EXIT_INTERNAL_ERROR
 
 
 if __name__ == "__main__":

@@ -18,13 +18,13 @@ import numpy as np
 
 from .. import codes
 from ..encapsulate import ModelMetadata, encapsulate_stl, save_dataset
-from ..files import check_output_path
+from ..files import check_not_input, check_output_directory, check_output_path
 from ..errors import EncapsulatedSTLError, OutputError, SeriesError
 from ..progress import Progress, task
 from ..stl import binary_stl_from_mesh
 from ..surface import DEFAULT_SMOOTHING, extract_surface_mesh
 from ..volume import SeriesVolume, read_series_volume
-from .options import add_metadata_arguments, metadata_from_args
+from .options import add_meshing_arguments, add_metadata_arguments, metadata_from_args
 
 DEFAULT_DEMO_DIRECTORY = "encapsulated-stl-demo"
 
@@ -53,15 +53,7 @@ def register(subparsers) -> None:
         "--largest-component", action="store_true",
         help="keep only the largest connected piece (drops the table, noise specks)",
     )
-    from_ct.add_argument(
-        "--smoothing", type=float, default=DEFAULT_SMOOTHING, metavar="F",
-        help=f"windowed-sinc smoothing factor 0..1, 0 for none (default {DEFAULT_SMOOTHING}); "
-        "it does not shrink the surface",
-    )
-    from_ct.add_argument(
-        "--decimate", type=int, metavar="TARGET_TRIANGLES",
-        help="reduce the mesh to about this many triangles (quadric decimation)",
-    )
+    add_meshing_arguments(from_ct, DEFAULT_SMOOTHING, "the mesh")
     add_metadata_arguments(from_ct)
     from_ct.set_defaults(run=run_from_ct)
 
@@ -112,6 +104,11 @@ class CtModel:
     series: SeriesVolume
 
 
+def _paths(source) -> list:
+    """The paths a ``source`` argument names: one path or a list of them."""
+    return [source] if isinstance(source, (str, os.PathLike)) else list(source)
+
+
 def make_ct_model(
     source,
     level,
@@ -153,9 +150,11 @@ def make_ct_model(
         raise EncapsulatedSTLError(f"--decimate {decimate}: a closed mesh needs at least 4 triangles")
     if smoothing is not None and not 0.0 <= smoothing <= 1.0:
         raise EncapsulatedSTLError(f"--smoothing {smoothing:g}: give a factor from 0 (none) to 1")
-    output = check_output_path(output, force)
+    given = output
+    output = check_output_path(given, force, inputs=_paths(source))
     # read with a border so the volume itself becomes the field to contour
     series = read_series_volume(source, series_uid, progress=progress, border=1)
+    check_not_input(output, series.source.files, given)
     label = series.source.files[0].parent
     low_value, high_value = series.value_range
 
@@ -202,7 +201,7 @@ def make_ct_model(
         )
         del stl
         writing.advance()
-        save_dataset(dataset, output, force)
+        save_dataset(dataset, output, force, inputs=series.source.files)
     return CtModel(output, triangle_count, series)
 
 
@@ -250,11 +249,9 @@ def run_demo(args: argparse.Namespace) -> int:
     from ..model import read_encapsulated_model
     from ..phantom import DEFAULT_OBJECTS, measure_object, write_phantom
 
-    folder = Path(args.output)
+    folder = check_output_directory(args.output, create=False)
     ct_folder = folder / "ct"
     model_path = folder / "phantom-model.dcm"
-    if folder.exists() and not folder.is_dir():
-        raise OutputError("is a file; give a folder for the demo", folder)
     old = sorted(ct_folder.glob("CT*.dcm")) if ct_folder.is_dir() else []
     if (old or model_path.exists()) and not args.force:
         raise OutputError("already holds a demo; use --force to redo it", folder)

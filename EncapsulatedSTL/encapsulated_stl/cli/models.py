@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import codes
 from ..encapsulate import encapsulate_stl, save_dataset
-from ..files import check_output_path, write_atomically
+from ..files import check_input, check_not_input, check_output_path, write_atomically
 from ..errors import EncapsulatedSTLError, SeriesError
 from ..model import EncapsulatedModel, read_encapsulated_model
 from ..source_series import SourceSeries, find_source_series, scan_series
@@ -78,7 +78,8 @@ def reference_series(reference: str, series_uid: str | None) -> SourceSeries:
     model references every source instance.
     """
     path = Path(reference)
-    if path.is_file():
+    if path.exists() and not path.is_dir():
+        check_input(path, SeriesError)  # a FIFO or device is refused, not read
         found = scan_series([path])
         if not found:
             raise SeriesError("not a DICOM file with a Series Instance UID", path)
@@ -88,11 +89,13 @@ def reference_series(reference: str, series_uid: str | None) -> SourceSeries:
 
 def run_wrap(args: argparse.Namespace) -> int:
     stl_path = Path(args.stl)
-    output = check_output_path(args.output, args.force)
-    stl, converted = binary_stl_for_encapsulation(read_stl_file(stl_path), stl_path)
     if args.reference is None and args.series_uid is not None:
-        raise EncapsulatedSTLError("--series-uid needs --reference")
+        raise EncapsulatedSTLError("give the series with --reference too", "--series-uid")
+    output = check_output_path(args.output, args.force, inputs=[stl_path])
+    stl, converted = binary_stl_for_encapsulation(read_stl_file(stl_path), stl_path)
     source = reference_series(args.reference, args.series_uid) if args.reference else None
+    inputs = [stl_path, *(source.files if source else ())]
+    check_not_input(output, inputs, args.output)
     # The NaN/Inf scan reads every byte; it runs on another core while the object
     # is built and written, and the output appears only if it passes.
     scan = ValueCheck(stl, stl_path)
@@ -100,7 +103,7 @@ def run_wrap(args: argparse.Namespace) -> int:
         stl, source, metadata_from_args(args), new_study_from_args(args),
         path=stl_path, check_values=False,
     )
-    save_dataset(dataset, output, force=args.force, verify=scan.wait)
+    save_dataset(dataset, output, force=args.force, verify=scan.wait, inputs=inputs)
     if not args.quiet:
         linked = (
             f"linked to {len(source)} instance(s) of series {source.series_instance_uid}"
@@ -114,13 +117,15 @@ def run_wrap(args: argparse.Namespace) -> int:
 
 
 def run_extract(args: argparse.Namespace) -> int:
-    output = check_output_path(args.output, args.force)
+    output = check_output_path(args.output, args.force, inputs=[args.dicom])
     model = read_encapsulated_model(args.dicom, check_values=False)
     data = model.stl
     if not args.units or args.units == model.units:
         # Unchanged bytes: scanned on another core while they are written out.
         scan = ValueCheck(data, args.dicom)
-        write_atomically(output, lambda stream: stream.write(data), force=args.force, verify=scan.wait)
+        write_atomically(
+            output, lambda stream: stream.write(data), args.force, scan.wait, inputs=[args.dicom]
+        )
     else:
         if model.units is None:
             raise EncapsulatedSTLError(
@@ -128,7 +133,7 @@ def run_extract(args: argparse.Namespace) -> int:
             )
         factor = codes.UNIT_MILLIMETRES[model.units] / codes.UNIT_MILLIMETRES[args.units]
         scaled = rescale_binary_stl(data, factor, args.dicom)
-        write_atomically(output, lambda stream: stream.write(scaled), force=args.force)
+        write_atomically(output, lambda stream: stream.write(scaled), args.force, inputs=[args.dicom])
     if not args.quiet:
         print(
             f"wrote {output}: {model.mesh.triangle_count} triangles, "

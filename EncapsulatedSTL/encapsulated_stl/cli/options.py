@@ -3,9 +3,65 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from .. import codes
 from ..encapsulate import ModelMetadata, NewStudy
+
+#: Range of an IS value (Series Number): a signed 32-bit integer (PS3.5 6.2).
+IS_RANGE = (-(2**31), 2**31 - 1)
+#: A closed surface needs at least a tetrahedron's four triangles.
+MIN_DECIMATION_TARGET = 4
+
+
+def _number(text: str, kind=float):
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        what = "a whole number" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"'{text}' is not {what}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a finite number")
+    return value
+
+
+def smoothing_factor(text: str) -> float:
+    """``--smoothing``: a factor from 0 (none) to 1."""
+    value = _number(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text}: give a factor from 0 (none) to 1")
+    return value
+
+
+def decimation_target(text: str) -> int:
+    """``--decimate``: a triangle count a closed surface can have."""
+    value = _number(text, int)
+    if not MIN_DECIMATION_TARGET <= value <= IS_RANGE[1]:
+        raise argparse.ArgumentTypeError(
+            f"{text}: a closed surface needs at least {MIN_DECIMATION_TARGET} triangles"
+        )
+    return value
+
+
+def series_number(text: str) -> int:
+    """``--series-number``: an integer DICOM can store (IS)."""
+    value = _number(text, int)
+    if not IS_RANGE[0] <= value <= IS_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"{text}: a Series Number is a 32-bit signed integer")
+    return value
+
+
+def add_meshing_arguments(parser: argparse.ArgumentParser, default_smoothing: float, what: str) -> None:
+    """``--smoothing`` and ``--decimate``, shared by the commands that make meshes."""
+    parser.add_argument(
+        "--smoothing", type=smoothing_factor, default=default_smoothing, metavar="F",
+        help=f"windowed-sinc smoothing factor 0..1, 0 for none (default {default_smoothing}); "
+        "it neither shrinks nor shifts the surface",
+    )
+    parser.add_argument(
+        "--decimate", type=decimation_target, metavar="TARGET_TRIANGLES",
+        help=f"reduce {what} to about this many triangles (quadric decimation)",
+    )
 
 
 def add_metadata_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +80,7 @@ def add_metadata_arguments(parser: argparse.ArgumentParser) -> None:
         help="intended placement: R, L, U (unpaired) or B (both)",
     )
     group.add_argument("--series-description", help="Series Description of the new series")
-    group.add_argument("--series-number", type=int, help="Series Number of the new series")
+    group.add_argument("--series-number", type=series_number, help="Series Number of the new series")
     group.add_argument(
         "--burned-in-annotation", action="store_true",
         help="the model carries embossed or engraved patient identity (Burned In Annotation YES)",

@@ -8,11 +8,12 @@ not stored, a peer unreachable or refusing); 2 for bad input (see the package's
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 
-from ..errors import PacsError
+from ..errors import EncapsulatedSTLError, PacsError
 from ..pacs import (
     DEFAULT_CALLING_AE_TITLE,
     DEFAULT_TIMEOUT,
@@ -20,6 +21,7 @@ from ..pacs import (
     DicomWebServer,
     FileResult,
     TlsFiles,
+    check_timeout,
     fetch_series,
     find_model_series,
     send_files,
@@ -78,6 +80,7 @@ def _add_peer_arguments(parser: argparse.ArgumentParser, dimse_flag: str) -> Non
         dimse_flag, dest="node", metavar="AET@HOST:PORT",
         help="DICOM node, e.g. ORTHANC@127.0.0.1:4242",
     )
+    parser.set_defaults(dimse_flag=dimse_flag)
     where.add_argument(
         "--dicomweb", metavar="URL", help="DICOMweb service root, e.g. http://127.0.0.1:8042/dicom-web"
     )
@@ -94,30 +97,53 @@ def _add_peer_arguments(parser: argparse.ArgumentParser, dimse_flag: str) -> Non
     web.add_argument("--user", help="user for HTTP basic authentication")
     web.add_argument("--password", help=f"its password (or set {PASSWORD_VARIABLE})")
     parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+        "--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
         help=f"seconds to wait for the peer (default: {DEFAULT_TIMEOUT:g})",
     )
 
 
+def _seconds(text: str) -> float:
+    try:
+        return check_timeout(text)
+    except EncapsulatedSTLError as error:
+        raise argparse.ArgumentTypeError(error.reason) from None
+
+
 def peer_from_args(args: argparse.Namespace) -> DicomNode | DicomWebServer:
-    """The :class:`DicomNode` or :class:`DicomWebServer` the options name."""
-    if args.node:
+    """The :class:`DicomNode` or :class:`DicomWebServer` the options name.
+
+    An unusable peer is an error about its option (``--to``, ``--from`` or
+    ``--dicomweb``), not about the files.
+    """
+    if args.node is not None:
         tls = None
         if args.tls_cert or args.tls_key or args.tls_ca:
             tls = TlsFiles(args.tls_cert, args.tls_key, args.tls_ca)
-        return DicomNode.parse(
-            args.node, calling_ae_title=args.calling_aet, tls=tls, timeout=args.timeout
-        )
+        with _about(args.dimse_flag):
+            return DicomNode.parse(
+                args.node, calling_ae_title=args.calling_aet, tls=tls, timeout=args.timeout
+            )
     token = args.token or os.environ.get(TOKEN_VARIABLE) or None
     password = args.password or (os.environ.get(PASSWORD_VARIABLE) if args.user else None) or None
-    return DicomWebServer(
-        args.dicomweb,
-        token=token,
-        user=args.user,
-        password=password,
-        timeout=args.timeout,
-        ca_certificates=args.tls_ca,
-    )
+    with _about("--dicomweb"):
+        return DicomWebServer(
+            args.dicomweb,
+            token=token,
+            user=args.user,
+            password=password,
+            timeout=args.timeout,
+            ca_certificates=args.tls_ca,
+        )
+
+
+@contextlib.contextmanager
+def _about(option: str):
+    try:
+        yield
+    except EncapsulatedSTLError as error:
+        if error.path is None:
+            raise type(error)(error.reason, option) from None
+        raise
 
 
 def _printer(args: argparse.Namespace):

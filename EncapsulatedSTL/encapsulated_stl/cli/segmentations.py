@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..encapsulate import save_dataset
-from ..errors import OutputError
+from ..files import check_output_directory, check_output_path
 from ..progress import Progress
 from ..segments import (
     models_from_segments,
@@ -20,7 +20,12 @@ from ..segments import (
     select_segments,
 )
 from ..surface import DEFAULT_SMOOTHING
-from .options import add_metadata_arguments, add_reference_arguments, metadata_from_args
+from .options import (
+    add_meshing_arguments,
+    add_metadata_arguments,
+    add_reference_arguments,
+    metadata_from_args,
+)
 
 
 def register(subparsers) -> None:
@@ -44,12 +49,7 @@ def register(subparsers) -> None:
                           help="only these segments (name, case-insensitive, or number)")
     from_seg.add_argument("--merge", action="store_true",
                           help="write one model of the chosen segments together")
-    from_seg.add_argument(
-        "--smoothing", type=float, default=DEFAULT_SMOOTHING, metavar="F",
-        help=f"windowed-sinc smoothing in 0..1, 0 for none (default {DEFAULT_SMOOTHING}); it "
-        "neither shrinks nor shifts the surface")
-    from_seg.add_argument("--decimate", type=int, metavar="TARGET_TRIANGLES",
-                          help="reduce each model to about this many triangles")
+    add_meshing_arguments(from_seg, DEFAULT_SMOOTHING, "each model")
     add_metadata_arguments(from_seg)
     from_seg.set_defaults(run=run_from_seg)
 
@@ -74,9 +74,7 @@ def _notice(args: argparse.Namespace):
 def run_from_seg(args: argparse.Namespace) -> int:
     path = Path(args.segmentation)
     kind = segmentation_kind(path)
-    output = Path(args.output)
-    if output.exists() and not output.is_dir():
-        raise OutputError("exists and is not a folder; -o takes a folder", output)
+    output = check_output_directory(args.output, create=False)
     preferred = referenced_series_uids(path) if kind in ("seg", "rtstruct") else []
     series = reference_series(args.reference, args.series_uid, preferred)
     stack, _geometry = reference_stack(series)
@@ -93,16 +91,14 @@ def run_from_seg(args: argparse.Namespace) -> int:
         notice=_notice(args),
         progress=Progress(enabled=False if args.quiet else None),
     )
+    inputs = [path, *series.files]
     targets = [output / model.file_name for model in models]
-    for target in targets:
-        if target.exists() and not args.force:
-            raise OutputError("already exists; use --force to overwrite it", target)
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(f"cannot create the folder: {error.strerror}", output) from None
+    if output.is_dir():  # every file checked before the first is written
+        for target in targets:
+            check_output_path(target, args.force, inputs)
+    check_output_directory(output)
     for model, target in zip(models, targets):
-        save_dataset(model.dataset, target, force=args.force)
+        save_dataset(model.dataset, target, force=args.force, inputs=inputs)
         if not args.quiet:
             print(f"wrote {target}: {model.triangle_count} triangles, segment "
                   f"'{model.segment.title}', linked to {len(stack)} instance(s) of series "
