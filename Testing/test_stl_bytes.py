@@ -97,11 +97,12 @@ def test_ascii_input_is_converted_to_binary_with_project_header_and_unit_normals
 @pytest.mark.parametrize(
     "text, message",
     [
-        (b"solid x\n facet normal 0 0 1\n outer loop\n vertex 0 0 0\n vertex 1 0 0\n", "endsolid"),
+        (b"solid x\n facet normal 0 0 1\n outer loop\n vertex 0 0 0\n vertex 1 0 0\n",
+         "line 5: expected 'vertex', found the end of the file: the file is truncated"),
         (b"solid x\nfacet normal 0 0 1\nouter loop\nvertex 0 0 0\nvertex 1 0 0\nendloop\nendfacet\nendsolid x\n",
-         "3 facets|each facet needs exactly 3"),
+         "line 6: expected 'vertex', found 'endloop'"),
         (b"solid x\nfacet normal 0 0 1\nouter loop\nvertex 0 0 0\nvertex 1 0 nan\nvertex 0 1 0\nendloop\nendfacet\nendsolid x\n",
-         "NaN or infinite"),
+         "line 5: expected the z coordinate of vertex 2, found 'nan'"),
     ],
 )
 def test_malformed_ascii_is_rejected(text, message):

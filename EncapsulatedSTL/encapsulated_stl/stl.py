@@ -7,6 +7,11 @@ Encapsulated STL object says what they are (Measurement Units Code Sequence).
 
 Everything here is vectorised: a mesh is an ``(n, 3, 3)`` float32 array of triangle
 vertices, parsed from the bytes without copying them.
+
+What is accepted: at least one triangle; every number finite; every vertex
+coordinate within :data:`COORDINATE_LIMIT`; at least one triangle with an area.
+ASCII STL follows its grammar exactly (see :func:`parse_ascii_stl`), and a
+problem in it is reported with its line number.
 """
 
 from __future__ import annotations
@@ -16,16 +21,25 @@ import os
 import re
 import threading
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
 from .errors import StlFormatError
+from .files import check_memory, open_input
 
 HEADER_SIZE = 80
 PREAMBLE_SIZE = HEADER_SIZE + 4
 RECORD_SIZE = 50
 #: Files at least this large are memory-mapped rather than read.
 MAP_THRESHOLD = 16 * 1024 * 1024
+#: Largest vertex coordinate magnitude accepted, in the file's units.  1e9 mm is
+#: 1000 km (1e9 um still 1 km): no patient model comes near it, so a larger value
+#: is a corrupt file or wrong units.  It also keeps float32 mesh arithmetic finite:
+#: edges are below 2e9, the components of their cross product below 8e18, and
+#: the squared length of a normal below 3 x 6.4e37, under float32's 3.4e38.
+COORDINATE_LIMIT = 1e9
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 #: One binary STL triangle record, exactly as laid out in the file.
 RECORD_DTYPE = np.dtype(
@@ -73,10 +87,10 @@ class StlMesh:
         return int(self.triangles.shape[0])
 
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Minimum and maximum vertex coordinates, each ``(3,)`` float64."""
-        if self.triangle_count == 0:
-            nan = np.full(3, np.nan)
-            return nan, nan.copy()
+        """Minimum and maximum vertex coordinates, each ``(3,)`` float64.
+
+        A parsed mesh always has at least one triangle.
+        """
         flat = self.triangles.reshape(-1, 3)
         return flat.min(axis=0).astype(np.float64), flat.max(axis=0).astype(np.float64)
 
@@ -88,35 +102,60 @@ def _all_finite(values: np.ndarray) -> bool:
     return bool(np.isfinite(values.sum(dtype=np.float64)))
 
 
+def _first_bad_row(bad: np.ndarray) -> int:
+    return int(np.argmax(bad.reshape(bad.shape[0], -1).any(axis=1)))
+
+
 def _check_finite(values: np.ndarray, what: str, path) -> None:
     if _all_finite(values):
         return
     finite = np.isfinite(values)
     if not finite.all():
-        bad = int(np.argmin(finite.reshape(finite.shape[0], -1).all(axis=1)))
         raise StlFormatError(
-            f"triangle {bad} has a {what} that is NaN or infinite; the STL is corrupt",
+            f"triangle {_first_bad_row(~finite)} has a {what} that is NaN or infinite; "
+            "the STL is corrupt",
             path,
         )
 
 
-def parse_binary_stl(
-    data: bytes | bytearray | memoryview, path=None, *, check_values: bool = True
-) -> StlMesh:
-    """Parse and fully validate binary STL bytes without copying them.
+def _check_extent(triangles: np.ndarray, path) -> None:
+    """Refuse vertex coordinates beyond :data:`COORDINATE_LIMIT` (finite ones)."""
+    beyond = np.abs(triangles) > COORDINATE_LIMIT
+    if beyond.any():
+        bad = _first_bad_row(beyond)
+        value = float(triangles[bad].reshape(-1)[np.argmax(beyond[bad].reshape(-1))])
+        raise StlFormatError(
+            f"triangle {bad} has a vertex coordinate {value:.6g}, beyond +-{COORDINATE_LIMIT:.0e} "
+            "(1000 km in mm): no patient model is that large; the STL is corrupt or its "
+            "units are wrong",
+            path,
+        )
 
-    ``check_values=False`` skips only the NaN/Inf scan, the one step that reads
-    every byte, for a caller that runs it alongside other work
-    (:class:`ValueCheck`) and waits for it before anything is published.
 
-    Raises
-    ------
-    StlFormatError
-        If the data is shorter than the 84-byte preamble, the declared triangle
-        count does not match the size, or any coordinate is NaN or infinite.
-        The count is checked against the size before anything is allocated, so
-        a huge declared count in a tiny file costs nothing.
+def _check_area(triangles: np.ndarray, path) -> None:
+    """Refuse a mesh in which no triangle has an area.
+
+    Blocks grow from a few triangles: any real model has an area in its first
+    block, so the check costs next to nothing unless the mesh is all degenerate.
     """
+    count, start, size = len(triangles), 0, 256
+    with np.errstate(all="ignore"):  # NaN and Inf are reported by the value scan
+        while start < count:
+            block = triangles[start:start + size].astype(np.float64)
+            normal = np.cross(block[:, 1] - block[:, 0], block[:, 2] - block[:, 0])
+            if (normal != 0).any():  # NaN counts as an area here
+                return
+            start, size = start + size, min(size * 8, _BLOCK)
+    which = "its only triangle has" if count == 1 else f"all {count} triangles have"
+    raise StlFormatError(
+        f"{which} zero area (the corners coincide or lie on one line): the model has "
+        "no surface to show or print",
+        path,
+    )
+
+
+def _checked_count(data, path) -> int:
+    """The triangle count of binary STL ``data``, once it agrees with the size and is not 0."""
     size = len(data)
     if size < PREAMBLE_SIZE:
         raise StlFormatError(
@@ -124,7 +163,7 @@ def parse_binary_stl(
             "a 4-byte triangle count",
             path,
         )
-    count = int(np.frombuffer(data, dtype="<u4", count=1, offset=HEADER_SIZE)[0])
+    count = declared_triangle_count(data)
     expected = binary_stl_size(count)
     if size != expected:
         if size < expected:
@@ -138,6 +177,30 @@ def parse_binary_stl(
                 f"triangles the header declares ({expected} bytes)"
             )
         raise StlFormatError(problem, path)
+    if count == 0:
+        raise StlFormatError("contains no triangles: an empty model cannot be shown or printed", path)
+    return count
+
+
+def parse_binary_stl(
+    data: bytes | bytearray | memoryview, path=None, *, check_values: bool = True
+) -> StlMesh:
+    """Parse and fully validate binary STL bytes without copying them.
+
+    ``check_values=False`` skips only :func:`check_binary_stl_values`, the step
+    that reads every byte, for a caller that runs it alongside other work
+    (:class:`ValueCheck`) and waits for it before anything is published.
+
+    Raises
+    ------
+    StlFormatError
+        If the data is shorter than the 84-byte preamble, the declared triangle
+        count does not match the size or is 0, or the values are unusable (see
+        :func:`check_binary_stl_values`).  The count is checked against the size
+        before anything is allocated, so a huge declared count in a tiny file
+        costs nothing.
+    """
+    count = _checked_count(data, path)
     records = np.frombuffer(data, dtype=RECORD_DTYPE, count=count, offset=PREAMBLE_SIZE)
     mesh = StlMesh(
         triangles=records["vertices"],
@@ -151,16 +214,25 @@ def parse_binary_stl(
 
 
 def check_binary_stl_values(data, path=None) -> None:
-    """Raise :class:`StlFormatError` if a binary STL holds a NaN or infinite float.
+    """Raise :class:`StlFormatError` unless a binary STL's values make a model.
 
-    ``data`` must have passed the size checks of :func:`parse_binary_stl`.
+    Refused: a NaN or infinite float (vertex or normal), a vertex coordinate
+    beyond :data:`COORDINATE_LIMIT`, and a mesh whose every triangle has zero
+    area.  One pass of minimum and maximum over all floats settles the common
+    case; only a file that fails it is looked at triangle by triangle (still
+    vectorised) to name the first bad one.
     """
-    count = declared_triangle_count(data)
+    count = _checked_count(data, path)
     floats = np.frombuffer(data, dtype=_FLOATS_DTYPE, count=count, offset=PREAMBLE_SIZE)["floats"]
-    if not _all_finite(floats):
-        records = np.frombuffer(data, dtype=RECORD_DTYPE, count=count, offset=PREAMBLE_SIZE)
+    records = np.frombuffer(data, dtype=RECORD_DTYPE, count=count, offset=PREAMBLE_SIZE)
+    with np.errstate(invalid="ignore"):
+        low, high = float(floats.min()), float(floats.max())
+    # NaN fails both comparisons; large finite normals pass the closer look.
+    if not (-COORDINATE_LIMIT <= low and high <= COORDINATE_LIMIT):
         _check_finite(records["vertices"], "vertex", path)
         _check_finite(records["normal"], "normal", path)
+        _check_extent(records["vertices"], path)
+    _check_area(records["vertices"], path)
 
 
 class ValueCheck:
@@ -192,9 +264,46 @@ class ValueCheck:
             raise error
 
 
-_FLOAT = rb"([-+0-9.eEinfINFaA]+)"
-_VERTEX = re.compile(rb"vertex\s+" + rb"\s+".join([_FLOAT] * 3))
-_FACET = re.compile(rb"facet\s+normal\s+" + rb"\s+".join([_FLOAT] * 3))
+#: A number in full: optional sign, digits with at most one decimal point, optional
+#: exponent.  No "nan", "inf", "0x10", "1_000" (Python's float() takes the last
+#: two).  Written so that a failed match backtracks in linear time.
+_NUMBER = rb"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+_COORDINATES = (rb"\s+(" + _NUMBER + rb")") * 3
+#: One facet with its 12 numbers captured, or else the next token as garbage (group
+#: 13): matched repeatedly from a facet boundary the matches tile the text, so the
+#: text is valid exactly when no garbage is found.
+_FACET = re.compile(
+    rb"\s*(?:facet\s+normal" + _COORDINATES + rb"\s+outer\s+loop"
+    + (rb"\s+vertex" + _COORDINATES) * 3
+    + rb"\s+endloop\s+endfacet(?!\S)|(\S+))",
+    re.IGNORECASE,
+)
+_FACET_END = re.compile(rb"\sendfacet(?!\S)", re.IGNORECASE)
+_SOLID = re.compile(rb"\s*solid(?:[^\S\r\n][^\r\n]*)?(?:\r\n|\r|\n|\Z)", re.IGNORECASE)
+_ENDSOLID = re.compile(rb"[^\S\r\n]*endsolid(?:[^\S\r\n][^\r\n]*)?\s*\Z", re.IGNORECASE)
+_TOKEN = re.compile(rb"\S+")
+_NUMBER_TOKEN = re.compile(_NUMBER + rb"\Z")
+_LINE_BREAK = re.compile(rb"[\r\n]")
+#: Bytes no text file holds; seen near the start they mean binary data.
+_BINARY_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
+#: ASCII text parsed per chunk of about this size, so the parser's temporaries stay small.
+_TEXT_CHUNK = 4 * 1024 * 1024
+
+#: The 21 tokens of a facet: keywords, or (what, index) for a number.
+_FACET_TOKENS = (
+    (b"facet", b"normal")
+    + tuple(("normal", axis) for axis in "xyz")
+    + (b"outer", b"loop")
+    + tuple(
+        token
+        for corner in (1, 2, 3)
+        for token in ((b"vertex",) + tuple((f"vertex {corner}", axis) for axis in "xyz"))
+    )
+    + (b"endloop", b"endfacet")
+)
+
+
+_KEYWORDS = frozenset(token for token in _FACET_TOKENS if isinstance(token, bytes)) | {b"endsolid"}
 
 
 def looks_like_ascii_stl(data) -> bool:
@@ -213,45 +322,203 @@ def looks_like_ascii_stl(data) -> bool:
     return True
 
 
+def _line_number(data, offset: int) -> int:
+    """1-based line of byte ``offset``; CR LF, LF and a lone CR each end a line."""
+    text = np.frombuffer(data, dtype=np.uint8, count=offset)
+    cr = text == 13
+    return int(
+        np.count_nonzero(text == 10) + np.count_nonzero(cr)
+        - np.count_nonzero(cr[:-1] & (text[1:] == 10)) + 1
+    )
+
+
+def _shown(token: bytes) -> str:
+    """A token for a one-line message: printable, quoted, at most about 40 characters."""
+    text = repr(bytes(token[:41]))[1:]
+    return text if len(token) <= 40 else text[:-1] + "...'"
+
+
+def _last_line_start(data, end: int) -> int:
+    """Where the line holding the byte before ``end`` starts."""
+    while end > 0:
+        start = max(0, end - 65536)
+        piece = bytes(data[start:end])
+        brk = max(piece.rfind(b"\n"), piece.rfind(b"\r"))
+        if brk >= 0:
+            return start + brk + 1
+        end = start
+    return 0
+
+
+def _text_end(data) -> int:
+    """Length of ``data`` without trailing whitespace, read from the end in pieces."""
+    end = len(data)
+    while end > 0:
+        start = max(0, end - 65536)
+        kept = len(bytes(data[start:end]).rstrip())
+        if kept:
+            return start + kept
+        end = start
+    return 0
+
+
+def _grammar_error(data, start: int, path) -> StlFormatError:
+    """The first departure from the ASCII STL grammar at or after facet boundary ``start``.
+
+    Token by token, in Python: only called for a file already known to be bad, from
+    the start of the chunk where the fast parser found the problem.
+    """
+    def error(offset: int, problem: str) -> StlFormatError:
+        return StlFormatError(f"line {_line_number(data, offset)}: {problem}", path)
+
+    tokens = _TOKEN.finditer(data, start)
+    while True:
+        for index, want in enumerate(_FACET_TOKENS):
+            token = next(tokens, None)
+            if token is None:
+                expected = "'facet' or 'endsolid'" if index == 0 else _expected(want)
+                return error(
+                    _text_end(data),
+                    f"expected {expected}, found the end of the file: the file is truncated",
+                )
+            word = token.group()
+            if index == 0 and word.lower() == b"endsolid":
+                line_end = _LINE_BREAK.search(data, token.end())
+                after = _TOKEN.search(data, line_end.end()) if line_end else None
+                if after is None:
+                    return StlFormatError("malformed ASCII STL", path)  # fast path disagrees
+                hint = " (one solid per file)" if after.group().lower() == b"solid" else ""
+                return error(
+                    after.start(),
+                    f"expected the end of the file after 'endsolid', found {_shown(after.group())}{hint}",
+                )
+            problem = _token_problem(want, word)
+            if problem:
+                return error(token.start(), problem)
+
+
+def _expected(want) -> str:
+    if isinstance(want, bytes):
+        return repr(want.decode())
+    what, axis = want
+    if what == "normal":
+        return f"the {axis} component of the normal"
+    return f"the {axis} coordinate of {what}"
+
+
+def _token_problem(want, word: bytes) -> str | None:
+    """What is wrong with ``word`` where the grammar expects ``want``, if anything."""
+    is_number = _NUMBER_TOKEN.match(word) is not None
+    if isinstance(want, bytes):
+        if word.lower() == want:
+            return None
+        hint = ""
+        if is_number:
+            hint = " (one number too many)" if want in (b"vertex", b"endloop", b"outer") else " (a stray number)"
+        return f"expected {_expected(want)}, found {_shown(word)}{hint}"
+    if not is_number:
+        hint = (
+            " (a number is missing)" if word.lower() in _KEYWORDS
+            else " (not a number in full: digits, one point, an optional exponent)"
+        )
+        return f"expected {_expected(want)}, found {_shown(word)}{hint}"
+    value = abs(float(word))
+    if value == np.inf:
+        return f"the number {_shown(word)} is too large to represent"
+    limit = _FLOAT32_MAX if want[0] == "normal" else COORDINATE_LIMIT
+    if value > limit:
+        reason = (
+            "does not fit in a 32-bit float" if want[0] == "normal"
+            else f"is beyond +-{COORDINATE_LIMIT:.0e} (1000 km in mm): no patient model is that "
+            "large; the STL is corrupt or its units are wrong"
+        )
+        return f"{_expected(want)} is {_shown(word)}, which {reason}"
+    return None
+
+
 def parse_ascii_stl(data: bytes | bytearray | memoryview, path=None) -> StlMesh:
-    """Parse ASCII STL text into a mesh (normals as written, attributes zero)."""
-    text = bytes(data)
-    stripped = text.strip()
-    if not stripped.lower().startswith(b"solid"):
-        raise StlFormatError("not an ASCII STL: it does not start with 'solid'", path)
-    if not re.search(rb"endsolid", stripped[-HEADER_SIZE * 4 :], re.IGNORECASE):
+    """Parse ASCII STL text into a mesh (normals as written, attributes zero).
+
+    The grammar, keywords in any case, tokens separated by any whitespace::
+
+        solid [name]
+          facet normal nx ny nz
+            outer loop
+              vertex x y z      (exactly three)
+            endloop
+          endfacet              (one or more facets)
+        endsolid [name]
+
+    Every number is written in full (``-1.5``, ``2.``, ``.5``, ``1e-3``); ``nan``,
+    ``inf``, ``0x10``, ``1_000`` and numbers too large to represent are refused,
+    as are vertex coordinates beyond :data:`COORDINATE_LIMIT`, an STL without
+    facets, and one whose every triangle has zero area.
+
+    The text is matched with one regular expression per chunk and its numbers
+    converted together; only a bad file is walked token by token, to say where.
+
+    Raises
+    ------
+    StlFormatError
+        ``line N: expected ..., found ...`` for the first departure from the
+        grammar, or what is wrong with the model as a whole.
+    """
+    if not isinstance(data, (bytes, mmap.mmap)):
+        data = bytes(data)
+    if _BINARY_BYTES.search(data, 0, 4096) is not None:
+        problem = "starts with 'solid' but holds binary data, not ASCII STL text"
+        if len(data) >= PREAMBLE_SIZE:
+            count = declared_triangle_count(data)
+            problem += (
+                f"; as a binary STL its size ({len(data)} bytes) does not match the "
+                f"{count} triangles its header declares ({binary_stl_size(count)} bytes)"
+            )
+        raise StlFormatError(problem, path)
+    head = _SOLID.match(data)
+    if head is None:
+        first = _TOKEN.search(data)
+        where = _line_number(data, first.start()) if first else 1
+        found = _shown(first.group()) if first else "nothing"
         raise StlFormatError(
-            "truncated ASCII STL: no 'endsolid' at the end of the file", path
+            f"line {where}: expected 'solid [name]', found {found}: not an ASCII STL", path
         )
-    vertices = _VERTEX.findall(text)
-    facets = _FACET.findall(text)
-    if len(vertices) != 3 * len(facets):
-        raise StlFormatError(
-            f"malformed ASCII STL: {len(facets)} facets but {len(vertices)} vertices "
-            "(each facet needs exactly 3)",
-            path,
-        )
-    loops = len(re.findall(rb"\bendloop\b", text))
-    if loops != len(facets) or len(re.findall(rb"\bendfacet\b", text)) != len(facets):
-        raise StlFormatError(
-            "malformed ASCII STL: 'facet'/'endloop'/'endfacet' keywords do not pair up",
-            path,
-        )
-    try:
-        triangles = np.array(vertices, dtype=np.float64).reshape(-1, 3, 3)
-        normals = np.array(facets, dtype=np.float64).reshape(-1, 3)
-    except ValueError as exc:
-        raise StlFormatError(f"malformed number in ASCII STL: {exc}", path) from None
-    if np.abs(triangles).max(initial=0.0) > np.finfo(np.float32).max:
-        raise StlFormatError("a vertex coordinate does not fit in float32", path)
+    check_memory(len(data), "parsing the ASCII STL", path, StlFormatError)
+    text_end = _text_end(data)
+    body_end = _last_line_start(data, text_end)
+    ended = body_end >= head.end() and _ENDSOLID.match(data, body_end, text_end) is not None
+    if not ended:
+        body_end = len(data)  # no 'endsolid' line: the token walk says what is wrong
+    parts, start = [], head.end()
+    while start < body_end:
+        stop = body_end
+        if body_end - start > _TEXT_CHUNK:
+            end = _FACET_END.search(data, start + _TEXT_CHUNK, body_end)
+            stop = end.end() if end else body_end
+        found = list(chain.from_iterable(_FACET.findall(data, start, stop)))
+        if any(found[12::13]):
+            raise _grammar_error(data, start, path)
+        del found[12::13]
+        numbers = np.fromiter(map(float, found), dtype=np.float64, count=len(found)).reshape(-1, 12)
+        if not (
+            np.abs(numbers[:, 3:]).max(initial=0.0) <= COORDINATE_LIMIT
+            and np.abs(numbers[:, :3]).max(initial=0.0) <= _FLOAT32_MAX
+        ):
+            raise _grammar_error(data, start, path)
+        parts.append(numbers.astype(np.float32))
+        last, start = start, stop
+    if not ended:
+        raise _grammar_error(data, last if parts else head.end(), path)
+    if not parts:
+        raise StlFormatError("contains no triangles (no 'facet' between 'solid' and 'endsolid')", path)
+    values = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    del parts
     mesh = StlMesh(
-        triangles=triangles.astype(np.float32),
-        normals=normals.astype(np.float32),
-        attributes=np.zeros(len(triangles), dtype=np.uint16),
+        triangles=values[:, 3:].reshape(-1, 3, 3),
+        normals=values[:, :3],
+        attributes=np.zeros(len(values), dtype=np.uint16),
         header=None,
     )
-    _check_finite(mesh.triangles, "vertex", path)
-    _check_finite(mesh.normals, "normal", path)
+    _check_area(mesh.triangles, path)
     return mesh
 
 
@@ -362,20 +629,24 @@ def binary_stl_from_mesh(points: np.ndarray, faces: np.ndarray, header: bytes = 
     return out
 
 
-def map_whole_file(path) -> mmap.mmap:
+def map_whole_file(file) -> mmap.mmap:
     """A read-only memory map of a whole file that is about to be read in full.
 
+    ``file`` is an open binary file, or a path, which is then opened with
+    :func:`files.open_input` (only a regular file; :class:`StlFormatError` else).
     On Linux the pages are mapped up front (``MAP_POPULATE``): one call instead
     of a page fault per 64 kB as they are touched.  That halves the time to
     write a 100 MB model out of the mapping, and the check that runs alongside
     on another thread never waits for a fault either.
     """
-    with open(path, "rb") as stream:
-        if hasattr(mmap, "MAP_POPULATE"):
-            return mmap.mmap(
-                stream.fileno(), 0, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, prot=mmap.PROT_READ
-            )
-        return mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+    if not hasattr(file, "fileno"):
+        with open_input(file, StlFormatError) as stream:
+            return map_whole_file(stream)
+    if hasattr(mmap, "MAP_POPULATE"):
+        return mmap.mmap(
+            file.fileno(), 0, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE, prot=mmap.PROT_READ
+        )
+    return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 def read_stl_file(path) -> bytes | mmap.mmap:
@@ -387,20 +658,16 @@ def read_stl_file(path) -> bytes | mmap.mmap:
     Raises
     ------
     StlFormatError
-        If the file is missing, a directory, or unreadable.
+        If the file is missing, unreadable, or not a regular file (a directory,
+        a FIFO or a device is refused at once, before anything is read).
     """
-    try:
-        with open(path, "rb") as stream:
-            size = os.fstat(stream.fileno()).st_size
-            if size < MAP_THRESHOLD:
+    with open_input(path, StlFormatError) as stream:
+        try:
+            if os.fstat(stream.fileno()).st_size < MAP_THRESHOLD:
                 return stream.read()
-        return map_whole_file(path)
-    except FileNotFoundError:
-        raise StlFormatError("no such file", path) from None
-    except IsADirectoryError:
-        raise StlFormatError("is a directory, not an STL file", path) from None
-    except (OSError, ValueError) as error:
-        raise StlFormatError(f"cannot read: {getattr(error, 'strerror', None) or error}", path) from None
+            return map_whole_file(stream)
+        except (OSError, ValueError) as error:  # ValueError: mmap of a file emptied meanwhile
+            raise StlFormatError(f"cannot read: {getattr(error, 'strerror', None) or error}", path) from None
 
 
 def binary_stl_for_encapsulation(data, path=None):
@@ -419,6 +686,7 @@ def binary_stl_for_encapsulation(data, path=None):
         The binary bytes and whether they were converted from ASCII.
     """
     if not looks_like_ascii_stl(data):
+        _checked_count(data, path)  # size and count only: costs nothing, fails early
         return data, False
     return binary_stl_bytes(parse_ascii_stl(data, path).triangles), True
 
@@ -438,7 +706,11 @@ def rescale_binary_stl(data: bytes | memoryview, factor: float, path=None) -> by
     out = bytearray(data)
     records = np.frombuffer(out, dtype=RECORD_DTYPE, offset=PREAMBLE_SIZE)
     scaled = mesh.triangles.astype(np.float64) * float(factor)
-    if np.abs(scaled).max(initial=0.0) > np.finfo(np.float32).max:
-        raise StlFormatError(f"scaling by {factor} overflows float32 coordinates", path)
+    if np.abs(scaled).max(initial=0.0) > COORDINATE_LIMIT:
+        raise StlFormatError(
+            f"scaling by {factor} gives coordinates beyond +-{COORDINATE_LIMIT:.0e}; "
+            "choose larger units",
+            path,
+        )
     records["vertices"] = scaled
     return bytes(out)
