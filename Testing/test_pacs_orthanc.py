@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import socket
 import subprocess
@@ -329,6 +330,21 @@ def test_bad_input_exits_2_before_any_transfer(orthanc, models, capsys, tmp_path
     code, out, err = run(capsys, "send", *models["paths"], *dimse_args(orthanc), "--tls-ca", tmp_path / "ca.pem")
     assert code == 2 and f"{tmp_path / 'ca.pem'}: no such file" in err
     assert orthanc.instance_uids() == set()
+
+
+def test_special_files_are_never_opened(orthanc, models, capsys, tmp_path):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for path in models["paths"]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    os.mkfifo(folder / "pipe.dcm")  # opening it would block until someone writes
+    code, out, err = run(capsys, "send", folder, *dimse_args(orthanc))
+    assert code == 0, out + err
+    assert "2 of 2 file(s) stored" in out
+    code, out, err = run(capsys, "send", folder / "pipe.dcm", *dimse_args(orthanc))
+    assert code == 2 and err == f"error: {folder / 'pipe.dcm'}: is a FIFO (named pipe), not a file\n"
+    code, out, err = run(capsys, "send", "/dev/zero", *dimse_args(orthanc))
+    assert code == 2 and err == "error: /dev/zero: is a character device, not a file\n"
 
 
 def test_directory_with_non_dicom_files_sends_the_dicom_ones(orthanc, models, capsys, tmp_path):

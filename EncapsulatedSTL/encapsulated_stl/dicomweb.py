@@ -162,7 +162,7 @@ def send(files: Sequence[OutgoingFile], server: DicomWebServer, on_result: Resul
         for item in batch:
             try:
                 datasets.append(pydicom.dcmread(item.path))
-            except (OSError, ValueError, EOFError) as error:
+            except Exception as error:  # damaged after its header was read: whatever pydicom raises
                 raise EncapsulatedSTLError(f"cannot read: {error}", item.path) from None
         try:
             response = web.store_instances(datasets)

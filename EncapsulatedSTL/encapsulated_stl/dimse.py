@@ -235,14 +235,14 @@ def _store_batch(assoc, node: DicomNode, batch: Sequence[OutgoingFile], report) 
             continue
         try:
             status = assoc.send_c_store(item.path)
-        except (RuntimeError, ValueError, OSError, AttributeError) as error:
+        except EncapsulatedSTLError:
+            raise
+        except Exception as error:  # the network, or a file damaged past its header: pynetdicom raises either
             if not assoc.is_established:
                 report(item, FAILED, f"the association with {node.label} ended while sending: {_reason(error)}")
             else:
                 report(item, FAILED, f"cannot send: {_reason(error)}")
             continue
-        except EncapsulatedSTLError:
-            raise
         if "Status" not in status:
             report(
                 item, FAILED,

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
-from pydicom.errors import InvalidDicomError
 
 from .errors import EncapsulatedSTLError, PacsError
 from .document import ENCAPSULATED_STL_SOP_CLASS_UID
@@ -351,13 +350,15 @@ def collect_files(paths: Iterable[str | os.PathLike]) -> tuple[list[OutgoingFile
     for entry in given:
         path = Path(entry)
         if path.is_dir():
+            # is_file() is false for FIFOs, sockets and devices: never opened
             candidates = sorted(p for p in path.rglob("*") if p.is_file())
             explicit = False
-        elif path.is_file():
+        elif not path.exists():
+            raise EncapsulatedSTLError("no such file or directory", path)
+        else:
+            check_input(path)  # a FIFO or a device: refused, never read
             candidates = [path]
             explicit = True
-        else:
-            raise EncapsulatedSTLError("no such file or directory", path)
         for candidate in candidates:
             key = candidate.resolve()
             if key in seen:
@@ -388,7 +389,7 @@ def _outgoing(path: Path) -> OutgoingFile | None:
             specific_tags=["SOPClassUID", "SOPInstanceUID"],
             defer_size=1024,
         )
-    except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError, AttributeError):
+    except Exception:  # whatever a damaged file makes pydicom raise, it is not one to send
         return None
     meta = getattr(dataset, "file_meta", None)
     syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
