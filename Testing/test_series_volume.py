@@ -139,14 +139,26 @@ def test_duplicate_positions_are_an_error_naming_both_files(tmp_path):
     assert "twin.dcm" in str(error.value) and phantom.files[5].name in str(error.value)
 
 
-def test_undecodable_pixels_name_the_file(tmp_path):
+def test_short_pixel_data_is_refused_before_decoding_naming_the_file(tmp_path):
     phantom = write_phantom(tmp_path, **SMALL)
     broken = pydicom.dcmread(phantom.files[2])
     broken.PixelData = broken.PixelData[:100]
     broken.save_as(phantom.files[2])
+    with pytest.raises(SeriesError, match="holds 100 bytes, but .* need 4608 bytes") as error:
+        read_series_volume(tmp_path)
+    assert str(error.value).startswith(f"{phantom.files[2]}: ")
+    assert "1 of 14 files" in str(error.value)
+
+
+def test_undecodable_compressed_pixels_name_the_file(tmp_path):
+    phantom = write_phantom(tmp_path, transfer_syntax=RLELossless, **SMALL)
+    broken = pydicom.dcmread(phantom.files[2])
+    # the RLE header's segment count, then garbage: the frame cannot be decoded
+    broken.PixelData = pydicom.encaps.encapsulate([b"\x07" + b"\xff" * 63])
+    broken.save_as(phantom.files[2])
     with pytest.raises(SeriesError, match="cannot decode the pixel data") as error:
         read_series_volume(tmp_path)
-    assert str(phantom.files[2]) in str(error.value)
+    assert str(error.value).startswith(f"{phantom.files[2]}: ")
 
 
 def test_no_images_and_missing_folder(tmp_path):

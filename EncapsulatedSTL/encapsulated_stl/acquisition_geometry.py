@@ -27,15 +27,18 @@ passes its world mappings as functions.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pydicom
 
+from .errors import SeriesError
+from .files import open_input
 from .slice_geometry import SliceGeometry
 from .source_series import SourceSeries
-from .volume import sort_along_normal
+from .volume import image_size, rescale, sort_along_normal
 
 #: Slice positions closer than this (mm) are the same position.
 TOLERANCE_MM = 0.01
@@ -74,10 +77,11 @@ def _slice_corners(columns: int, rows: int, slices: int) -> np.ndarray:
 
 
 def _stored_slice(path) -> np.ndarray:
-    dataset = pydicom.dcmread(path)
-    slope = float(dataset.get("RescaleSlope", 1.0) or 1.0)
-    intercept = float(dataset.get("RescaleIntercept", 0.0) or 0.0)
-    return dataset.pixel_array.astype(np.float64) * slope + intercept
+    with open_input(path, SeriesError) as stream, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the outcome says why a slice could not be compared
+        dataset = pydicom.dcmread(stream)
+        slope, intercept = rescale(dataset, path)
+        return dataset.pixel_array.astype(np.float64) * slope + intercept
 
 
 @dataclass
@@ -127,10 +131,14 @@ def check_volume_geometry(
         The instances the volume was loaded from (headers; files for pixel data).
     voxels_of_slice:
         Returns the volume's voxel values ``[j, i]`` of slice ``k``.
+
+    Raises
+    ------
+    SeriesError
+        A slice's geometry headers are unusable (the message names the file).
     """
     stack = stack_order(source)
-    first = stack.first
-    expected = (len(stack), int(first.Rows), int(first.Columns))
+    expected = (len(stack), *image_size(stack.first, stack.files[0]))
     if tuple(int(n) for n in shape) != expected:
         return VolumeGeometryCheck(
             None, False, False, None,

@@ -17,14 +17,187 @@ oblique orientations, without ever resampling.  The Gantry/Detector Tilt attribu
 
 from __future__ import annotations
 
+import math
+import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
+from pydicom.datadict import tag_for_keyword
 
+from .errors import SeriesError
 
 #: Points per block in :meth:`SliceGeometry.lps_from_index`.
 _BLOCK = 1 << 15
+
+#: PixelSpacing values (mm) outside this range are refused as damaged headers:
+#: 0.1 um is finer than any microscope slide scanner, 1 m wider than any patient.
+#: Zero would collapse a model to a line, a negative value mirror it, and a huge
+#: one overflow the float32 coordinates of the STL.
+PIXEL_SPACING_RANGE_MM = (1e-4, 1e3)
+#: ImagePositionPatient coordinates beyond +-1 km (mm) are refused: no patient is
+#: there, and float32 vertices would lose their sub-millimetre precision.
+POSITION_LIMIT_MM = 1e6
+#: How far ImageOrientationPatient may be from two orthogonal unit vectors:
+#: |row.row - 1|, |column.column - 1| and |row.column| must each be below it, the
+#: test and the value of GDCM's ``DirectionCosines::IsValid``.  Within it, the
+#: directions are replaced by the nearest orthonormal pair (rounding in the
+#: stored decimal strings); beyond it the header is refused.
+ORTHONORMAL_TOLERANCE = 1e-3
+
+#: A DICOM Decimal String (or Integer String) value, without Python's extras
+#: (``1_000``, ``nan``, ``inf``, ``0x10``).
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def attribute_name(keyword: str) -> str:
+    """``PixelSpacing (0028,0030)``: an attribute as messages name it."""
+    tag = tag_for_keyword(keyword)
+    return keyword if tag is None else f"{keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def header_values(dataset, keyword: str) -> list | None:
+    """The values of ``keyword`` in ``dataset`` as a list, ``None`` when absent or empty.
+
+    pydicom converts a value when it is first asked for; a value it cannot
+    convert is returned as the text ``'<unreadable>'``, which no check accepts,
+    and its warnings are not passed on (the checks say what is wrong).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            if keyword not in dataset:
+                return None
+            value = dataset[keyword].value
+        except Exception:  # pydicom raises many types for values it cannot convert
+            return ["<unreadable>"]
+    if value is None or (isinstance(value, (str, bytes)) and not value.strip()):
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, Sequence)):
+        return [value]
+    return list(value)
+
+
+def number(value) -> float | None:
+    """``value`` as a finite float when it is a number or a DICOM decimal string, else ``None``."""
+    if isinstance(value, bool):
+        return None
+    try:
+        if type(value) in (int, float) or isinstance(value, (np.integer, np.floating)):
+            result = float(value)
+        elif isinstance(value, (str, int, float, Decimal)):  # DSfloat, IS, DSdecimal keep their text
+            text = str(value).strip()
+            if not _DECIMAL.fullmatch(text):
+                return None
+            result = float(text)
+        else:
+            return None
+    except (OverflowError, ValueError):
+        return None
+    return result if math.isfinite(result) else None
+
+
+def header_numbers(dataset, keyword: str) -> tuple[list | None, list[float] | None]:
+    """``(values as stored, the same as finite floats or None if any is not one)``."""
+    values = header_values(dataset, keyword)
+    if values is None:
+        return None, None
+    numbers = [number(v) for v in values]
+    return values, (None if any(n is None for n in numbers) else numbers)
+
+
+def shown(values) -> str:
+    """Stored values for a message: one line, at most about 80 characters."""
+    if values is None:
+        return "nothing"
+    text = repr([v if isinstance(v, str) else str(v) for v in values])
+    return text if len(text) <= 80 else text[:76] + "...]"
+
+
+def pixel_spacing(dataset, path=None, keyword: str = "PixelSpacing") -> tuple[float, float]:
+    """PixelSpacing (between rows, between columns; mm), checked.
+
+    Raises
+    ------
+    SeriesError
+        Unless there are two finite numbers within :data:`PIXEL_SPACING_RANGE_MM`.
+    """
+    values, numbers = header_numbers(dataset, keyword)
+    low, high = PIXEL_SPACING_RANGE_MM
+    if numbers is None or len(numbers) != 2 or not all(low <= n <= high for n in numbers):
+        raise SeriesError(
+            f"{attribute_name(keyword)} must be two numbers from {low:g} to {high:g} mm, "
+            f"found {shown(values)}", path)
+    return numbers[0], numbers[1]
+
+
+def image_position(dataset, path=None) -> tuple[float, float, float]:
+    """ImagePositionPatient (LPS, mm), checked.
+
+    Raises
+    ------
+    SeriesError
+        Unless there are three finite numbers within +-:data:`POSITION_LIMIT_MM`.
+    """
+    values, numbers = header_numbers(dataset, "ImagePositionPatient")
+    if numbers is None or len(numbers) != 3 or not all(abs(n) <= POSITION_LIMIT_MM for n in numbers):
+        raise SeriesError(
+            f"{attribute_name('ImagePositionPatient')} must be three finite numbers within "
+            f"+-{POSITION_LIMIT_MM:g} mm, found {shown(values)}", path)
+    return numbers[0], numbers[1], numbers[2]
+
+
+def image_orientation(dataset, path=None) -> tuple[float, ...]:
+    """ImageOrientationPatient (row, then column direction cosines; LPS), checked.
+
+    The six values are returned as stored; :class:`SliceGeometry` makes them
+    exactly orthonormal.
+
+    Raises
+    ------
+    SeriesError
+        Unless there are six finite numbers forming two unit vectors at a right
+        angle within :data:`ORTHONORMAL_TOLERANCE`.
+    """
+    values, numbers = header_numbers(dataset, "ImageOrientationPatient")
+    name = attribute_name("ImageOrientationPatient")
+    if numbers is None or len(numbers) != 6:
+        raise SeriesError(f"{name} must be six finite numbers, found {shown(values)}", path)
+    problem = orthonormal_problem(numbers[:3], numbers[3:])
+    if problem:
+        raise SeriesError(f"{name} is not two orthogonal unit vectors ({problem}), found {shown(values)}", path)
+    return tuple(numbers)
+
+
+def orthonormal_problem(row, column) -> str | None:
+    """What keeps ``row`` and ``column`` from being orthonormal within the tolerance, or ``None``.
+
+    Plain floats: called once per slice, where numpy's per-call cost would dominate.
+    """
+    rr = sum(a * a for a in row)
+    cc = sum(a * a for a in column)
+    rc = sum(a * b for a, b in zip(row, column))
+    if not all(math.isfinite(v) for v in (rr, cc, rc)):
+        return "values too large"
+    if abs(rr - 1) < ORTHONORMAL_TOLERANCE and abs(cc - 1) < ORTHONORMAL_TOLERANCE and abs(rc) < ORTHONORMAL_TOLERANCE:
+        return None
+    return (f"lengths {math.sqrt(rr):.4g} and {math.sqrt(cc):.4g}, cosine of their angle {rc:.4g}; "
+            f"tolerance {ORTHONORMAL_TOLERANCE:g}")
+
+
+def _orthonormal(row: np.ndarray, column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The orthonormal pair nearest to ``row`` and ``column`` (both checked to be close)."""
+    row = row / np.linalg.norm(row)
+    column = column / np.linalg.norm(column)
+    if abs(float(row @ column)) > 1e-12:
+        # the polar factor of [row column]: the nearest orthonormal pair, both
+        # directions moved alike
+        u, _s, vt = np.linalg.svd(np.stack([row, column], axis=1), full_matrices=False)
+        pair = u @ vt
+        row, column = pair[:, 0], pair[:, 1]
+    return row, column
 
 
 @dataclass(frozen=True)
@@ -47,23 +220,52 @@ class SliceGeometry:
     pixel_spacing: tuple[float, float]
 
     def __post_init__(self):
-        positions = np.asarray(self.positions, dtype=np.float64).reshape(-1, 3)
+        # The last guard before a model is placed: whoever built the geometry,
+        # nothing degenerate (NaN, collapsed, mirrored by a negative spacing,
+        # sheared by non-orthogonal directions) gets past it.
+        try:
+            positions = np.asarray(self.positions, dtype=np.float64).reshape(-1, 3)
+            row = np.asarray(self.row_direction, dtype=np.float64).reshape(3)
+            column = np.asarray(self.column_direction, dtype=np.float64).reshape(3)
+            spacing = tuple(float(v) for v in self.pixel_spacing)
+        except (TypeError, ValueError, OverflowError) as error:
+            raise SeriesError(f"slice geometry is not numeric: {error}") from None
+        if not positions.size or not np.isfinite(positions).all() or np.abs(positions).max() > POSITION_LIMIT_MM:
+            raise SeriesError(f"slice positions must be finite and within +-{POSITION_LIMIT_MM:g} mm")
+        problem = orthonormal_problem(row.tolist(), column.tolist())
+        if problem:
+            raise SeriesError(f"row and column directions are not orthonormal ({problem})")
+        low, high = PIXEL_SPACING_RANGE_MM
+        if len(spacing) != 2 or not all(low <= v <= high for v in spacing):
+            raise SeriesError(f"pixel spacing must be two numbers from {low:g} to {high:g} mm, found {spacing}")
+        row, column = _orthonormal(row, column)
         object.__setattr__(self, "positions", positions)
-        for name in ("row_direction", "column_direction"):
-            vector = np.asarray(getattr(self, name), dtype=np.float64)
-            object.__setattr__(self, name, vector / np.linalg.norm(vector))
-        object.__setattr__(self, "pixel_spacing", tuple(float(v) for v in self.pixel_spacing))
+        object.__setattr__(self, "row_direction", row)
+        object.__setattr__(self, "column_direction", column)
+        object.__setattr__(self, "pixel_spacing", spacing)
 
     @classmethod
     def from_datasets(cls, datasets: Sequence) -> SliceGeometry:
-        """Geometry of datasets already sorted in stack order."""
+        """Geometry of datasets already sorted in stack order.
+
+        Raises
+        ------
+        SeriesError
+            A slice's ImagePositionPatient, or the first one's
+            ImageOrientationPatient or PixelSpacing, is missing or unusable
+            (see :func:`image_position`, :func:`image_orientation`,
+            :func:`pixel_spacing`); the message names the file.
+        """
+        if not datasets:
+            raise SeriesError("no slices to take a geometry from")
         first = datasets[0]
-        orientation = np.asarray(first.ImageOrientationPatient, dtype=np.float64)
+        path = getattr(first, "filename", None)
+        orientation = image_orientation(first, path)
         return cls(
-            positions=np.array([ds.ImagePositionPatient for ds in datasets], dtype=np.float64),
+            positions=np.array([image_position(ds, getattr(ds, "filename", None)) for ds in datasets]),
             row_direction=orientation[:3],
             column_direction=orientation[3:],
-            pixel_spacing=tuple(first.PixelSpacing),
+            pixel_spacing=pixel_spacing(first, path),
         )
 
     @property
