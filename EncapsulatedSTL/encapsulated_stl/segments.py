@@ -24,8 +24,11 @@ share one Series Instance UID and one Model Group UID.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,15 +36,15 @@ from pathlib import Path
 import highdicom as hd
 import numpy as np
 import pydicom
-from pydicom.errors import InvalidDicomError
 
 from . import codes
 from .encapsulate import ModelMetadata, encapsulate_stl
 from .errors import EncapsulatedSTLError, SeriesError
+from .files import check_input, check_memory, open_input
 from .slice_geometry import AffineGeometry, SliceGeometry
 from .source_series import SourceSeries, scan_series
 from .stl import binary_stl_from_mesh
-from .surface import DEFAULT_SMOOTHING, extract_surface_mesh
+from .surface import DEFAULT_SMOOTHING, check_decimate, check_smoothing, extract_surface_mesh
 
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 LABEL_MAP_SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.7"
@@ -52,8 +55,116 @@ _NOT_IMAGES = {"M3D", "DOC", "KO", "PR", "SR", "REG", "PLAN", "SEG", "RTSTRUCT",
                "RTDOSE", "RTRECORD"}
 
 
+#: The most segments one label map may hold and one run may export.  More
+#: distinct values than this are an intensity image (a CT has thousands) or noise,
+#: not structures to print one file each for; the largest atlases have about a
+#: thousand.
+MAX_SEGMENTS = 2000
+
+
 class SegmentationError(EncapsulatedSTLError):
     """A segmentation file is unreadable, of an unknown kind, or does not fit its source."""
+
+
+def one_line(text) -> str:
+    """A third-party message on one line (pydicom and nibabel put newlines in theirs).
+
+    An exception with no message is named by its type.
+    """
+    line = " ".join(str(text).split())
+    if not line and isinstance(text, BaseException):
+        return type(text).__name__
+    return line
+
+
+@contextlib.contextmanager
+def quiet_reading():
+    """Silence pydicom's, nibabel's and numpy's warnings while a file is read.
+
+    They warn about invalid values (text in a DS, NaN in a matrix) that the
+    readers here check themselves and report as one :class:`SegmentationError`
+    naming the file and attribute; the warnings would only repeat that on stderr.
+    """
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        yield
+
+
+#: A DICOM Decimal String or Integer String value, without what Python's float()
+#: also takes (``1_000``, ``nan``, ``inf``).
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _decimal(value) -> float:
+    """One DS / IS / binary value as a float; ValueError for text that is no DICOM number."""
+    text = getattr(value, "original_string", None)
+    if text is None and isinstance(value, str):
+        text = value
+    if text is not None:
+        text = str(text).strip()
+        if not _DECIMAL.fullmatch(text):
+            raise ValueError(text)
+        return float(text)
+    return float(value)
+
+
+def dicom_numbers(item, keyword: str, path, where: str = "", count: int | None = None,
+                  integer: bool = False, required: bool = True):
+    """The values of the numeric attribute ``keyword`` of ``item``, checked.
+
+    Parameters
+    ----------
+    item:
+        A pydicom dataset or sequence item.
+    keyword:
+        The attribute (DS, IS, US...), e.g. ``"PixelSpacing"``.
+    path, where:
+        For messages: the file, and which item (``"frame 3"``, ``"ROI 'Liver'"``).
+    count:
+        The number of values it must have, if fixed.
+    integer:
+        The values must be whole numbers (returned as Python ints).
+    required:
+        When False a missing or empty attribute gives ``None``.
+
+    Returns
+    -------
+    numpy.ndarray or list of int or None
+        Finite float64 values (or ints with ``integer``).
+
+    Raises
+    ------
+    SegmentationError
+        Missing (when required), text, NaN or infinite values, non-whole numbers
+        where integers belong, or the wrong number of values.
+    """
+    place = f"{where}: " if where else ""
+    try:
+        value = item[keyword].value if keyword in item else None
+    except Exception as error:  # pydicom converts on access and raises what the text gives
+        raise SegmentationError(f"{place}{keyword} is not valid: {one_line(error)}", path) from None
+    if value is None or (isinstance(value, (str, bytes, list, tuple, pydicom.multival.MultiValue))
+                         and len(value) == 0):
+        if not required:
+            return None
+        raise SegmentationError(f"{place}{keyword} is missing", path)
+    if isinstance(value, (bytes, bytearray)):
+        raise SegmentationError(f"{place}{keyword} holds bytes, not numbers", path)
+    values = list(value) if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
+    try:
+        numbers = [_decimal(v) for v in values]
+    except (TypeError, ValueError, OverflowError):
+        shown = one_line("\\".join(str(v) for v in values))[:60]
+        raise SegmentationError(f"{place}{keyword} '{shown}' is not a number", path) from None
+    if count is not None and len(numbers) != count:
+        raise SegmentationError(f"{place}{keyword} has {len(numbers)} values, not {count}", path)
+    if not all(math.isfinite(v) for v in numbers):
+        raise SegmentationError(f"{place}{keyword} is not finite (NaN or infinite)", path)
+    if integer:
+        if any(v != int(v) for v in numbers):
+            raise SegmentationError(f"{place}{keyword} must be a whole number", path)
+        return [int(v) for v in numbers]
+    return np.asarray(numbers, dtype=np.float64)
 
 
 @dataclass
@@ -86,6 +197,10 @@ class Segment:
         interpreted type), if anything.
     path:
         The file the segment was read from (for messages).
+    box:
+        ``[k, j, i]`` slices of the smallest box holding every voxel inside, when
+        the reader knows it (label maps find all labels' boxes in one pass, so
+        the work per label is bounded by its own box, not the whole map).
     """
 
     number: int
@@ -98,6 +213,7 @@ class Segment:
     color: tuple[float, float, float] | None = None
     description: str | None = None
     path: Path | None = None
+    box: tuple[slice, slice, slice] | None = None
 
     @property
     def volume(self) -> np.ndarray:
@@ -116,6 +232,8 @@ class Segment:
     @property
     def is_empty(self) -> bool:
         """True when no voxel reaches the level, so there is no surface to make."""
+        if self.box is not None:
+            return False
         return not bool(np.any(self._inside()))
 
     @property
@@ -129,19 +247,24 @@ class Segment:
         The geometry is shifted with the box, so ``lps_from_index`` of a voxel is
         unchanged; meshing the box is exact and much cheaper than the full grid.
         """
-        inside = self._inside()
-        if not inside.any():
-            return self
-        bounds = []
-        for axis in range(3):
-            others = tuple(a for a in range(3) if a != axis)
-            hit = np.flatnonzero(inside.any(axis=others))
-            bounds.append((max(hit[0] - margin, 0), min(hit[-1] + margin + 1, inside.shape[axis])))
+        if self.box is not None:
+            bounds = [(max(box.start - margin, 0), min(box.stop + margin, size))
+                      for box, size in zip(self.box, self.data.shape)]
+        else:
+            inside = self._inside()
+            if not inside.any():
+                return self
+            bounds = []
+            for axis in range(3):
+                others = tuple(a for a in range(3) if a != axis)
+                hit = np.flatnonzero(inside.any(axis=others))
+                bounds.append((max(hit[0] - margin, 0), min(hit[-1] + margin + 1, inside.shape[axis])))
         (k0, k1), (j0, j1), (i0, i1) = bounds
         return replace(
             self,
             data=np.ascontiguousarray(self.data[k0:k1, j0:j1, i0:i1]),
             geometry=shifted_geometry(self.geometry, i0, j0, k0, k1),
+            box=None,
         )
 
 
@@ -178,45 +301,81 @@ def segmentation_kind(path: str | os.PathLike) -> str:
         The file does not exist or is none of these.
     """
     path = Path(path)
-    if not path.is_file():
-        raise SegmentationError("no such file" if not path.exists() else "not a file", path)
+    check_input(path, SegmentationError)  # a FIFO or device is refused here, unread
     name = path.name.lower()
     if name.endswith(_NIFTI_SUFFIXES):
         return "nifti"
     if name.endswith(_NRRD_SUFFIXES):
         return "nrrd"
+    dataset = read_dicom_header(path, specific_tags=["SOPClassUID", "Modality"])
     try:
-        dataset = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID", "Modality"])
-    except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError):
-        dataset = None
-    if dataset is None or "SOPClassUID" not in dataset:
+        sop_class = str(dataset.SOPClassUID) if dataset is not None and "SOPClassUID" in dataset else ""
+    except Exception:  # a malformed value: no SOP Class to go by
+        sop_class = ""
+    if not sop_class:
         raise SegmentationError(
             "unknown file type: expected DICOM SEG or RTSTRUCT, NIfTI (.nii, .nii.gz) or "
             "NRRD (.nrrd, .nhdr, Slicer .seg.nrrd)", path)
-    sop_class = str(dataset.SOPClassUID)
     if sop_class in (SEGMENTATION_STORAGE, LABEL_MAP_SEGMENTATION_STORAGE):
         return "seg"
     if sop_class == RT_STRUCTURE_SET_STORAGE:
         return "rtstruct"
+    with quiet_reading():
+        try:
+            modality = one_line(dataset.get("Modality", "?"))
+        except Exception:
+            modality = "?"
     raise SegmentationError(
-        f"DICOM {dataset.get('Modality', '?')} object (SOP Class {sop_class}) is not a "
+        f"DICOM {modality} object (SOP Class {one_line(sop_class)[:64]}) is not a "
         "segmentation; expected DICOM SEG or RTSTRUCT", path)
+
+
+def read_dicom_header(path, **options):
+    """The dataset of a DICOM file without its pixel data, or ``None`` if it is not DICOM.
+
+    Raises
+    ------
+    SegmentationError
+        The path is not a regular file that can be read.
+    """
+    with open_input(path, SegmentationError) as stream, quiet_reading():
+        try:
+            return pydicom.dcmread(stream, stop_before_pixels=True, **options)
+        except Exception:  # pydicom raises many types for what is not DICOM
+            return None
+
+
+def read_dicom(path, what: str):
+    """The whole dataset of a DICOM file; :class:`SegmentationError` if it cannot be read.
+
+    The file is opened as :func:`.files.open_input` allows (no FIFO or device) and
+    its values are decoded lazily: read them under :func:`quiet_reading`.
+    """
+    with open_input(path, SegmentationError) as stream, quiet_reading():
+        try:
+            return pydicom.dcmread(stream)
+        except Exception as error:  # pydicom raises many types for broken files
+            raise SegmentationError(f"cannot read as {what}: {one_line(error)}", path) from None
 
 
 def referenced_series_uids(path: str | os.PathLike) -> list[str]:
     """Series Instance UIDs a DICOM SEG or RTSTRUCT names as its source (may be empty)."""
-    try:
-        dataset = pydicom.dcmread(path, stop_before_pixels=True)
-    except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError):
+    dataset = read_dicom_header(path)
+    if dataset is None:
         return []
-    uids = [str(item.SeriesInstanceUID) for item in dataset.get("ReferencedSeriesSequence", [])
-            if "SeriesInstanceUID" in item]
-    for frame in dataset.get("ReferencedFrameOfReferenceSequence", []):
-        for study in frame.get("RTReferencedStudySequence", []):
-            for series in study.get("RTReferencedSeriesSequence", []):
-                if "SeriesInstanceUID" in series:
-                    uids.append(str(series.SeriesInstanceUID))
-    return uids
+    uids = []
+    with quiet_reading():
+        try:
+            uids.extend(str(item.SeriesInstanceUID) for item in dataset.get("ReferencedSeriesSequence", [])
+                        if "SeriesInstanceUID" in item)
+            for frame in dataset.get("ReferencedFrameOfReferenceSequence", []):
+                for study in frame.get("RTReferencedStudySequence", []):
+                    for series in study.get("RTReferencedSeriesSequence", []):
+                        if "SeriesInstanceUID" in series:
+                            uids.append(str(series.SeriesInstanceUID))
+        except Exception:  # malformed references are only a hint: the series is then asked for
+            pass
+    return [uid for uid in uids if uid]
 
 
 def reference_series(
@@ -356,6 +515,39 @@ def select_segments(segments: Sequence[Segment], wanted: Sequence[str] | None, p
     return chosen
 
 
+def _slabs_of_one_stack(segments: Sequence[Segment]):
+    """The stack that segments on runs of its slices make together, and where each starts.
+
+    The DICOM SEG reader gives each segment only the slices of its frames (plus
+    one empty slice each side), as a :class:`SliceGeometry` holding those
+    slices' own positions.  Returns ``(geometry, starts)`` for the union of the
+    slices, or ``None`` when the segments are not such runs of one stack.
+    """
+    geometries = [s.geometry for s in segments]
+    first = geometries[0]
+    if not all(isinstance(g, SliceGeometry) for g in geometries) \
+            or len({s.data.shape[1:] for s in segments}) != 1:
+        return None
+    for g in geometries[1:]:
+        if not (np.allclose(g.pixel_spacing, first.pixel_spacing, rtol=0, atol=1e-9)
+                and np.allclose(g.row_direction, first.row_direction, rtol=0, atol=1e-9)
+                and np.allclose(g.column_direction, first.column_direction, rtol=0, atol=1e-9)):
+            return None
+    ascending = next((bool((g.positions[-1] - g.positions[0]) @ first.normal > 0)
+                      for g in geometries if g.slice_count > 1), True)
+    positions = np.concatenate([g.positions for g in geometries])
+    heights = positions @ first.normal * (1.0 if ascending else -1.0)
+    # a slice is the same in two runs when within a micrometre (they are copies)
+    keys, where = np.unique(np.round(heights, 3), return_index=True)
+    starts = np.searchsorted(keys, [np.round(g.positions[0] @ first.normal * (1.0 if ascending else -1.0), 3)
+                                    for g in geometries])
+    for g, start in zip(geometries, starts):
+        run = positions[where[start:start + g.slice_count]]
+        if run.shape != g.positions.shape or not np.allclose(run, g.positions, rtol=0, atol=1e-3):
+            return None  # not a run of the union's slices
+    return replace(first, positions=positions[where]), starts
+
+
 def merge_segments(segments: Sequence[Segment]) -> Segment:
     """One segment that is the union of ``segments`` (all from one file, one grid).
 
@@ -365,20 +557,36 @@ def merge_segments(segments: Sequence[Segment]) -> Segment:
     first = segments[0]
     if len(segments) == 1:
         return first
-    for other in segments[1:]:
-        if other.data.shape != first.data.shape:
+    geometry = first.geometry
+    if all(s.label_value is not None and s.data is first.data for s in segments):
+        # labels of one map: one pass over it, however many are merged
+        volume = np.isin(first.data, [s.label_value for s in segments]).astype(np.float32)
+    elif all(s.data.shape == first.data.shape for s in segments):
+        volume = first.volume.copy()
+        for other in segments[1:]:
+            np.maximum(volume, other.volume, out=volume)
+    else:
+        stack = _slabs_of_one_stack(segments)
+        if stack is None:
             raise SegmentationError("segments on different grids cannot be merged", first.path)
-    volume = first.volume.copy()
-    for other in segments[1:]:
-        np.maximum(volume, other.volume, out=volume)
+        geometry, starts = stack
+        shape = (geometry.slice_count,) + first.data.shape[1:]
+        check_memory(4 * int(np.prod(shape, dtype=np.float64)), "merging the segments", first.path,
+                     SegmentationError)
+        volume = np.zeros(shape, dtype=np.float32)
+        for start, other in zip(starts, segments):
+            part = volume[start:start + other.data.shape[0]]
+            np.maximum(part, other.volume, out=part)
     return replace(
         first,
         number=first.number,
         name=" + ".join(s.name for s in segments),
         data=volume,
+        geometry=geometry,
         label_value=None,
         scale=1.0,
         description=None,
+        box=None,
     )
 
 
@@ -436,17 +644,32 @@ def models_from_segments(
     smoothing, decimate, progress:
         Passed to :func:`.surface.extract_surface`; ``smoothing`` defaults to
         :data:`.surface.DEFAULT_SMOOTHING` (windowed sinc, which neither shrinks
-        nor shifts the surface); ``None`` or 0 turns it off.
+        nor shifts the surface); ``None`` or 0 turns it off.  ``smoothing`` must
+        be in 0..1 and ``decimate`` at least 4 (a tetrahedron), else nothing is
+        meshed.
 
     Raises
     ------
     SegmentationError
-        An empty segment that may not be skipped, or nothing left to export.
+        An empty segment that may not be skipped, nothing left to export, more
+        than :data:`MAX_SEGMENTS` models, a smoothing factor or decimation target
+        out of range, or a surface that must not be written (flat, non-finite,
+        or opened by decimation; see :func:`.surface.extract_surface_mesh`).
     """
     metadata = metadata or ModelMetadata()
     segments = list(segments)
+    path = segments[0].path if segments else None
+    try:
+        smoothing = check_smoothing(smoothing)
+        decimate = check_decimate(decimate)
+    except EncapsulatedSTLError as error:
+        raise SegmentationError(error.reason, path) from None
     if not segments:
         raise SegmentationError("no segments to export")
+    if not merge and len(segments) > MAX_SEGMENTS:
+        raise SegmentationError(
+            f"{len(segments)} segments to export, more than the {MAX_SEGMENTS} one run writes; "
+            "choose some with --segments", path)
     empty = [s for s in segments if s.is_empty]
     if empty and (not skip_empty or len(empty) == len(segments)):
         names = ", ".join(f"'{s.title}'" for s in empty)
@@ -461,10 +684,13 @@ def models_from_segments(
     models = []
     for number, segment in enumerate(groups, start=metadata.instance_number):
         part = segment.cropped(margin=1)
-        points, faces = extract_surface_mesh(
-            part.volume, part.geometry, part.level,
-            smoothing=smoothing, decimate=decimate, progress=progress,
-        )
+        try:
+            points, faces = extract_surface_mesh(
+                part.volume, part.geometry, part.level,
+                smoothing=smoothing, decimate=decimate, progress=progress,
+            )
+        except EncapsulatedSTLError as error:
+            raise SegmentationError(f"segment '{segment.title}': {error.reason}", segment.path) from None
         if len(faces) == 0:
             raise SegmentationError(f"segment '{segment.title}' gave no surface", segment.path)
         description = segment.name if not segment.description else f"{segment.name} ({segment.description})"

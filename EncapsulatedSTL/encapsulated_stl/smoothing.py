@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange, set_num_threads
 
 #: The window's cosine-series weights (Nuttall, VTK's default window function).
 _NUTTALL = (0.355768, 0.487396, 0.144232, 0.012604)
@@ -35,6 +35,11 @@ _OFFSET_SEARCH_STEPS = 500
 _OFFSET_TOLERANCE = 1e-3
 #: A vertex with this many incident triangle edges or more never moves (VTK's limit).
 _MAX_INCIDENT_EDGES = 510
+#: Meshes with fewer points than this are smoothed on one thread: waking the
+#: parallel kernels' threads 20 times costs tens of milliseconds on a busy
+#: machine, far more than smoothing a small mesh (measured: 41 ms against 1.4 ms
+#: for a one-voxel label), and a label map of many small structures has thousands.
+PARALLEL_MIN_POINTS = 20000
 #: cos(15 degrees): a vertex on an open boundary is smoothed along it only where the
 #: boundary bends by less than this edge angle.
 _COS_EDGE_ANGLE = math.cos(math.radians(15.0))
@@ -284,17 +289,23 @@ def windowed_sinc(
     if length == 0.0:
         return points.copy()
     x0 = (points - center) / length
-    count = _stencils(x0, offsets, ends, _COS_EDGE_ANGLE, _MAX_INCIDENT_EDGES)
-    x1 = np.empty_like(x0)
-    result = np.empty_like(x0)
-    _first_term(x0, x1, result, offsets, ends, count, coefficients[0], coefficients[1])
-    if step is not None:
-        step()
-    for k in range(2, iterations + 1):
-        _next_term(x0, x1, result, offsets, ends, count, coefficients[k])
-        x0, x1 = x1, x0  # the newest term is now x1, the one before it x0
+    threads = get_num_threads()
+    if len(points) < PARALLEL_MIN_POINTS:
+        set_num_threads(1)  # for this thread's parallel regions only
+    try:
+        count = _stencils(x0, offsets, ends, _COS_EDGE_ANGLE, _MAX_INCIDENT_EDGES)
+        x1 = np.empty_like(x0)
+        result = np.empty_like(x0)
+        _first_term(x0, x1, result, offsets, ends, count, coefficients[0], coefficients[1])
         if step is not None:
             step()
+        for k in range(2, iterations + 1):
+            _next_term(x0, x1, result, offsets, ends, count, coefficients[k])
+            x0, x1 = x1, x0  # the newest term is now x1, the one before it x0
+            if step is not None:
+                step()
+    finally:
+        set_num_threads(threads)
     result *= length
     result += center
     return result

@@ -34,6 +34,16 @@ from .smoothing import windowed_sinc
 DEFAULT_SMOOTHING = 0.15
 #: Windowed-sinc iterations (Slicer uses 20 for its closed surfaces).
 SMOOTHING_ITERATIONS = 20
+#: The fewest triangles a closed surface has (a tetrahedron): a smaller decimation
+#: target can only give an open or degenerate mesh.
+MIN_DECIMATE_TARGET = 4
+#: No patient coordinate lies farther than this from the origin (mm, one kilometre).
+#: Beyond it a geometry is corrupt, and float32 STL normals of such triangles
+#: overflow to NaN.
+MAX_COORDINATE_MM = 1e6
+#: A surface whose points spread across their thinnest direction by less than this
+#: fraction of their widest is flat: collapsed by a degenerate geometry.
+FLATNESS_TOLERANCE = 1e-9
 #: How far beyond the data range the one-voxel "outside" border lies, as a multiple
 #: of the largest distance of a value from the level.  A surface crossing the volume
 #: border is then closed within 1/BORDER_DEPTH of a voxel of the last slice.
@@ -51,6 +61,82 @@ def _use_all_cores() -> None:
         if smp.GetBackend() == "Sequential":
             smp.SetBackend("STDThread")
         _vtk_configured = True
+
+
+def check_smoothing(smoothing) -> float | None:
+    """``smoothing`` as a factor in 0..1 (``None`` for none); else :class:`EncapsulatedSTLError`."""
+    if smoothing is None:
+        return None
+    try:
+        factor = float(smoothing)
+    except (TypeError, ValueError):
+        raise EncapsulatedSTLError(f"smoothing {smoothing!r} is not a number; give a factor from 0 (none) to 1") from None
+    if isinstance(smoothing, bool) or not 0.0 <= factor <= 1.0:  # NaN fails too
+        raise EncapsulatedSTLError(f"smoothing {smoothing!r}: give a factor from 0 (none) to 1")
+    return factor
+
+
+def check_decimate(decimate) -> int | None:
+    """``decimate`` as a target triangle count of at least 4 (``None`` for none); else
+    :class:`EncapsulatedSTLError`."""
+    if decimate is None:
+        return None
+    if isinstance(decimate, bool) or not isinstance(decimate, (int, np.integer)):
+        raise EncapsulatedSTLError(f"decimate {decimate!r}: give a whole number of triangles")
+    if decimate < MIN_DECIMATE_TARGET:
+        raise EncapsulatedSTLError(
+            f"decimate {decimate}: a closed surface needs at least {MIN_DECIMATE_TARGET} triangles; "
+            "give a larger target")
+    return int(decimate)
+
+
+def _open_edge_count(faces: np.ndarray) -> int:
+    """How many directed edges have no opposite edge, or are used more than once.
+
+    Zero exactly when the mesh is closed, edge-manifold and consistently oriented:
+    every edge ``a -> b`` of one triangle is ``b -> a`` of exactly one other.
+    """
+    faces = np.asarray(faces, dtype=np.int64)
+    if faces.size == 0:
+        return 0
+    count = int(faces.max()) + 1
+    start = faces.reshape(-1)
+    end = faces[:, [1, 2, 0]].reshape(-1)
+    forward = np.sort(start * count + end)
+    backward = np.sort(end * count + start)
+    repeated = int(np.count_nonzero(forward[1:] == forward[:-1]))
+    return repeated + int(np.count_nonzero(forward != backward))
+
+
+def check_mesh(points: np.ndarray, faces: np.ndarray, path=None) -> None:
+    """Refuse a surface that is no surface: too few triangles, non-finite or absurd
+    coordinates, or flat (every point on one plane or line).
+
+    Such meshes come from corrupt geometry (a zero or NaN voxel size, coordinates
+    of 1e30 mm), never from a real structure, and must not be written.
+    """
+    if len(faces) < MIN_DECIMATE_TARGET:
+        raise EncapsulatedSTLError(
+            f"the surface has {len(faces)} triangle(s); a closed surface needs at least "
+            f"{MIN_DECIMATE_TARGET}", path)
+    # Points no triangle uses (left by merging coincident vertices) lie on used
+    # ones, so all points are checked: no index pass over the faces is needed.
+    used = np.asarray(points, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        largest = float(np.abs(used).max()) if used.size else 0.0
+    if not np.isfinite(largest):
+        raise EncapsulatedSTLError("the surface has non-finite (NaN or infinite) coordinates: "
+                                   "the volume's geometry is corrupt", path)
+    if largest > MAX_COORDINATE_MM:
+        raise EncapsulatedSTLError(
+            f"the surface reaches {largest:.3g} mm from the origin, beyond any patient "
+            f"({MAX_COORDINATE_MM:.0g} mm): the volume's geometry is corrupt", path)
+    centred = used - used.mean(axis=0)
+    spread = np.sqrt(np.maximum(np.linalg.eigvalsh(centred.T @ centred), 0.0))
+    if spread[-1] == 0.0 or spread[0] <= FLATNESS_TOLERANCE * spread[-1]:
+        raise EncapsulatedSTLError(
+            "the surface is flat (all its points on one plane, line or point): the volume's "
+            "geometry is degenerate (a zero voxel size or slice spacing?)", path)
 
 
 def _levels(level) -> tuple[float, float | None]:
@@ -298,6 +384,7 @@ def extract_surface_mesh(
     progress=None,
     release=None,
     overwrite_border: bool = False,
+    path=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Closed iso-surface of a volume as an indexed mesh in patient LPS millimetres.
 
@@ -337,6 +424,8 @@ def extract_surface_mesh(
         copied (saving a volume's worth of memory and time).  The volume's own
         values are never changed.  Ignored (the volume is copied) for a level
         band, with ``largest_component``, or when ``volume`` is not such a view.
+    path:
+        The file the volume came from, named in error messages.
 
     Returns
     -------
@@ -350,8 +439,16 @@ def extract_surface_mesh(
     Raises
     ------
     EncapsulatedSTLError
-        For a volume that is not 3D or a malformed level band.
+        For a volume that is not 3D, a malformed level band, a smoothing factor
+        outside 0..1 or a decimation target under 4 (checked before any work),
+        and for a surface that must not be written (:func:`check_mesh`: too few
+        triangles, non-finite or absurd coordinates, flat).  Decimation that
+        opens a closed surface or makes it non-manifold is refused, naming the
+        triangle count before decimation, rather than written: give a larger
+        target.
     """
+    smoothing = check_smoothing(smoothing)
+    decimate = check_decimate(decimate)
     volume = np.asarray(volume)
     if volume.ndim != 3 or min(volume.shape) < 1:
         raise EncapsulatedSTLError(f"a volume must be a 3D (k, j, i) array, not shape {volume.shape}")
@@ -385,12 +482,23 @@ def extract_surface_mesh(
     faces = _merge_vertices_on_voxels(index_points, faces)
     lps_points = geometry.lps_from_index(index_points)
     del mesh, index_points
+    check_mesh(lps_points, faces, path)  # before smoothing or decimating corrupt points
     if smoothing:
-        lps_points = _smooth(lps_points, faces, float(smoothing), progress)
-    if decimate:
-        polydata = _decimate(_polydata(lps_points, faces), int(decimate), progress)
+        lps_points = _smooth(lps_points, faces, smoothing, progress)
+    if decimate and decimate < len(faces):
+        before = len(faces)
+        # VTK's quadric decimation does not preserve topology: a small target can
+        # leave holes, edges shared by three triangles or a single triangle.
+        was_open = _open_edge_count(faces)
+        polydata = _decimate(_polydata(lps_points, faces), decimate, progress)
         lps_points, faces = _triangles(polydata)
         lps_points = np.asarray(lps_points, dtype=np.float64)
+        if len(faces) < MIN_DECIMATE_TARGET or _open_edge_count(faces) > was_open:
+            raise EncapsulatedSTLError(
+                f"decimating the surface of {before} triangles to {decimate} left an open or "
+                "non-manifold mesh; give a larger decimation target (or none)", path)
+    if smoothing or decimate:
+        check_mesh(lps_points, faces, path)
 
     # Flying edges orders each triangle so that its right-hand normal points from
     # high to low values in index space, i.e. out of the "v >= level" region; a
