@@ -285,3 +285,55 @@ def sphere_errors(triangles: np.ndarray, centre=CENTRE, radius=RADIUS) -> dict:
 
 def model_triangles(path: Path) -> np.ndarray:
     return read_encapsulated_model(path).mesh.triangles.astype(np.float64)
+
+
+# --- hostile inputs -----------------------------------------------------------------
+
+
+def set_raw(item: Dataset, keyword: str, text) -> None:
+    """Store ``text`` as the undecoded value of ``keyword`` in ``item``, as a file
+    that holds it would: pydicom's setters refuse text in a DS, a reader must not."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+    tag = pydicom.tag.Tag(tag_for_keyword(keyword))
+    value = text.encode("latin-1") if isinstance(text, str) else bytes(text)
+    if len(value) % 2:
+        value += b" "
+    vr = dictionary_VR(tag).split(" or ")[0]
+    item._dict[tag] = RawDataElement(tag, vr, len(value), value, 0, False, True)
+
+
+#: NIfTI-1 header fields: (byte offset, struct format) in a little-endian .nii.
+NIFTI_FIELDS = {
+    "dim": (40, "8h"), "datatype": (70, "h"), "bitpix": (72, "h"), "pixdim": (76, "8f"),
+    "vox_offset": (108, "f"), "scl_slope": (112, "f"), "scl_inter": (116, "f"),
+    "qform_code": (252, "h"), "sform_code": (254, "h"), "quatern": (256, "3f"),
+    "qoffset": (268, "3f"), "srow_x": (280, "4f"), "srow_y": (296, "4f"), "srow_z": (312, "4f"),
+}
+
+
+def nifti_bytes(labels_ijk: np.ndarray, spacing=(0.8, 0.9, 1.5)) -> bytearray:
+    """An uncompressed .nii of ``labels_ijk`` with matching sform (code 2) and qform (code 1)."""
+    import io
+    import nibabel as nib
+
+    affine = np.diag([*spacing, 1.0])
+    affine[:3, 3] = (-20.0, 10.0, 5.0)
+    image = nib.Nifti1Image(labels_ijk, affine)
+    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=2)
+    stream = io.BytesIO()
+    nib.Nifti1Image.make_file_map({"image": stream, "header": stream})
+    image.to_file_map({"image": nib.FileHolder(fileobj=stream), "header": nib.FileHolder(fileobj=stream)})
+    return bytearray(stream.getvalue())
+
+
+def set_nifti_field(data: bytearray, field: str, *values, index: int = 0) -> bytearray:
+    """``data`` with NIfTI header ``field`` (from element ``index`` on) set to ``values``."""
+    import struct
+
+    offset, fmt = NIFTI_FIELDS[field]
+    kind = fmt[-1]
+    struct.pack_into(f"<{len(values)}{kind}", data, offset + index * struct.calcsize(kind), *values)
+    return data
