@@ -8,10 +8,15 @@ never needs highdicom, which only the writer (:mod:`.sop`) uses.
 from __future__ import annotations
 
 import io
+import math
+import numbers
+import re
+import warnings
 
 import numpy as np
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 #: SOP Class UID of Encapsulated STL Storage.
 ENCAPSULATED_STL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.3"
@@ -77,17 +82,89 @@ def set_streamed_document(dataset: Dataset, buffer) -> None:
 def encapsulated_stl_bytes(dataset: Dataset) -> memoryview:
     """The STL bytes of an Encapsulated STL dataset, without padding, zero-copy.
 
-    Encapsulated Document Length (0042,0015) is honoured when present.  Without it
-    a single trailing pad byte is dropped only where the binary STL size rule
-    (84 + 50 n) shows that it is padding.
+    See :func:`stl_in_document`, whose rules decide; a problem with Encapsulated
+    Document Length (0042,0015) is left to the reader to report.
     """
+    return stl_in_document(dataset)[0]
+
+
+def document_view(dataset: Dataset) -> memoryview:
+    """Encapsulated Document (0042,0011) as a zero-copy byte view."""
     value = dataset.EncapsulatedDocument
-    document = value.view if isinstance(value, DocumentReader) else memoryview(value)
-    length = dataset.get("EncapsulatedDocumentLength")
-    if length is not None and 0 < int(length) <= len(document):
-        return document[: int(length)]
-    if len(document) > 84 and document[-1] == 0:
-        count = int(np.frombuffer(document, dtype="<u4", count=1, offset=80)[0])
-        if 84 + 50 * count == len(document) - 1:
-            return document[:-1]
-    return document
+    return value.view if isinstance(value, DocumentReader) else memoryview(value).cast("B")
+
+
+def stl_in_document(dataset: Dataset) -> tuple[memoryview, str | None]:
+    """(STL bytes, problem with Encapsulated Document Length or None), zero-copy.
+
+    A binary STL states its own size: 84 + 50 bytes per triangle of the count in
+    its header (always even, so a valid one is never padded).  When the document
+    is that size, or that size and one zero pad byte, the STL is those bytes, and an
+    Encapsulated Document Length (0042,0015) that says otherwise, or is not one
+    whole number (text, NaN, several values), is reported and ignored: the STL
+    is whole either way.  Otherwise a usable length ends the STL (a producer
+    may store bytes after it), and the STL parser says what is wrong with it.
+    """
+    document = document_view(dataset)
+    declared, problem = declared_document_length(dataset)
+    size = len(document)
+    if size >= 84:
+        own = 84 + 50 * int(np.frombuffer(document, dtype="<u4", count=1, offset=80)[0])
+        if own == size or (own == size - 1 and document[-1] == 0):
+            if declared is not None and declared != own:
+                problem = (
+                    f"Encapsulated Document Length (0042,0015) says {declared} bytes but the document "
+                    f"holds a binary STL of {own} bytes; the length was ignored"
+                )
+            return document[:own], problem
+    if declared is not None:
+        if declared <= size:
+            return document[:declared], problem
+        problem = (
+            f"Encapsulated Document Length (0042,0015) says {declared} bytes but the "
+            f"document has only {size}; the length was ignored"
+        )
+    return document, problem
+
+
+def declared_document_length(dataset: Dataset) -> tuple[int | None, str | None]:
+    """(Encapsulated Document Length or None, problem or None).
+
+    A length that is not one whole number of bytes (text, NaN, negative, several
+    values: a damaged or misencoded element) is ``None`` with the problem said.
+    """
+    name = "Encapsulated Document Length (0042,0015)"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom's, about the value found wanting below
+            value = dataset.get("EncapsulatedDocumentLength")
+    except Exception as error:  # pydicom's conversion of a misencoded value: any type
+        return None, f"{name} cannot be read ({type(error).__name__}); it was ignored"
+    if value is None or value == "" or (isinstance(value, (list, tuple, MultiValue)) and not value):
+        return None, None
+    if isinstance(value, (list, tuple, MultiValue)):
+        return None, f"{name} has {len(value)} values, not one; it was ignored"
+    number = whole_number(value)
+    if number is None:
+        return None, f"{name} is {shown(value)}, not a length in bytes; it was ignored"
+    return number, None
+
+
+def whole_number(value) -> int | None:
+    """``value`` as a non-negative int if it is one (int, integral finite float, digits), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value) if value >= 0 else None
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        return int(number) if math.isfinite(number) and number.is_integer() and number >= 0 else None
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,20}\s*", value):
+        return int(value)
+    return None
+
+
+def shown(value, limit: int = 40) -> str:
+    """A value for a one-line message: quoted, escaped, shortened."""
+    text = repr(value if isinstance(value, (str, bytes)) else str(value))
+    return text if len(text) <= limit else text[: limit - 3] + "..."

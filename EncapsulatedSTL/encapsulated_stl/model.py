@@ -5,11 +5,20 @@ the Orthanc STL plugin writes an all-zero STL header and puts the document title
 into the units' Code Meaning.  The reader trusts coded values (Code Value and
 Coding Scheme Designator), never meanings, and reports what it could not find
 instead of guessing silently.
+
+Hostile or damaged files end in the project's errors, never another exception: the
+file's structure is checked before pydicom reads it (:mod:`.dicom_structure`), and
+every attribute a caller reads is taken through a check of its value, so an
+attribute with an unusable value reads as ``None`` and is named in
+:attr:`EncapsulatedModel.problems`.
 """
 
 from __future__ import annotations
 
+import math
+import mmap
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,16 +26,21 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.sequence import Sequence
 
 from . import codes
 from .color import rgb_from_dicom_lab
-from .errors import NotEncapsulatedSTLError, StlFormatError
+from .dicom_structure import DEFLATED, StructureError, check_structure
 from .document import (
     ENCAPSULATED_DOCUMENT_TAG,
     ENCAPSULATED_STL_SOP_CLASS_UID,
-    encapsulated_stl_bytes,
+    DocumentReader,
     set_streamed_document,
+    shown,
+    stl_in_document,
 )
+from .errors import EncapsulatedSTLError, NotEncapsulatedSTLError, StlFormatError
+from .files import available_memory, open_input
 from .stl import MAP_THRESHOLD, StlMesh, map_whole_file, parse_binary_stl
 
 
@@ -54,6 +68,10 @@ class EncapsulatedModel:
     units:
         UCUM code of the STL units (m, cm, mm, um), or ``None`` if the object
         does not say (or says something outside CID 7063: see ``units_problem``).
+    problems:
+        Attributes present with a value that cannot be used (a damaged or
+        misencoded element), each read as ``None``, and an Encapsulated Document
+        Length that disagrees with the STL; one line each.
     """
 
     path: Path | None
@@ -62,11 +80,12 @@ class EncapsulatedModel:
     mesh: StlMesh
     units: str | None
     units_problem: str | None
+    problems: list[str] = field(default_factory=list)
 
     # -- identity and links ---------------------------------------------------
     @property
-    def sop_instance_uid(self) -> str:
-        return str(self.dataset.SOPInstanceUID)
+    def sop_instance_uid(self) -> str | None:
+        return _text(self.dataset, "SOPInstanceUID")
 
     @property
     def series_instance_uid(self) -> str | None:
@@ -108,12 +127,7 @@ class EncapsulatedModel:
     @property
     def usage(self) -> str | None:
         """Model usage key (``planning``...) or the code meaning if outside CID 7064."""
-        items = self.dataset.get("ModelUsageCodeSequence") or []
-        if not items:
-            return None
-        item = items[0]
-        key = codes.usage_key(str(item.get("CodeValue", "")), str(item.get("CodingSchemeDesignator", "")))
-        return key or _text(item, "CodeMeaning")
+        return _usage(self.dataset)[0]
 
     @property
     def laterality(self) -> str | None:
@@ -132,13 +146,12 @@ class EncapsulatedModel:
     @property
     def color(self) -> tuple[float, float, float] | None:
         """Recommended display colour as sRGB 0..1, or None."""
-        value = self.dataset.get("RecommendedDisplayCIELabValue")
-        return rgb_from_dicom_lab(value) if value is not None and len(value) == 3 else None
+        return _color(self.dataset)[0]
 
     @property
     def opacity(self) -> float | None:
-        value = self.dataset.get("RecommendedPresentationOpacity")
-        return float(value) if value is not None and value != "" else None
+        """Recommended presentation opacity in 0..1, or None."""
+        return _opacity(self.dataset)[0]
 
     @property
     def model_group_uid(self) -> str | None:
@@ -152,23 +165,8 @@ class EncapsulatedModel:
         Common Instance Reference module) are gathered in one entry with an
         unknown series.
         """
-        found: list[SourceSeriesReference] = []
-        listed: set[str] = set()
-        own_study = self.study_instance_uid
-        groups = [(own_study, self.dataset.get("ReferencedSeriesSequence") or [])]
-        for study in self.dataset.get("StudiesContainingOtherReferencedInstancesSequence") or []:
-            groups.append((_text(study, "StudyInstanceUID"), study.get("ReferencedSeriesSequence") or []))
-        for study_uid, series_items in groups:
-            for series in series_items:
-                uids = [
-                    str(item.ReferencedSOPInstanceUID)
-                    for item in series.get("ReferencedInstanceSequence") or []
-                    if "ReferencedSOPInstanceUID" in item
-                ]
-                listed.update(uids)
-                found.append(
-                    SourceSeriesReference(_text(series, "SeriesInstanceUID"), study_uid, uids)
-                )
+        found = _referenced_instances_by_series(self.dataset)
+        listed = {uid for series in found for uid in series.sop_instance_uids}
         unlisted = [uid for uid in self.source_instance_uids if uid not in listed]
         if unlisted:
             found.append(SourceSeriesReference(None, None, unlisted))
@@ -177,11 +175,7 @@ class EncapsulatedModel:
     @property
     def source_instance_uids(self) -> list[str]:
         """SOP Instance UIDs in Source Instance Sequence, in order."""
-        return [
-            str(item.ReferencedSOPInstanceUID)
-            for item in self.dataset.get("SourceInstanceSequence") or []
-            if "ReferencedSOPInstanceUID" in item
-        ]
+        return _referenced_instances(self.dataset, "SourceInstanceSequence")
 
     # -- geometry -------------------------------------------------------------
     @property
@@ -220,48 +214,217 @@ class EncapsulatedModel:
         return low * scale, high * scale
 
 
+# -- attribute values, checked --------------------------------------------------
+# A damaged or misencoded element (a wrong VR, a value of the wrong length, bytes
+# that do not decode) makes pydicom raise or warn when the value is first used.
+# Every reading goes through these, which turn that into ``None`` and a problem.
+
+_UNREADABLE = object()
+
+
+def _get(dataset: Dataset, keyword: str):
+    """The element's value, None when absent, or ``_UNREADABLE``."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return dataset.get(keyword)
+    except Exception:  # pydicom's conversion of a damaged value: any type
+        return _UNREADABLE
+
+
+def _label(keyword: str) -> str:
+    tag = pydicom.datadict.tag_for_keyword(keyword)
+    return f"{pydicom.datadict.dictionary_description(tag)} ({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
 def _text(dataset: Dataset, keyword: str) -> str | None:
-    value = dataset.get(keyword)
-    if value is None:
+    value = _get(dataset, keyword)
+    if value is None or value is _UNREADABLE or isinstance(value, (bytes, Sequence)):
         return None
     text = str(value).strip()
     return text or None
 
 
+def _text_problem(dataset: Dataset, keyword: str) -> str | None:
+    value = _get(dataset, keyword)
+    if value is _UNREADABLE:
+        return f"{_label(keyword)} cannot be read; ignored"
+    if isinstance(value, (bytes, Sequence)):
+        return f"{_label(keyword)} is not text; ignored"
+    return None
+
+
+def _items(dataset: Dataset, keyword: str) -> tuple[list[Dataset], str | None]:
+    """(items of a sequence, problem): a value that is not a sequence reads as none."""
+    value = _get(dataset, keyword)
+    if value is None or value == "" or value == b"":
+        return [], None
+    if value is _UNREADABLE or not isinstance(value, Sequence):
+        return [], f"{_label(keyword)} is not a readable sequence; ignored"
+    return [item for item in value if isinstance(item, Dataset)], None
+
+
+def _referenced_instances(dataset: Dataset, keyword: str) -> list[str]:
+    uids = (_text(item, "ReferencedSOPInstanceUID") for item in _items(dataset, keyword)[0])
+    return [uid for uid in uids if uid]
+
+
+def _referenced_instances_by_series(dataset: Dataset) -> list[SourceSeriesReference]:
+    """The series and instances of the Common Instance Reference module."""
+    groups = [(_text(dataset, "StudyInstanceUID"), _items(dataset, "ReferencedSeriesSequence")[0])]
+    for study in _items(dataset, "StudiesContainingOtherReferencedInstancesSequence")[0]:
+        groups.append((_text(study, "StudyInstanceUID"), _items(study, "ReferencedSeriesSequence")[0]))
+    return [
+        SourceSeriesReference(_text(series, "SeriesInstanceUID"), study_uid,
+                              _referenced_instances(series, "ReferencedInstanceSequence"))
+        for study_uid, series_items in groups
+        for series in series_items
+    ]
+
+
+def _code(dataset: Dataset, keyword: str) -> tuple[tuple[str, str, str] | None, str | None]:
+    """((value, scheme, meaning) of a code sequence's first item, or None; problem)."""
+    items, problem = _items(dataset, keyword)
+    if not items:
+        return None, problem
+    item = items[0]
+    return (_text(item, "CodeValue") or "", _text(item, "CodingSchemeDesignator") or "",
+            _text(item, "CodeMeaning") or ""), None
+
+
+def _usage(dataset: Dataset) -> tuple[str | None, str | None]:
+    code, problem = _code(dataset, "ModelUsageCodeSequence")
+    if code is None:
+        return None, problem
+    value, scheme, meaning = code
+    return codes.usage_key(value, scheme) or meaning or None, None
+
+
+def _numbers(value, count: int) -> list[float] | None:
+    """``count`` finite numbers from a numeric element's value, else None."""
+    values = list(value) if isinstance(value, (list, tuple, pydicom.multival.MultiValue)) else [value]
+    if len(values) != count:
+        return None
+    numbers = []
+    for item in values:
+        if isinstance(item, (bool, str, bytes)) or not isinstance(item, (int, float)):
+            return None
+        number = float(item)
+        if not math.isfinite(number):
+            return None
+        numbers.append(number)
+    return numbers
+
+
+def _color(dataset: Dataset) -> tuple[tuple[float, float, float] | None, str | None]:
+    value = _get(dataset, "RecommendedDisplayCIELabValue")
+    if value is None or value == "":
+        return None, None
+    lab = None if value is _UNREADABLE else _numbers(value, 3)
+    if lab is None or not all(0 <= v <= 65535 for v in lab):
+        return None, (f"{_label('RecommendedDisplayCIELabValue')} is "
+                      f"{'unreadable' if value is _UNREADABLE else shown(value)}, not three "
+                      "integers in 0..65535; ignored")
+    return rgb_from_dicom_lab(lab), None
+
+
+def _opacity(dataset: Dataset) -> tuple[float | None, str | None]:
+    value = _get(dataset, "RecommendedPresentationOpacity")
+    if value is None or value == "":
+        return None, None
+    number = None if value is _UNREADABLE else _numbers(value, 1)
+    if number is None or not 0.0 <= number[0] <= 1.0:
+        return None, (f"{_label('RecommendedPresentationOpacity')} is "
+                      f"{'unreadable' if value is _UNREADABLE else shown(value)}, not a number in 0..1; ignored")
+    return number[0], None
+
+
+_TEXT_KEYWORDS = (
+    "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "FrameOfReferenceUID", "PatientName",
+    "PatientID", "DocumentTitle", "ContentDescription", "SeriesDescription", "ImageLaterality",
+    "Manufacturer", "ManufacturerModelName", "SoftwareVersions", "ModelGroupUID",
+)
+_SEQUENCE_KEYWORDS = (
+    "SourceInstanceSequence", "ReferencedSeriesSequence", "StudiesContainingOtherReferencedInstancesSequence",
+)
+
+
+def _attribute_problems(dataset: Dataset) -> list[str]:
+    """What the model's properties could not use, one line each."""
+    found = [_text_problem(dataset, keyword) for keyword in _TEXT_KEYWORDS]
+    found += [_items(dataset, keyword)[1] for keyword in _SEQUENCE_KEYWORDS]
+    found += [_usage(dataset)[1], _color(dataset)[1], _opacity(dataset)[1]]
+    return [problem for problem in found if problem]
+
+
 def _declared_units(dataset: Dataset) -> tuple[str | None, str | None]:
     """(units, problem): the CID 7063 code, or None and what is wrong."""
-    items = dataset.get("MeasurementUnitsCodeSequence") or []
-    if not items:
+    code, problem = _code(dataset, "MeasurementUnitsCodeSequence")
+    if problem:
+        return None, f"the object's units cannot be read ({problem})"
+    if code is None:
         return None, "the object declares no units (Measurement Units Code Sequence missing)"
-    item = items[0]
-    value = str(item.get("CodeValue", "")).strip()
-    scheme = str(item.get("CodingSchemeDesignator", "")).strip()
+    value, scheme, _meaning = code
     if scheme == "UCUM" and value in codes.UNIT_MILLIMETRES:
         return value, None
-    return None, f"the object declares units '{value}' ({scheme or 'no scheme'}), not one of m, cm, mm, um (UCUM)"
+    return None, (f"the object declares units {shown(value)} ({shown(scheme) if scheme else 'no scheme'}), "
+                  "not one of m, cm, mm, um (UCUM)")
+
+
+# -- reading -------------------------------------------------------------------
 
 
 def read_dataset(path: str | os.PathLike) -> Dataset:
     """Read a DICOM file that must be an Encapsulated STL object.
 
+    The file must be a regular file (a FIFO, device or directory is refused at
+    once) and whole: it must end exactly where its last element does, with every
+    value, sequence and item complete (:func:`.dicom_structure.check_structure`),
+    checked before pydicom reads it, so a declared length beyond the file is never
+    allocated.
+
     Raises
     ------
     NotEncapsulatedSTLError
-        Missing file, not DICOM, or DICOM of another SOP class.
+        Missing, special or truncated file, not DICOM, or DICOM of another SOP class.
     """
     path = Path(path)
-    if not path.exists():
-        raise NotEncapsulatedSTLError("no such file", path)
-    if path.is_dir():
-        raise NotEncapsulatedSTLError("is a directory, not a DICOM file", path)
-    try:
-        dataset = pydicom.dcmread(path, defer_size=MAP_THRESHOLD)
-        _map_deferred_document(dataset, path)
-    except InvalidDicomError:
-        raise NotEncapsulatedSTLError("not a DICOM file", path) from None
-    except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError) as error:
-        raise NotEncapsulatedSTLError(f"unreadable DICOM file ({error})", path) from None
+    with open_input(path, NotEncapsulatedSTLError) as stream:
+        syntax = _check_whole(stream, path)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pydicom's warnings about producers' quirks
+                # deflated data sets are read from memory, where pydicom cannot defer
+                # by name: pydicom reopens the file to read a deferred value
+                dataset = pydicom.dcmread(str(path), defer_size=None if syntax == DEFLATED else MAP_THRESHOLD)
+                _map_deferred_document(dataset, path)
+        except InvalidDicomError:
+            raise NotEncapsulatedSTLError("not a DICOM file", path) from None
+        except EncapsulatedSTLError:
+            raise
+        except Exception as error:  # pydicom on a damaged file: any type
+            raise NotEncapsulatedSTLError(f"unreadable DICOM file ({_one_line(error)})", path) from None
     return check_dataset(dataset, path)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _check_whole(stream, path: Path) -> str | None:
+    """The file's transfer syntax, once its structure is known to be whole."""
+    size = os.fstat(stream.fileno()).st_size
+    if size == 0:
+        raise NotEncapsulatedSTLError("not a DICOM file (the file is empty)", path)
+    try:
+        with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            memory = available_memory()
+            return check_structure(mapped, decompress_limit=memory // 2 if memory else None)
+    except StructureError as error:
+        raise NotEncapsulatedSTLError(str(error), path) from None
+    except (OSError, ValueError) as error:
+        raise NotEncapsulatedSTLError(f"cannot read: {_one_line(error)}", path) from None
 
 
 def _map_deferred_document(dataset: Dataset, path: Path) -> None:
@@ -278,6 +441,8 @@ def _map_deferred_document(dataset: Dataset, path: Path) -> None:
     syntax = dataset.file_meta.get("TransferSyntaxUID") if hasattr(dataset, "file_meta") else None
     if syntax is None or syntax == pydicom.uid.DeflatedExplicitVRLittleEndian:
         return
+    if raw.VR not in _DOCUMENT_VRS + (None,):  # None: implicit VR, the dictionary's OB
+        return  # check_dataset refuses it
     mapped = map_whole_file(path)
     start, length = raw.value_tell, raw.length
     if length == 0xFFFFFFFF or start + length > len(mapped):
@@ -285,21 +450,73 @@ def _map_deferred_document(dataset: Dataset, path: Path) -> None:
     set_streamed_document(dataset, memoryview(mapped)[start:start + length])
 
 
+#: Value representations under which Encapsulated Document's value is its bytes as stored.
+_DOCUMENT_VRS = ("OB", "OW", "UN", "OB or OW")
+
+
 def check_dataset(dataset: Dataset, path=None) -> Dataset:
-    """Return ``dataset`` if it is an Encapsulated STL object with a document."""
-    sop_class = str(dataset.get("SOPClassUID", "") or "")
+    """Return ``dataset`` if it is an Encapsulated STL object with a document.
+
+    Raises
+    ------
+    NotEncapsulatedSTLError
+        Another SOP class, or no Encapsulated Document (0042,0011) that holds bytes.
+    """
+    sop_class = _text(dataset, "SOPClassUID") or ""
     if sop_class != ENCAPSULATED_STL_SOP_CLASS_UID:
-        name = pydicom.uid.UID(sop_class).name if sop_class else "no SOP Class UID"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom validates the (damaged) UID it is given
+            name = pydicom.uid.UID(sop_class).name if sop_class else "no SOP Class UID"
         raise NotEncapsulatedSTLError(
-            f"not an Encapsulated STL object (SOP Class {sop_class or '-'}: {name})", path
+            f"not an Encapsulated STL object (SOP Class {shown(sop_class) if sop_class else '-'}: {shown(name, 80)})",
+            path,
         )
+    label = "Encapsulated Document (0042,0011)"
     try:
-        document = dataset.get("EncapsulatedDocument")
-    except (ValueError, TypeError, KeyError) as error:
-        raise NotEncapsulatedSTLError(f"unreadable Encapsulated Document ({error})", path) from None
-    if not document:
-        raise NotEncapsulatedSTLError("Encapsulated Document (0042,0011) is missing or empty", path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            element = dataset[ENCAPSULATED_DOCUMENT_TAG] if ENCAPSULATED_DOCUMENT_TAG in dataset else None
+            document = None if element is None else element.value
+    except Exception as error:  # pydicom's conversion of a damaged value: any type
+        raise NotEncapsulatedSTLError(f"{label} cannot be read ({_one_line(error)})", path) from None
+    if element is not None and element.VR not in _DOCUMENT_VRS:
+        raise NotEncapsulatedSTLError(
+            f"{label} has value representation {shown(element.VR)}, not OB: it does not hold the "
+            "STL's bytes; the object is damaged", path,
+        )
+    if element is not None and element.is_undefined_length:
+        raise NotEncapsulatedSTLError(
+            f"{label} is stored in fragments (undefined length), not as one value; the object is damaged",
+            path,
+        )
+    if document is None or not isinstance(document, (bytes, bytearray, memoryview, DocumentReader)) \
+            or len(document.view if isinstance(document, DocumentReader) else document) == 0:
+        raise NotEncapsulatedSTLError(f"{label} is missing or empty", path)
+    _check_complete(dataset, path)
     return dataset
+
+
+def _check_complete(dataset: Dataset, path) -> None:
+    """Refuse an object that lacks what follows its document in every complete one.
+
+    A file cut exactly between two elements has a whole structure; what betrays
+    it is a missing attribute the IOD requires: MIME Type of Encapsulated Document
+    (Type 1, right after the document), or a Source Instance Sequence (Type 1C:
+    required when the model was derived from DICOM instances, which its Common
+    Instance Reference then lists).
+    """
+    cut = "the file was probably cut short after its Encapsulated Document; copy or send it again"
+    if _get(dataset, "MIMETypeOfEncapsulatedDocument") is None:
+        raise NotEncapsulatedSTLError(
+            f"MIME Type of Encapsulated Document (0042,0012) is missing: {cut}", path
+        )
+    if "SourceInstanceSequence" not in dataset:
+        listed = sum(len(series.sop_instance_uids) for series in _referenced_instances_by_series(dataset))
+        if listed:
+            raise NotEncapsulatedSTLError(
+                f"Source Instance Sequence (0042,0013) is missing, though Common Instance Reference lists "
+                f"{listed} source instances: {cut}", path,
+            )
 
 
 def model_from_dataset(
@@ -309,16 +526,24 @@ def model_from_dataset(
 
     ``check_values=False`` leaves the STL's NaN/Inf scan to the caller (see
     :class:`stl.ValueCheck`); everything else is checked.
+
+    Raises
+    ------
+    NotEncapsulatedSTLError
+        Not an Encapsulated STL object, or no document (see :func:`check_dataset`).
+    StlFormatError
+        The encapsulated STL is truncated or malformed.
     """
     path = Path(path) if path is not None else None
     check_dataset(dataset, path)
-    stl = encapsulated_stl_bytes(dataset)
+    stl, length_problem = stl_in_document(dataset)
     try:
         mesh = parse_binary_stl(stl, path, check_values=check_values)
     except StlFormatError as error:
         raise StlFormatError(f"encapsulated STL is invalid: {error.reason}", path) from None
     units, problem = _declared_units(dataset)
-    return EncapsulatedModel(path, dataset, stl, mesh, units, problem)
+    problems = ([length_problem] if length_problem else []) + _attribute_problems(dataset)
+    return EncapsulatedModel(path, dataset, stl, mesh, units, problem, problems)
 
 
 def read_encapsulated_model(path: str | os.PathLike, *, check_values: bool = True) -> EncapsulatedModel:
@@ -329,7 +554,8 @@ def read_encapsulated_model(path: str | os.PathLike, *, check_values: bool = Tru
     Raises
     ------
     NotEncapsulatedSTLError
-        The file is missing, not DICOM, or not an Encapsulated STL object.
+        The file is missing, special (FIFO, device, directory), truncated, not
+        DICOM, or not an Encapsulated STL object.
     StlFormatError
         The encapsulated STL is truncated or malformed.
     """
