@@ -236,6 +236,24 @@ def test_compressed_volume_beyond_memory_is_refused_before_allocating(tmp_path):
     refused(tmp_path, f"a volume of {SLICES} slices of 65535 x 65535 voxels would need", "of memory")
 
 
+def rle_frame(*segments: bytes) -> bytes:
+    """One RLE Lossless frame: the 64-byte header of segment offsets, then the segments."""
+    offsets = list(np.cumsum([64] + [len(segment) for segment in segments[:-1]]))
+    return struct.pack("<16I", len(segments), *offsets, *[0] * (15 - len(segments))) + b"".join(segments)
+
+
+def test_rle_segment_overrunning_its_frame_is_refused_without_a_word_on_stderr(tmp_path, capfd):
+    # pylibjpeg-rle (which pydicom 3 would pick) panics in Rust on this and
+    # prints to stderr; the campaign found it.  A literal run of 128 bytes per
+    # segment, for a frame whose segments hold 64.
+    files = phantom(tmp_path, transfer_syntax=RLELossless).files
+    overrun = bytes([127]) + b"\x01" * 128
+    edit(files[2], lambda ds: setattr(ds, "PixelData", pydicom.encaps.encapsulate([rle_frame(overrun, overrun)])))
+    message = refused(tmp_path, "cannot decode the pixel data (transfer syntax RLE Lossless)")
+    assert message.startswith(f"{files[2]}: ")
+    assert capfd.readouterr().err == ""
+
+
 # -- missing UIDs, files cut short or swapped for garbage -----------------------
 
 @pytest.mark.parametrize("keyword, tag", [

@@ -192,7 +192,7 @@ def test_pixels_read_straight_from_the_file_match_pydicom_bit_for_bit(tmp_path, 
     # sign-extended), garbage in the high bits included, and so must the path
     # through pydicom's decoders on any pydicom (2.4 hands the garbage on).
     from encapsulated_stl.source_series import scan_series
-    from encapsulated_stl.volume import _decoded_pixels, _native_pixels
+    from encapsulated_stl.volume import decoded_pixels, _native_pixels
 
     rows, columns = shape
     phantom = write_phantom(tmp_path, slice_count=2, rows=rows, columns=columns, signed=signed)
@@ -210,7 +210,7 @@ def test_pixels_read_straight_from_the_file_match_pydicom_bit_for_bit(tmp_path, 
     low = (words & 0x0FFF).astype(np.int32)
     expected = ((low ^ 0x0800) - 0x0800).astype(np.int16) if signed else low.astype(np.uint16)
     assert fast.dtype == expected.dtype and np.array_equal(fast, expected)
-    decoded = _decoded_pixels(path)[0]
+    decoded = decoded_pixels(path)[0]
     assert decoded.dtype == expected.dtype and np.array_equal(decoded, expected)
     assert (expected.min() < 0) == signed
 

@@ -27,18 +27,15 @@ passes its world mappings as functions.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import pydicom
 
 from .errors import SeriesError
-from .files import open_input
 from .slice_geometry import SliceGeometry
 from .source_series import SourceSeries
-from .volume import image_size, rescale, sort_along_normal
+from .volume import decoded_pixels, image_size, rescale, sort_along_normal
 
 #: Slice positions closer than this (mm) are the same position.
 TOLERANCE_MM = 0.01
@@ -77,11 +74,9 @@ def _slice_corners(columns: int, rows: int, slices: int) -> np.ndarray:
 
 
 def _stored_slice(path) -> np.ndarray:
-    with open_input(path, SeriesError) as stream, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the outcome says why a slice could not be compared
-        dataset = pydicom.dcmread(stream)
-        slope, intercept = rescale(dataset, path)
-        return dataset.pixel_array.astype(np.float64) * slope + intercept
+    pixels, dataset = decoded_pixels(path)
+    slope, intercept = rescale(dataset, path)
+    return pixels.astype(np.float64) * slope + intercept
 
 
 @dataclass
@@ -164,7 +159,7 @@ def check_volume_geometry(
     files = stack.files if ascending else stack.files[::-1]
     try:
         stored = _stored_slice(files[worst])
-    except Exception as exc:  # pydicom raises many types for undecodable pixel data
+    except SeriesError as exc:
         return VolumeGeometryCheck(
             deviation, True, True, geometry,
             f"the volume is shown up to {deviation:.3f} mm from the DICOM slice positions; "

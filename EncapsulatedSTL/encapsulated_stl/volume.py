@@ -49,7 +49,7 @@ import pydicom
 from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
 
 from .errors import SeriesError
 from .files import check_memory, open_input
@@ -243,6 +243,14 @@ def frame_headers(dataset: Dataset, path=None) -> list[Dataset]:
     shared_items = _items(dataset, _SHARED, path)
     shared = shared_items[0] if shared_items else None
     per_frame = _items(dataset, _PER_FRAME, path)
+    with warnings.catch_warnings():
+        # pydicom warns of odd values as it converts them; the checks that
+        # follow say what is wrong where it matters
+        warnings.simplefilter("ignore")
+        return _frame_headers(dataset, path, count, shared, per_frame)
+
+
+def _frame_headers(dataset: Dataset, path, count: int, shared, per_frame) -> list[Dataset]:
     # the elements as read (raw ones stay unconverted), not the groups or pixels
     top = {tag: element for tag, element in dataset._dict.items() if tag not in _NOT_PER_FRAME}
     headers = []
@@ -568,19 +576,34 @@ def _stored_values(pixels: np.ndarray, bits_stored: int) -> np.ndarray:
     return pixels
 
 
-def _decoded_pixels(path: Path) -> tuple[np.ndarray, Dataset]:
-    """Every frame of a file decoded by pydicom's handlers, and its dataset."""
+def decoded_pixels(path: Path) -> tuple[np.ndarray, Dataset]:
+    """Every frame of a file decoded by pydicom's handlers, and its dataset.
+
+    Stored values, with the bits above Bits Stored masked off or sign-extended.
+
+    Raises
+    ------
+    SeriesError
+        The file is not a regular file, or its pixel data cannot be decoded
+        (the message names the transfer syntax and the decoder's complaint).
+    """
     dataset = None
     try:
         with open_input(path, SeriesError) as stream, warnings.catch_warnings():
             # pydicom warns of padding and unusual values; the headers were checked
             warnings.simplefilter("ignore")
             dataset = pydicom.dcmread(stream)
+            if dataset.file_meta.get("TransferSyntaxUID") == RLELossless and hasattr(dataset, "pixel_array_options"):
+                # pydicom 3 would pick pylibjpeg-rle, whose Rust code panics on a
+                # damaged segment (printing to stderr); pydicom's own decoder raises
+                dataset.pixel_array_options(decoding_plugin="pydicom")
             bits_stored = int(dataset.get("BitsStored", 0) or 0)
             return _stored_values(dataset.pixel_array, bits_stored), dataset
     except SeriesError:
         raise
-    except Exception as error:  # pydicom raises many types for undecodable pixel data
+    except BaseException as error:  # pydicom raises many types for undecodable pixel data
+        if not isinstance(error, Exception) and type(error).__name__ != "PanicException":
+            raise  # KeyboardInterrupt, SystemExit: not the data's fault
         syntax = ""
         try:
             syntax = f" (transfer syntax {dataset.file_meta.TransferSyntaxUID.name})"
@@ -605,12 +628,12 @@ def _decode_into(
         return
     frame = getattr(header, "frame_index", None)
     if frame is None:
-        pixels, dataset = _decoded_pixels(path)
+        pixels, dataset = decoded_pixels(path)
     else:
         decoded = {} if decoded is None else decoded
         if path not in decoded:
             decoded.clear()  # one multi-frame file's frames at a time
-            frames = _decoded_pixels(path)[0]
+            frames = decoded_pixels(path)[0]
             decoded[path] = frames[None] if frames.ndim == 2 else frames  # pydicom drops a lone frame's axis
         frames, dataset = decoded[path], header
         if frame >= frames.shape[0]:
