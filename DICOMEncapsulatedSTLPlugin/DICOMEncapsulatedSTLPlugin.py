@@ -168,9 +168,11 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
         try:
             nodes = logic.loadFiles(loadable.files, asSegmentation=getattr(loadable, "asSegmentation", False),
                                     name=loadable.name)
-        except Exception as error:
-            logging.error(_("Could not load the Encapsulated STL object {name}: {problem}").format(
-                name=loadable.name, problem=error))
+        except Exception as error:  # a file damaged or replaced since it was examined: say why, no traceback
+            message = _("Could not load the Encapsulated STL object {name}: {problem}").format(
+                name=loadable.name, problem=error)
+            logging.error(message)
+            slicer.util.errorDisplay(message, windowTitle=_("Encapsulated STL"))
             return False
         # the item must name the model's source images even when the browser offered them elsewhere
         loadable.referencedInstanceUIDs = list(getattr(loadable, "sourceInstanceUIDs", []))

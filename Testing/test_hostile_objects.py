@@ -25,7 +25,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
 from encapsulated_stl.encapsulate import ModelMetadata, encapsulate_stl, save_dataset
-from encapsulated_stl.errors import EncapsulatedSTLError, NotEncapsulatedSTLError, StlFormatError
+from encapsulated_stl.errors import NotEncapsulatedSTLError, StlFormatError
 from encapsulated_stl.file_format import write_file_format
 from encapsulated_stl.model import read_encapsulated_model
 from stl_samples import binary_stl_by_hand, cube_triangles
