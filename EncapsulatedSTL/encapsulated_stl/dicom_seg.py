@@ -247,7 +247,12 @@ def _pixel_frames(seg, count: int, path: Path) -> np.ndarray:
         raise SegmentationError("no Pixel Data", path)
     pixels = count * rows * columns
     syntax = getattr(getattr(seg, "file_meta", None), "TransferSyntaxUID", None)
-    if syntax is None or not syntax.is_compressed:
+    try:
+        compressed = syntax is not None and syntax.is_compressed
+    except (ValueError, AttributeError):
+        raise SegmentationError(f"TransferSyntaxUID '{one_line(syntax)[:64]}' is not a transfer syntax",
+                                path) from None
+    if not compressed:
         needed = -(-pixels * bits // 8)
         stored = len(seg.PixelData or b"")
         if stored < needed:

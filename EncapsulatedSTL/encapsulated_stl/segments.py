@@ -308,10 +308,11 @@ def segmentation_kind(path: str | os.PathLike) -> str:
     if name.endswith(_NRRD_SUFFIXES):
         return "nrrd"
     dataset = read_dicom_header(path, specific_tags=["SOPClassUID", "Modality"])
-    try:
-        sop_class = str(dataset.SOPClassUID) if dataset is not None and "SOPClassUID" in dataset else ""
-    except Exception:  # a malformed value: no SOP Class to go by
-        sop_class = ""
+    with quiet_reading():
+        try:
+            sop_class = one_line(dataset.SOPClassUID) if dataset is not None and "SOPClassUID" in dataset else ""
+        except Exception:  # a malformed value: no SOP Class to go by
+            sop_class = ""
     if not sop_class:
         raise SegmentationError(
             "unknown file type: expected DICOM SEG or RTSTRUCT, NIfTI (.nii, .nii.gz) or "
@@ -345,6 +346,12 @@ def read_dicom_header(path, **options):
             return None
 
 
+#: Value Representations pydicom decodes without parsing further structure.
+_KNOWN_VRS = frozenset(
+    "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SS ST SV TM UC UI UL UR US UT UV".split()
+)
+
+
 def read_dicom(path, what: str):
     """The whole dataset of a DICOM file; :class:`SegmentationError` if it cannot be read.
 
@@ -353,9 +360,39 @@ def read_dicom(path, what: str):
     """
     with open_input(path, SegmentationError) as stream, quiet_reading():
         try:
-            return pydicom.dcmread(stream)
+            dataset = pydicom.dcmread(stream)
+            _parse_sequences(dataset)
         except Exception as error:  # pydicom raises many types for broken files
             raise SegmentationError(f"cannot read as {what}: {one_line(error)}", path) from None
+    return dataset
+
+
+def _parse_sequences(dataset) -> None:
+    """Parse every sequence of ``dataset`` now, while a broken one is a reading error.
+
+    pydicom parses a sequence (and an element of an unknown VR) only when it is
+    first accessed, so a file truncated or damaged inside one would otherwise
+    raise OSError, struct.error or NotImplementedError wherever it is read.  Leaf
+    values are left undecoded: the readers check them and name the attribute.
+    """
+    from pydicom.datadict import dictionary_VR
+    from pydicom.dataelem import RawDataElement
+
+    for tag in list(dataset.keys()):
+        raw = dataset.get_item(tag)
+        if isinstance(raw, RawDataElement):
+            vr = raw.VR
+            if vr is None:  # implicit VR: the dictionary says which are sequences
+                try:
+                    vr = dictionary_VR(tag)
+                except KeyError:
+                    continue
+            if vr not in ("SQ", "UN") and vr in _KNOWN_VRS:
+                continue
+        element = dataset[tag]
+        if element.VR == "SQ":
+            for item in element.value:
+                _parse_sequences(item)
 
 
 def referenced_series_uids(path: str | os.PathLike) -> list[str]:
