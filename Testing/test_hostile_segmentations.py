@@ -416,3 +416,54 @@ def test_from_seg_with_bad_meshing_options_exits_2_and_writes_nothing(case, tmp_
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
     assert not out.exists()
+
+
+# --- found by the campaign -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["seg", "rtstruct"])
+def test_dicom_cut_inside_a_sequence_is_refused(case, tmp_path, name):
+    # pydicom parses a sequence only when it is first read: cut inside one, a file
+    # used to raise OSError ("No tag to read") or struct.error from deep in the
+    # reader (measured: 28 of 387 such cuts of a SEG, 12 of 96 of an RTSTRUCT)
+    from encapsulated_stl.dicom_seg import read_dicom_seg_segments
+    from encapsulated_stl.rtstruct import read_rtstruct_segments
+
+    read = {"seg": read_dicom_seg_segments,
+            "rtstruct": lambda path: read_rtstruct_segments(path, case["stack"])}[name]
+    data = case[name].read_bytes()
+    items = [i for i in range(len(data)) if data.startswith(b"\xfe\xff\x00\xe0", i)]  # (FFFE,E000) Item
+    path = tmp_path / "cut.dcm"
+    for cut in sorted({start + offset for start in items for offset in (2, 6, 9)}):
+        path.write_bytes(data[:cut])
+        try:
+            read(path)
+        except SegmentationError as error:
+            assert str(error).startswith(f"{path}: ") and "\n" not in str(error)
+
+
+def test_seg_with_an_unknown_vr_inside_a_sequence_is_refused(case, tmp_path):
+    data = case["seg"].read_bytes()
+    element = b"\x62\x00\x0a\x00SQ"  # (0062,000A) Segment Identification Sequence, explicit VR
+    assert element in data
+    path = tmp_path / "seg.dcm"
+    path.write_bytes(data.replace(element, b"\x62\x00\x0a\x00S\x8e"))
+    refused(lambda: read_segments(path, case["series"]), path,
+            "cannot read as DICOM SEG: Unknown Value Representation")
+
+
+def test_seg_with_a_uid_that_is_no_transfer_syntax_is_refused(case, tmp_path):
+    data = case["seg"].read_bytes()
+    assert data.count(b"1.2.840.10008.1.2.1\x00") == 1
+    path = tmp_path / "seg.dcm"
+    path.write_bytes(data.replace(b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.2.9\x00"))
+    refused(lambda: read_segments(path, case["series"]), path,
+            "TransferSyntaxUID '1.2.840.10008.1.2.9' is not a transfer syntax")
+
+
+def test_invalid_sop_class_uid_is_reported_without_pydicom_warnings(case, tmp_path):
+    ds = pydicom.dcmread(case["rtstruct"])
+    set_raw(ds, "SOPClassUID", "+1")
+    path = tmp_path / "rs.dcm"
+    ds.save_as(path)
+    refused(lambda: read_segments(path, case["series"]), path, "(SOP Class +1) is not a segmentation")
