@@ -15,6 +15,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -251,3 +252,25 @@ OPTION_CASES = {
 def test_absurd_options_are_refused(case, tmp_path):
     argv, expected = OPTION_CASES[case]
     assert_refused(argv, [], None, expected)
+
+
+# -- what a hostile file's values could do to a terminal ------------------------------------
+
+
+def test_control_characters_from_a_file_are_shown_not_obeyed(model_bytes, tmp_path):
+    escape = "\x1b[2J\x1b[31m"  # clear the screen, turn red
+    path = tmp_path / "escape.dcm"
+    path.write_bytes(model_bytes)
+    dataset = pydicom.dcmread(path)
+    dataset.ContentDescription = f"skull{escape}"
+    dataset.save_as(path)
+    code, out, err = run_process("info", path)
+    assert code == 0, err
+    assert "\x1b" not in out and "skull\\x1b[2J\\x1b[31m" in out
+
+    with warnings.catch_warnings():  # pydicom rightly warns about writing this
+        warnings.simplefilter("ignore")
+        dataset.SOPClassUID = f"1.2.3{escape}"
+        dataset.save_as(path)
+    assert_refused(["info", path], [path], None, f"error: {path}: ")
+    assert "\x1b" not in run_process("info", path)[2]

@@ -62,8 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def one_line(text: str) -> str:
-    """``text`` with its line breaks (a reader's multi-line message) made into "; "."""
-    return re.sub(r"\s*[\r\n]+\s*", "; ", str(text).strip())
+    """``text`` as one printable line: line breaks (a reader's multi-line message) made
+    into "; ", other control characters (from a hostile file's values: a terminal
+    escape sequence) shown as ``\\xNN``."""
+    text = re.sub(r"\s*[\r\n]+\s*", "; ", str(text).strip())
+    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def subject(args: argparse.Namespace) -> str | None:

@@ -20,6 +20,7 @@ from ..stl import (
     rescale_binary_stl,
     ValueCheck,
 )
+from . import one_line
 from .options import (
     add_metadata_arguments,
     add_new_study_arguments,
@@ -216,5 +217,6 @@ def run_info(args: argparse.Namespace) -> int:
     ]
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
-        print(f"{label:<{width}}  {value if value not in (None, '') else '-'}")
+        # one_line: a hostile file's values must not move the cursor or clear the screen
+        print(one_line(f"{label:<{width}}  {value if value not in (None, '') else '-'}"))
     return 0
