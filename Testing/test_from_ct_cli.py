@@ -45,7 +45,9 @@ def test_from_ct_wraps_the_mesh_linked_to_every_slice(ct, tmp_path, capsys):
     )
     assert code == 0, err
     assert str(output) in out and "triangles" in out
-    assert "skipped" in err and "localizer" in err  # the scout inside the series is reported
+    # the scout inside the series is reported, in one line
+    assert err.startswith("notice: ") and err.count("\n") == 1
+    assert "1 instance(s) left out of the image stack (localizer: 1)" in err
     model = read_encapsulated_model(output)
     dataset = model.dataset
     slices = [pydicom.dcmread(p, stop_before_pixels=True) for p in ct.files]

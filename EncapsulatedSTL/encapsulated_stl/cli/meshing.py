@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,8 +216,14 @@ def run_from_ct(args: argparse.Namespace) -> int:
         force=args.force, progress=progress,
     )
     if not args.quiet:
-        for path, reason in model.series.skipped:
-            print(f"note: skipped {path} ({reason})", file=sys.stderr)
+        skipped = model.series.skipped
+        if skipped:  # one line, however many: what was left out and why
+            reasons = Counter(reason for _, reason in skipped)
+            print(
+                f"notice: {skipped[0][0]}: {len(skipped)} instance(s) left out of the image stack "
+                f"({'; '.join(f'{reason}: {count}' for reason, count in reasons.items())})",
+                file=sys.stderr,
+            )
         print(
             f"{model.path}: {model.triangle_count} triangles from {len(model.series.source)} "
             f"slices of series {model.series.source.series_instance_uid}"
