@@ -305,6 +305,15 @@ def test_slice_cut_before_its_series_uid_is_refused_by_the_scan(tmp_path):
     assert message.startswith(f"{files[2]}: ")
 
 
+def test_transfer_syntax_with_two_values_is_refused(tmp_path):
+    # found by the campaign: a list where one UID belongs made the pixel checks raise TypeError
+    files = phantom(tmp_path).files
+    data = files[2].read_bytes()
+    files[2].write_bytes(data.replace(b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.2\\11", 1))
+    message = refused(tmp_path, "TransferSyntaxUID (0002,0010) is not a UID", f"1 of {SLICES} files")
+    assert message.startswith(f"{files[2]}: ")
+
+
 @pytest.mark.parametrize("content", [b"", b"\x00" * 100, os.urandom(3000)], ids=["empty", "zeros", "garbage"])
 def test_slice_swapped_for_garbage_is_refused(tmp_path, content):
     files = phantom(tmp_path).files

@@ -17,6 +17,7 @@ oblique orientations, without ever resampling.  The Gantry/Detector Tilt attribu
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import warnings
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
-from pydicom.datadict import tag_for_keyword
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from .errors import SeriesError
 
@@ -58,19 +59,31 @@ def attribute_name(keyword: str) -> str:
     return keyword if tag is None else f"{keyword} ({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
+#: Value representations whose raw bytes are backslash-separated text.
+_TEXT_VRS = {"DS", "IS", "UI", "CS", "LO", "SH"}
+
+
 def header_values(dataset, keyword: str) -> list | None:
     """The values of ``keyword`` in ``dataset`` as a list, ``None`` when absent or empty.
 
-    pydicom converts a value when it is first asked for; a value it cannot
-    convert is returned as the text ``'<unreadable>'``, which no check accepts,
-    and its warnings are not passed on (the checks say what is wrong).
+    Text values still as read from the file are split here, without pydicom's
+    conversion: it costs more than the rest of a slice's checks together, and
+    warns of what the checks report anyway.  Other values are converted by
+    pydicom with its warnings silenced; one it cannot convert is returned as
+    the text ``'<unreadable>'``, which no check accepts.
     """
+    tag = _tag_of(keyword)
+    element = dataset._dict.get(tag) if tag is not None else None
+    if element is None:
+        return None
+    raw = getattr(element, "value_tell", None) is not None and isinstance(element.value, bytes)
+    if raw and (element.VR or dictionary_VR(tag)) in _TEXT_VRS:
+        text = element.value.decode("latin-1").strip(" \x00")
+        return [value.strip(" \x00") for value in text.split("\\")] if text else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            if keyword not in dataset:
-                return None
-            value = dataset[keyword].value
+            value = dataset[tag].value
         except Exception:  # pydicom raises many types for values it cannot convert
             return ["<unreadable>"]
     if value is None or (isinstance(value, (str, bytes)) and not value.strip()):
@@ -78,6 +91,11 @@ def header_values(dataset, keyword: str) -> list | None:
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, Sequence)):
         return [value]
     return list(value)
+
+
+@functools.lru_cache(maxsize=None)
+def _tag_of(keyword: str) -> int | None:
+    return tag_for_keyword(keyword)
 
 
 def number(value) -> float | None:

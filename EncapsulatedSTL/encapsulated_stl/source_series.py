@@ -34,6 +34,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from .errors import SeriesError
 from .files import check_input
+from .slice_geometry import header_values
 
 #: SOP classes that cannot be the image source of a model (other models, documents,
 #: presentation states...) are kept out of source series.
@@ -182,21 +183,20 @@ def _element_name(element) -> str:
 
 def _cut_short(dataset: Dataset, size: int) -> str | None:
     """Why ``dataset`` was cut short, if it was: pydicom reads a truncated file
-    without complaint, leaving the last value short or absent."""
+    without complaint, leaving its last value short, or beyond the end of the
+    file when left there (deferred), or missing altogether."""
     meta = getattr(dataset, "file_meta", None)
     deflated = meta is not None and meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian
-    for element in dataset._dict.values():
-        length = getattr(element, "length", None)
-        value = getattr(element, "value", None)
-        if length is None or length == _UNDEFINED_LENGTH or not hasattr(element, "value_tell"):
-            continue  # converted already, or read up to its delimiter
-        if value is None:  # left in the file: does the file hold it?
-            end = (element.value_tell or 0) + length
-            if not deflated and end > size:
-                return (f"the file ends inside {_element_name(element)}: "
-                        f"{max(0, size - (element.value_tell or 0))} of {length} bytes present")
-        elif isinstance(value, bytes) and len(value) < length:
-            return f"the file ends inside {_element_name(element)}: {len(value)} of {length} bytes present"
+    # elements are read in file order and reading stops at the end of the file:
+    # only the last one can be cut
+    last = next(reversed(dataset._dict.values()), None)
+    length = getattr(last, "length", None)
+    tell = getattr(last, "value_tell", None)
+    if length is not None and tell is not None and length != _UNDEFINED_LENGTH:
+        value = last.value
+        present = (size - tell if not deflated else length) if value is None else len(value)
+        if isinstance(value, (bytes, type(None))) and present < length:
+            return f"the file ends inside {_element_name(last)}: {max(0, present)} of {length} bytes present"
     if ("Rows" in dataset or "Columns" in dataset) and not any(
         keyword in dataset for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
     ):
@@ -205,14 +205,11 @@ def _cut_short(dataset: Dataset, size: int) -> str | None:
 
 
 def _uid(dataset: Dataset, keyword: str) -> str | None:
-    values = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            values = dataset.get(keyword)
-        except Exception:  # a value pydicom cannot convert is no UID
-            return "<unreadable>"
-    return None if values is None or values == "" else str(values)
+    """A UID attribute's value (checked by the caller), ``None`` when absent or empty."""
+    values = header_values(dataset, keyword)
+    if values is None:
+        return None
+    return str(values[0]) if len(values) == 1 else str([str(value) for value in values])
 
 
 def _read_header(path: Path) -> tuple[Dataset | None, str | None]:
@@ -240,6 +237,10 @@ def _read_header(path: Path) -> tuple[Dataset | None, str | None]:
         if sop_class in _NO_SERIES_SOP_CLASSES:
             return None, None  # a DICOMDIR: no series, nothing lost
     problem = _cut_short(dataset, size)
+    meta = getattr(dataset, "file_meta", None)
+    syntax = _uid(meta, "TransferSyntaxUID") if meta is not None else None
+    if problem is None and syntax is not None and not _UID.fullmatch(syntax):
+        problem = f"TransferSyntaxUID (0002,0010) is not a UID: {one_line(syntax)[:80]!r}"
     if problem is None:
         for keyword, tag in _REQUIRED_UIDS:
             uid = _uid(dataset, keyword)
@@ -273,7 +274,10 @@ def scan_series(paths: Sequence[str | os.PathLike] | str | os.PathLike) -> list[
     orphans: list[tuple[Path, str]] = []
     dicom_files = 0
     for path in _candidate_files(paths):
-        dataset, problem = _read_header(path)
+        with warnings.catch_warnings():
+            # pydicom warns of what it finds odd; what matters is checked and said
+            warnings.simplefilter("ignore")
+            dataset, problem = _read_header(path)
         if dataset is None and problem is None:
             continue
         dicom_files += 1

@@ -311,6 +311,13 @@ class _Pixels:
         return (self.rows * self.columns * self.bits_allocated + 7) // 8
 
 
+def _transfer_syntax(dataset: Dataset) -> str | None:
+    """The Transfer Syntax UID of the file ``dataset`` was read from, if it names one."""
+    meta = getattr(dataset, "file_meta", None)
+    values = header_values(meta, "TransferSyntaxUID") if meta is not None else None
+    return str(values[0]) if values is not None and len(values) == 1 and isinstance(values[0], str) else None
+
+
 def _pixel_data_length(element) -> int | None:
     """Bytes of Pixel Data as stored, ``None`` when encapsulated and not yet read."""
     value = element.value
@@ -348,8 +355,7 @@ def _check_pixels(dataset: Dataset, path) -> _Pixels:
     element = dataset._dict.get(_PIXEL_DATA_TAG)  # the element as read: never loads a deferred value
     if element is None:
         raise SeriesError("no Pixel Data (7FE0,0010)", path)
-    meta = getattr(dataset, "file_meta", None)
-    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    syntax = _transfer_syntax(dataset)
     length = _pixel_data_length(element)
     declared = f"{rows} x {columns} x {frames} frame(s) x {bits} bits"
     if syntax in _UNCOMPRESSED:
@@ -523,8 +529,7 @@ def _native_pixels(header: Dataset, path: Path, shape: tuple[int, int]) -> np.nd
     (compressed, big-endian, other depths) returns ``None`` and goes through
     pydicom's decoders.
     """
-    meta = getattr(header, "file_meta", None)
-    syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+    syntax = _transfer_syntax(header)
     # pydicom's own element: get_item() would read a deferred value into the
     # header; a frame's header finds it in its image's
     raw = getattr(header, "multi_frame", header)._dict.get(_PIXEL_DATA_TAG)
@@ -593,7 +598,7 @@ def decoded_pixels(path: Path) -> tuple[np.ndarray, Dataset]:
             # pydicom warns of padding and unusual values; the headers were checked
             warnings.simplefilter("ignore")
             dataset = pydicom.dcmread(stream)
-            if dataset.file_meta.get("TransferSyntaxUID") == RLELossless and hasattr(dataset, "pixel_array_options"):
+            if _transfer_syntax(dataset) == RLELossless and hasattr(dataset, "pixel_array_options"):
                 # pydicom 3 would pick pylibjpeg-rle, whose Rust code panics on a
                 # damaged segment (printing to stderr); pydicom's own decoder raises
                 dataset.pixel_array_options(decoding_plugin="pydicom")
