@@ -439,3 +439,30 @@ def test_a_damaged_sop_class_uid_is_named_without_warnings(ours):
     ours.write_bytes(bytes(data))
     assert refused(ours).startswith("not an Encapsulated STL object (SOP Class '1.2.840")
 
+
+
+def test_a_deflate_bomb_is_refused_while_inflating(ours, tmp_path):
+    """80 MB of zeros deflated to 80 kB: refused at 64 MB (64 times the file, at least
+    64 MB), long before pydicom would inflate the whole of it."""
+    import io
+    import zlib
+
+    from pydicom.filewriter import write_file_meta_info
+
+    meta = pydicom.dcmread(ours).file_meta
+    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    header = io.BytesIO()
+    write_file_meta_info(header, meta)
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    zeros = b"\0" * (1 << 20)
+    body = b"".join(deflater.compress(zeros) for _ in range(80)) + deflater.flush()
+    bomb = tmp_path / "bomb.dcm"
+    bomb.write_bytes(b"\0" * 128 + b"DICM" + header.getvalue() + body)
+    tracemalloc.start()
+    try:
+        reason = refused(bomb)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert reason.startswith(f"the deflated data set inflates to more than {64 * 1024 * 1024} bytes")
+    assert peak < 100 * 1024 * 1024, peak

@@ -69,7 +69,11 @@ class _Walk:
         self.stack: list[str] = []
 
     def _where(self) -> str:
-        return " > ".join(self.stack) if self.stack else self.what
+        # tags and item numbers are kept while walking; names are looked up only for a message
+        names = [element_name(entry) if isinstance(entry, int) else entry for entry in self.stack]
+        if len(names) > 7:
+            names = names[:3] + ["..."] + names[-3:]
+        return " > ".join(names) if names else self.what
 
     def _cut(self, end: int, detail: str) -> StructureError:
         if end == self.end_of_file:
@@ -129,7 +133,7 @@ class _Walk:
                 raise StructureError(f"an item delimiter stands outside any item in {self._where()}")
             if tag in (ITEM, SEQUENCE_END):
                 raise StructureError(f"a sequence item or delimiter stands among the elements of {self._where()}")
-            self.stack.append(element_name(tag))
+            self.stack.append(tag)
             start = position + size
             if length == UNDEFINED:
                 if vr is not None and vr not in (b"SQ", b"UN", b"OB", b"OW"):
@@ -208,7 +212,7 @@ def check_structure(buffer, decompress_limit: int | None = None) -> str | None:
     while position + 4 <= size and struct.unpack_from("<H", buffer, position)[0] == 0x0002:
         meta.stack = []
         tag, _vr, length, header = meta.header(position, size, explicit_meta)
-        meta.stack = ["the file meta information", element_name(tag)]
+        meta.stack = ["the file meta information", tag]
         if length == UNDEFINED:
             raise StructureError(f"{meta._where()} has undefined length; the file is damaged")
         if position + header + length > size:
@@ -238,20 +242,19 @@ def check_structure(buffer, decompress_limit: int | None = None) -> str | None:
 
 def _inflate(buffer, position: int, limit: int | None) -> bytes:
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    chunks, total, chunk = [], 0, 1 << 22
+    inflated, chunk = bytearray(), 1 << 22
     try:
         for start in range(position, len(buffer), chunk):
             data = bytes(buffer[start:start + chunk])
             while data and not inflater.eof:
                 # at most ``chunk`` bytes out per call: a deflate bomb is stopped at the limit
-                out = inflater.decompress(data, chunk)
-                total += len(out)
-                if limit is not None and total > limit:
+                inflated += inflater.decompress(data, chunk)
+                if limit is not None and len(inflated) > limit:
                     raise StructureError(
-                        f"the deflated data set inflates to more than {limit} bytes, more than "
-                        "the memory available; refused"
+                        f"the deflated data set inflates to more than {limit} bytes from a "
+                        f"{len(buffer)}-byte file, beyond any real object or the memory available: "
+                        "refused as a deflate bomb"
                     )
-                chunks.append(out)
                 data = inflater.unconsumed_tail
             if inflater.eof:
                 left = len(inflater.unused_data) + max(0, len(buffer) - start - chunk)
@@ -265,4 +268,4 @@ def _inflate(buffer, position: int, limit: int | None) -> bytes:
             "the file ends inside its deflated data set; it is incomplete, cut short in copying or "
             "transfer: copy or send it again"
         )
-    return b"".join(chunks)
+    return inflated

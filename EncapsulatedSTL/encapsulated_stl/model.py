@@ -419,12 +419,22 @@ def _check_whole(stream, path: Path) -> str | None:
         raise NotEncapsulatedSTLError("not a DICOM file (the file is empty)", path)
     try:
         with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            # A deflated data set is inflated by this check and again by pydicom, beside the
+            # file: a quarter of the memory available each, at most, and no more than a
+            # real object inflates to (DICOM text ~10:1, STL floats ~3:1); beyond that it
+            # is a deflate bomb.
+            limit = max(_INFLATED_FLOOR, _INFLATION_RATIO * size)
             memory = available_memory()
-            return check_structure(mapped, decompress_limit=memory // 2 if memory else None)
+            return check_structure(mapped, decompress_limit=min(limit, memory // 4) if memory else limit)
     except StructureError as error:
         raise NotEncapsulatedSTLError(str(error), path) from None
     except (OSError, ValueError) as error:
         raise NotEncapsulatedSTLError(f"cannot read: {_one_line(error)}", path) from None
+
+
+#: The most a deflated object may inflate to: this many times its file size, or the floor.
+_INFLATION_RATIO = 64
+_INFLATED_FLOOR = 64 * 1024 * 1024
 
 
 def _map_deferred_document(dataset: Dataset, path: Path) -> None:
