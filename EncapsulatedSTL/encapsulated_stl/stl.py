@@ -99,7 +99,8 @@ def _all_finite(values: np.ndarray) -> bool:
     # A float64 sum of float32 values cannot overflow (3.4e38 x 4e9 x 12 << 1.8e308),
     # so it is finite exactly when every value is: one fast pass over the strided
     # records, where np.isfinite would take three times as long.
-    return bool(np.isfinite(values.sum(dtype=np.float64)))
+    with np.errstate(invalid="ignore"):  # inf + -inf is NaN: an answer, not a warning
+        return bool(np.isfinite(values.sum(dtype=np.float64)))
 
 
 def _first_bad_row(bad: np.ndarray) -> int:
@@ -279,15 +280,19 @@ _FACET = re.compile(
     re.IGNORECASE,
 )
 _FACET_END = re.compile(rb"\sendfacet(?!\S)", re.IGNORECASE)
-_SOLID = re.compile(rb"\s*solid(?:[^\S\r\n][^\r\n]*)?(?:\r\n|\r|\n|\Z)", re.IGNORECASE)
-_ENDSOLID = re.compile(rb"[^\S\r\n]*endsolid(?:[^\S\r\n][^\r\n]*)?\s*\Z", re.IGNORECASE)
+#: The 'solid' line, after blank lines and the UTF-8 byte order mark some editors write.
+_SOLID = re.compile(rb"(?:\xef\xbb\xbf)?\s*solid(?:[^\S\r\n][^\r\n]*)?(?:\r\n|\r|\n|\Z)", re.IGNORECASE)
+_BYTE_ORDER_MARK = b"\xef\xbb\xbf"
+#: 'endsolid', its name (the rest of its line) and nothing after but whitespace.
+_ENDSOLID = re.compile(rb"(?<!\S)endsolid(?:[^\S\r\n][^\r\n]*)?\s*\Z", re.IGNORECASE)
 _TOKEN = re.compile(rb"\S+")
 _NUMBER_TOKEN = re.compile(_NUMBER + rb"\Z")
 _LINE_BREAK = re.compile(rb"[\r\n]")
 #: Bytes no text file holds; seen near the start they mean binary data.
 _BINARY_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f]")
-#: ASCII text parsed per chunk of about this size, so the parser's temporaries stay small.
-_TEXT_CHUNK = 4 * 1024 * 1024
+#: ASCII text is parsed per chunk of about this size: the Python objects the regular
+#: expression makes for it (about 4 times its size) stay small next to the result.
+_TEXT_CHUNK = 1024 * 1024
 
 #: The 21 tokens of a facet: keywords, or (what, index) for a number.
 _FACET_TOKENS = (
@@ -312,8 +317,10 @@ def looks_like_ascii_stl(data) -> bool:
     Many binary STL writers put "solid" at the start of the 80-byte header, so the
     size rule (84 + 50 n) decides first.
     """
-    head = bytes(memoryview(data)[:HEADER_SIZE]).lstrip()
-    if not head[:5].lower() == b"solid":
+    head = bytes(memoryview(data)[:HEADER_SIZE])
+    if head.startswith(_BYTE_ORDER_MARK):
+        head = head[len(_BYTE_ORDER_MARK):]
+    if not head.lstrip()[:5].lower() == b"solid":
         return False
     if len(data) >= PREAMBLE_SIZE:
         count = int(np.frombuffer(data, dtype="<u4", count=1, offset=HEADER_SIZE)[0])
@@ -334,7 +341,7 @@ def _line_number(data, offset: int) -> int:
 
 def _shown(token: bytes) -> str:
     """A token for a one-line message: printable, quoted, at most about 40 characters."""
-    text = repr(bytes(token[:41]))[1:]
+    text = repr(bytes(token[:40]))[1:]
     return text if len(token) <= 40 else text[:-1] + "...'"
 
 
@@ -350,9 +357,12 @@ def _last_line_start(data, end: int) -> int:
     return 0
 
 
-def _text_end(data) -> int:
-    """Length of ``data`` without trailing whitespace, read from the end in pieces."""
-    end = len(data)
+def _text_end(data, end: int | None = None) -> int:
+    """Where the text before ``end`` (the end of ``data``) stops, without trailing whitespace.
+
+    Read from the end in pieces, so a hostile run of whitespace costs its length once.
+    """
+    end = len(data) if end is None else end
     while end > 0:
         start = max(0, end - 65536)
         kept = len(bytes(data[start:end]).rstrip())
@@ -483,11 +493,14 @@ def parse_ascii_stl(data: bytes | bytearray | memoryview, path=None) -> StlMesh:
             f"line {where}: expected 'solid [name]', found {found}: not an ASCII STL", path
         )
     check_memory(len(data), "parsing the ASCII STL", path, StlFormatError)
+    # 'endsolid' is the first such token on the last line that is not blank (it may
+    # follow the last 'endfacet' there); what follows on its line is its name.
     text_end = _text_end(data)
-    body_end = _last_line_start(data, text_end)
-    ended = body_end >= head.end() and _ENDSOLID.match(data, body_end, text_end) is not None
-    if not ended:
-        body_end = len(data)  # no 'endsolid' line: the token walk says what is wrong
+    end = _ENDSOLID.search(data, max(head.end(), _last_line_start(data, text_end)), text_end)
+    ended = end is not None
+    # The facets end at their last token: a match attempted in whitespace that no token
+    # follows would be retried at every byte of it (quadratic in a hostile run of spaces).
+    body_end = _text_end(data, end.start()) if ended else text_end
     parts, start = [], head.end()
     while start < body_end:
         stop = body_end
