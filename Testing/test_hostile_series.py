@@ -391,6 +391,27 @@ def test_a_damaged_second_series_does_not_block_the_named_one(tmp_path):
     refused(tmp_path, "2 series found; choose one with --series-uid")
 
 
+def test_one_instance_twice_is_named_as_such(tmp_path):
+    files = phantom(tmp_path).files
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "again.dcm").write_bytes(files[3].read_bytes())
+    refused(tmp_path, "the same instance twice", "again.dcm", files[3].name, "remove one copy")
+
+
+@pytest.mark.parametrize("shift_mm, refused_", [(1.0, False), (4.0, True), (1e5, True)],
+                         ids=["27 degrees", "63 degrees", "far off"])
+def test_a_slice_far_off_the_stack_line_is_refused(tmp_path, shift_mm, refused_):
+    # untilted slices 2 mm apart; one shifted sideways by shift_mm: against each
+    # neighbour a shear of atan(shift / 2 mm)
+    files = phantom(tmp_path, spacing_mm=2.0).files
+    x, y, z = (float(v) for v in pydicom.dcmread(files[3]).ImagePositionPatient)
+    set_raw(files[3], "ImagePositionPatient", f"{x + shift_mm:g}\\{y:g}\\{z:g}".encode())
+    if refused_:
+        refused(tmp_path, "mm apart within the slice plane", "more than 60 degrees", files[3].name)
+    else:
+        assert_sound(read_series_volume(tmp_path))
+
+
 def test_duplicate_instance_position_names_both_files(tmp_path):
     files = phantom(tmp_path).files
     twin = pydicom.dcmread(files[3])

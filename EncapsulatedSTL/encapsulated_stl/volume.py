@@ -70,6 +70,10 @@ from .source_series import SourceSeries, choose_series, one_line, scan_series
 ORIENTATION_TOLERANCE = 1e-4
 #: Two slices closer than this along the normal (mm) are duplicates.
 DUPLICATE_POSITION_MM = 1e-3
+#: Largest angle (degrees) between the stack's direction and the slice normal:
+#: twice the largest gantry tilt, so tilted CT passes and damaged positions do not.
+MAX_SHEAR_DEGREES = 60
+MAX_SHEAR_RATIO = float(np.tan(np.radians(MAX_SHEAR_DEGREES)))
 
 #: The image plane: a slice with none of them is no cross-sectional image, one
 #: with only some is damaged.
@@ -487,8 +491,10 @@ def sort_along_normal(
     ------
     SeriesError
         If two slices lie at the same position (several phases or echoes mixed
-        in one series, or positions collapsed into one), naming both files; or a
-        slice's ImageOrientationPatient or ImagePositionPatient is unusable.
+        in one series, positions collapsed into one, or one instance twice), or
+        two neighbours are sheared more than :data:`MAX_SHEAR_DEGREES` apart,
+        naming both files; or a slice's ImageOrientationPatient or
+        ImagePositionPatient is unusable.
     """
     if not indices:
         raise SeriesError("no slices to sort", label)
@@ -500,18 +506,43 @@ def sort_along_normal(
         positions = [planes[i][1] for i in indices]
     orientation = np.asarray(orientation, dtype=np.float64)
     normal = np.cross(orientation[:3], orientation[3:])
+    normal /= np.linalg.norm(normal)
     positions = np.array(positions, dtype=np.float64)
     along = positions @ normal
     order = np.argsort(along, kind="stable")
     gaps = np.diff(along[order])
+
+    def pair(at: int) -> tuple[int, int]:
+        return indices[order[at]], indices[order[at + 1]]
+
     if gaps.size and gaps.min() < DUPLICATE_POSITION_MM:
-        at = int(np.argmin(gaps))
-        a, b = (_where(series.files[i], series.datasets[i]) for i in (indices[order[at]], indices[order[at + 1]]))
+        first, second = pair(int(np.argmin(gaps)))
+        a, b = (_where(series.files[i], series.datasets[i]) for i in (first, second))
+        same = (header_values(series.datasets[first], "SOPInstanceUID")
+                == header_values(series.datasets[second], "SOPInstanceUID"))
+        if same and getattr(series.datasets[first], "frame_index", None) is None:
+            raise SeriesError(f"the same instance twice ({a} and {b}): remove one copy", label)
         raise SeriesError(
             f"two slices at the same position ({a} and {b}): the series mixes "
             "several phases, echoes or acquisitions; split it before meshing",
             label,
         )
+    if gaps.size:
+        # a gantry tilts 30 degrees at most: a stack sheared further has a slice
+        # whose position is damaged, and would be meshed into a spike
+        steps = np.diff(positions[order], axis=0)
+        sideways = np.linalg.norm(steps - gaps[:, None] * normal, axis=1)
+        ratio = sideways / gaps
+        if ratio.max() > MAX_SHEAR_RATIO:
+            at = int(np.argmax(ratio))
+            a, b = (_where(series.files[i], series.datasets[i]) for i in pair(at))
+            raise SeriesError(
+                f"slices {a} and {b} are {gaps[at]:.3g} mm apart along the slice normal but "
+                f"{sideways[at]:.3g} mm apart within the slice plane (sheared "
+                f"{np.degrees(np.arctan(ratio[at])):.0f} degrees, more than {MAX_SHEAR_DEGREES} "
+                "degrees): an ImagePositionPatient is damaged",
+                label,
+            )
     return [indices[o] for o in order]
 
 
