@@ -92,6 +92,10 @@ def checked_geometry(matrix: np.ndarray, shape_ijk, path: Path, what: str) -> Af
     matrix = np.asarray(matrix, dtype=np.float64)
     if matrix.shape != (4, 4) or not np.isfinite(matrix[:3]).all():
         raise SegmentationError(f"the {what} is not finite (NaN or infinite values)", path)
+    largest = float(np.abs(matrix[:3]).max())
+    if largest > MAX_COORDINATE_MM:  # checked first: squaring such values overflows
+        raise SegmentationError(
+            f"the {what} holds {largest:.3g} mm, beyond any patient ({MAX_COORDINATE_MM:.0g} mm)", path)
     axes = matrix[:3, :3]
     lengths = np.linalg.norm(axes, axis=0)
     for axis, length in zip("ijk", lengths):
@@ -351,7 +355,10 @@ def _nrrd_data_bytes(header: dict, stream, path: Path, expected: int) -> tuple[b
                     "the data is split over several files ('data file' LIST or pattern); "
                     "join it into one .nrrd", path)
             data_path = Path(name) if os.path.isabs(name) else path.parent / name
-            opened = stream = open_input(data_path, SegmentationError)
+            try:
+                opened = stream = open_input(data_path, SegmentationError)
+            except SegmentationError as error:  # named from the header that points to it
+                raise SegmentationError(f"data file {data_path} {error.reason}", path) from None
         line_skip = _header_int(header, ("line skip", "lineskip"), 0, path)
         byte_skip = _header_int(header, ("byte skip", "byteskip"), 0, path)
         if line_skip < 0 or byte_skip < -1:
