@@ -393,8 +393,9 @@ def test_decimation_that_would_open_the_surface_is_refused():
 @pytest.mark.parametrize("column, fragment", [
     ((0.0, 0.0, 0.0), "flat"),
     ((np.nan, 0.0, 0.0), "non-finite"),
+    ((np.inf, 0.0, 0.0), "non-finite"),
     ((1e30, 0.0, 0.0), "beyond any patient"),
-], ids=["zero-spacing", "nan-spacing", "spacing-1e30"])
+], ids=["zero-spacing", "nan-spacing", "inf-spacing", "spacing-1e30"])
 def test_surfaces_of_degenerate_geometry_are_never_returned(column, fragment):
     # extract_surface_mesh is also from-ct's: its volume's geometry is checked
     # through the surface it gives
@@ -470,3 +471,27 @@ def test_invalid_sop_class_uid_is_reported_without_pydicom_warnings(case, tmp_pa
     path = tmp_path / "rs.dcm"
     ds.save_as(path)
     refused(lambda: read_segments(path, case["series"]), path, "(SOP Class +1) is not a segmentation")
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf], ids=["nan", "inf"])
+def test_volumes_holding_nan_or_inf_are_refused(value):
+    ball = np.zeros((6, 6, 6), dtype=np.float32)
+    ball[2:4, 2:4, 2:4] = 1.0
+    ball[3, 3, 3] = value
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(EncapsulatedSTLError, match="the volume holds NaN or infinite values"):
+            extract_surface_mesh(ball, AffineGeometry(np.eye(4)), 0.5)
+
+
+def test_geometry_whose_axes_cancel_to_nan_is_refused_without_numpy_warnings():
+    # inf along i and -inf along j meet as inf - inf = NaN, which numpy warns about
+    # (found by the meshing campaign)
+    matrix = np.eye(4)
+    matrix[0, 0], matrix[0, 1] = np.inf, -np.inf
+    ball = np.zeros((6, 6, 6), dtype=np.float32)
+    ball[2:4, 2:4, 2:4] = 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(EncapsulatedSTLError, match="non-finite"):
+            extract_surface_mesh(ball, AffineGeometry(matrix), 0.5)

@@ -173,6 +173,16 @@ def _padded_buffer(volume: np.ndarray) -> np.ndarray | None:
     return base if same else None
 
 
+def _nan_first(value: float) -> float:
+    """Sort key under which NaN is the largest value (``max`` keeps it)."""
+    return np.inf if value != value else value
+
+
+def _nan_last(value: float) -> float:
+    """Sort key under which NaN is the smallest value (``min`` keeps it)."""
+    return -np.inf if value != value else value
+
+
 def _padded_field(
     volume: np.ndarray, low: float, high: float | None, in_place: bool = False
 ) -> tuple[np.ndarray, float]:
@@ -202,8 +212,11 @@ def _padded_field(
             else:
                 np.subtract(volume[s], np.float32(low), out=interior[s], casting="unsafe")
                 np.minimum(interior[s], np.float32(high) - volume[s], out=interior[s], casting="unsafe")
-            largest = max(largest, float(interior[s].max()))
-            smallest = min(smallest, float(interior[s].min()))
+            # np.max gives NaN for a slab holding one, so the range shows it
+            largest = max(largest, float(interior[s].max()), key=_nan_first)
+            smallest = min(smallest, float(interior[s].min()), key=_nan_last)
+    if not (np.isfinite(largest) and np.isfinite(smallest)):
+        raise EncapsulatedSTLError("the volume holds NaN or infinite values; no surface can be made of them")
     iso = low if high is None else 0.0
     reach = max(largest - iso, iso - smallest, 1.0)
     outside = np.float32(iso - BORDER_DEPTH * reach)
@@ -480,7 +493,8 @@ def extract_surface_mesh(
 
     index_points, faces = _triangles(mesh)
     faces = _merge_vertices_on_voxels(index_points, faces)
-    lps_points = geometry.lps_from_index(index_points)
+    with np.errstate(all="ignore"):  # a corrupt geometry's NaN is refused just below
+        lps_points = geometry.lps_from_index(index_points)
     del mesh, index_points
     check_mesh(lps_points, faces, path)  # before smoothing or decimating corrupt points
     if smoothing:
