@@ -495,3 +495,21 @@ def test_geometry_whose_axes_cancel_to_nan_is_refused_without_numpy_warnings():
         warnings.simplefilter("error")
         with pytest.raises(EncapsulatedSTLError, match="non-finite"):
             extract_surface_mesh(ball, AffineGeometry(matrix), 0.5)
+
+
+def test_seg_nrrd_segment_boxes_come_from_one_pass_per_layer(tmp_path):
+    labels = _ball_ijk()
+    labels[0:2, 0:2, 0:2] = 3
+    header = {"space": "left-posterior-superior", "space directions": np.diag([0.8, 0.9, 1.5]),
+              "space origin": np.zeros(3), "kinds": ["domain"] * 3,
+              "Segment0_Name": "Ball", "Segment0_LabelValue": "1", "Segment0_Layer": "0",
+              "Segment1_Name": "Corner", "Segment1_LabelValue": "3", "Segment1_Layer": "0",
+              "Segment2_Name": "Absent", "Segment2_LabelValue": "9", "Segment2_Layer": "0"}
+    path = tmp_path / "case.seg.nrrd"
+    nrrd.write(str(path), labels, header, index_order="F")
+    ball, corner, absent = read_nrrd_segments(path)
+    for segment in (ball, corner):
+        inside = np.argwhere(segment.data == segment.label_value)
+        assert segment.box == tuple(slice(int(a), int(b) + 1) for a, b in zip(inside.min(0), inside.max(0)))
+        assert not segment.is_empty
+    assert absent.box == () and absent.is_empty and absent.cropped() is absent

@@ -474,6 +474,7 @@ def read_nrrd_segments(path: str | os.PathLike) -> list[Segment]:
         return _label_segments(layers[0], geometry, path)
     if len(names) > MAX_SEGMENTS:
         raise SegmentationError(f"{len(names)} segments, more than the {MAX_SEGMENTS} one file may hold", path)
+    boxes_of_layer: dict = {}
     segments = []
     for index, key in names:
         prefix = f"Segment{index}_"
@@ -484,6 +485,9 @@ def read_nrrd_segments(path: str | os.PathLike) -> list[Segment]:
             raise SegmentationError(f"malformed {prefix}Layer or {prefix}LabelValue", path) from None
         if not 0 <= layer < layers.shape[0]:
             raise SegmentationError(f"{prefix}Layer {layer} is not a layer of the file", path)
+        if layer not in boxes_of_layer:
+            boxes_of_layer[layer] = _layer_boxes(layers[layer], path)
+        boxes = boxes_of_layer[layer]
         segments.append(Segment(
             number=index + 1,
             name=one_line(header[key]) or f"Segment {index + 1}",
@@ -492,5 +496,18 @@ def read_nrrd_segments(path: str | os.PathLike) -> list[Segment]:
             label_value=value,
             color=_slicer_color(header.get(prefix + "Color")),
             path=path,
+            box=None if boxes is None else boxes.get(value, ()),
         ))
     return segments
+
+
+def _layer_boxes(layer: np.ndarray, path: Path) -> dict | None:
+    """The box of every positive value of a ``.seg.nrrd`` layer, found in one pass;
+    ``None`` for a layer that is not of whole non-negative numbers (boxes unknown)."""
+    if layer.dtype.kind not in "iu" or (layer.size and layer.min() < 0):
+        return None
+    values = np.unique(layer)
+    values = values[values > 0]
+    if values.size == 0:
+        return {}
+    return {int(v): box for v, box in zip(values, _label_boxes(layer, values, path))}

@@ -200,7 +200,8 @@ class Segment:
     box:
         ``[k, j, i]`` slices of the smallest box holding every voxel inside, when
         the reader knows it (label maps find all labels' boxes in one pass, so
-        the work per label is bounded by its own box, not the whole map).
+        the work per label is bounded by its own box, not the whole map); ``()``
+        when it knows the segment is empty; ``None`` when it does not know.
     """
 
     number: int
@@ -233,7 +234,7 @@ class Segment:
     def is_empty(self) -> bool:
         """True when no voxel reaches the level, so there is no surface to make."""
         if self.box is not None:
-            return False
+            return not self.box
         return not bool(np.any(self._inside()))
 
     @property
@@ -247,6 +248,8 @@ class Segment:
         The geometry is shifted with the box, so ``lps_from_index`` of a voxel is
         unchanged; meshing the box is exact and much cheaper than the full grid.
         """
+        if self.box == ():
+            return self
         if self.box is not None:
             bounds = [(max(box.start - margin, 0), min(box.stop + margin, size))
                       for box, size in zip(self.box, self.data.shape)]
