@@ -3,7 +3,8 @@
 A four-slice phantom series is damaged at random - geometry, rescale and pixel
 module values replaced by numbers, NaN, Inf, text, empty or raw bytes with any
 number of values; attributes deleted; files cut short, bytes flipped, a slice
-swapped for garbage - and read with :func:`find_source_series` and
+swapped for garbage, bytes spliced into an enhanced image's functional groups -
+and read with :func:`find_source_series` and
 :func:`read_series_volume`.  Each must either succeed with a sound result (a
 geometry of finite positive spacing and orthonormal directions, finite voxels, a
 reference to every slice) or raise the project's own error with a one-line
@@ -29,6 +30,7 @@ from encapsulated_stl.errors import EncapsulatedSTLError
 from encapsulated_stl.phantom import Sphere, write_phantom
 from encapsulated_stl.source_series import find_source_series
 from encapsulated_stl.volume import read_series_volume
+from test_hostile_series import enhanced_ct
 
 SLICES = 4
 
@@ -41,13 +43,16 @@ BINARY_KEYWORDS = ("Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", 
 DELETABLE = TEXT_KEYWORDS + BINARY_KEYWORDS + ("PixelData", "SOPClassUID", "PhotometricInterpretation")
 
 
-@functools.lru_cache(maxsize=1)
-def originals() -> dict[str, bytes]:
-    """The phantom's files by name (a module-level cache: hypothesis would print a fixture)."""
+@functools.lru_cache(maxsize=2)
+def originals(kind: str) -> dict[str, bytes]:
+    """The phantom's files by name: ``single`` frames, or one ``enhanced`` CT of them
+    (a module-level cache: hypothesis would print a fixture)."""
     with tempfile.TemporaryDirectory() as folder:
         written = write_phantom(folder, objects=(Sphere((0.0, 0.0, 18.0), 5.0, 1000.0),), slice_count=SLICES,
                                 rows=8, columns=8, pixel_spacing_mm=(3.0, 3.0), table_start_mm=15.0,
                                 tilt_degrees=12.0)
+        if kind == "enhanced":
+            return {"ct.dcm": enhanced_ct(written.files, Path(folder) / "enhanced" / "ct.dcm").read_bytes()}
         return {path.name: path.read_bytes() for path in written.files}
 
 
@@ -102,12 +107,13 @@ mutation = st.one_of(
     st.tuples(st.just("cut"), st.integers(0, SLICES - 1), st.floats(0, 1), st.none()),
     st.tuples(st.just("flip"), st.integers(0, SLICES - 1), st.floats(0, 1), st.integers(1, 255)),
     st.tuples(st.just("garbage"), st.integers(0, SLICES - 1), st.binary(max_size=600), st.none()),
+    st.tuples(st.just("splice"), st.integers(0, SLICES - 1), st.floats(0, 1), st.binary(min_size=1, max_size=12)),
 )
 
 
 def mutate(files: dict[str, bytes], change) -> None:
     kind, index, what, value = change
-    name = sorted(files)[index]
+    name = sorted(files)[index % len(files)]
     data = files[name]
     if kind in ("text", "binary"):
         files[name] = replace_value(data, what, value)
@@ -120,6 +126,9 @@ def mutate(files: dict[str, bytes], change) -> None:
         files[name] = data[:at] + bytes([data[at] ^ value]) + data[at + 1:]
     elif kind == "garbage":
         files[name] = what
+    elif kind == "splice":  # reaches into sequences (an enhanced image's functional groups)
+        at = int(what * len(data))
+        files[name] = data[:at] + value + data[at + len(value):]
 
 
 def assert_sound_or_refused(read, folder: Path):
@@ -134,9 +143,9 @@ def assert_sound_or_refused(read, folder: Path):
     return result
 
 
-@given(changes=st.lists(mutation, min_size=1, max_size=3))
-def test_damaged_series_reads_soundly_or_is_refused(changes):
-    files = dict(originals())
+@given(kind=st.sampled_from(["single", "enhanced"]), changes=st.lists(mutation, min_size=1, max_size=3))
+def test_damaged_series_reads_soundly_or_is_refused(kind, changes):
+    files = dict(originals(kind))
     for change in changes:
         mutate(files, change)
     with tempfile.TemporaryDirectory() as folder:
@@ -144,7 +153,7 @@ def test_damaged_series_reads_soundly_or_is_refused(changes):
             (Path(folder) / name).write_bytes(data)
         series = assert_sound_or_refused(find_source_series, Path(folder))
         if series is not None:
-            assert len(series) == SLICES and not series.unreadable  # every slice referenced
+            assert len(series) == len(files) and not series.unreadable  # every instance referenced
         volume = assert_sound_or_refused(read_series_volume, Path(folder))
     if volume is None:
         return

@@ -418,3 +418,78 @@ def test_duplicate_instance_position_names_both_files(tmp_path):
     twin.SOPInstanceUID = generate_uid()
     twin.save_as(tmp_path / "twin.dcm")
     refused(tmp_path, "two slices at the same position", "twin.dcm", files[3].name)
+
+
+# -- enhanced (multi-frame) images --------------------------------------------------
+
+def enhanced_ct(files: list[Path], target: Path) -> Path:
+    """The phantom's slices as one Enhanced CT image: plane orientation, pixel
+    measures and rescale in the shared functional group, each frame's position
+    in its own."""
+    slices = [pydicom.dcmread(path) for path in files]
+    ds = pydicom.dcmread(files[0])
+    for keyword in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "SliceThickness",
+                    "RescaleSlope", "RescaleIntercept", "RescaleType", "SliceLocation", "InstanceNumber"):
+        delattr(ds, keyword)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2.1"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.NumberOfFrames = len(slices)
+    shared = Dataset()
+    shared.PlaneOrientationSequence = [Dataset()]
+    shared.PlaneOrientationSequence[0].ImageOrientationPatient = slices[0].ImageOrientationPatient
+    shared.PixelMeasuresSequence = [Dataset()]
+    shared.PixelMeasuresSequence[0].PixelSpacing = slices[0].PixelSpacing
+    shared.PixelMeasuresSequence[0].SliceThickness = slices[0].SliceThickness
+    shared.PixelValueTransformationSequence = [Dataset()]
+    shared.PixelValueTransformationSequence[0].RescaleSlope = slices[0].RescaleSlope
+    shared.PixelValueTransformationSequence[0].RescaleIntercept = slices[0].RescaleIntercept
+    shared.PixelValueTransformationSequence[0].RescaleType = "HU"
+    ds.SharedFunctionalGroupsSequence = [shared]
+    ds.PerFrameFunctionalGroupsSequence = []
+    for item in slices:
+        frame = Dataset()
+        frame.PlanePositionSequence = [Dataset()]
+        frame.PlanePositionSequence[0].ImagePositionPatient = item.ImagePositionPatient
+        ds.PerFrameFunctionalGroupsSequence.append(frame)
+    ds.PixelData = b"".join(item.PixelData for item in slices)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_file_format(ds, target)
+    return target
+
+
+def test_enhanced_ct_built_here_reads_as_its_slices(tmp_path):
+    files = phantom(tmp_path / "single").files
+    enhanced_ct(files, tmp_path / "multi" / "ct.dcm")
+    single, multi = read_series_volume(tmp_path / "single"), read_series_volume(tmp_path / "multi")
+    assert np.array_equal(single.voxels, multi.voxels)
+    assert np.abs(single.geometry.positions - multi.geometry.positions).max() < 1e-9
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    (lambda ds: setattr(ds.PerFrameFunctionalGroupsSequence[2].PlanePositionSequence[0],
+                        "ImagePositionPatient", ["nan", "0", "0"]),
+     "frame 3: ImagePositionPatient (0020,0032) must be three finite numbers"),
+    (lambda ds: setattr(ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0], "PixelSpacing", [0, 0]),
+     "frame 1: PixelSpacing (0028,0030) must be two numbers from 0.0001 to 1000 mm, found ['0.0', '0.0']"),
+    (lambda ds: setattr(ds, "NumberOfFrames", 100_000),
+     "16 x 16 x 100000 frame(s) x 16 bits) need 51200000 bytes"),
+    (lambda ds: setattr(ds, "SharedFunctionalGroupsSequence", []),
+     "frame 1: no ImageOrientationPatient (0020,0037), though the image has ImagePositionPatient"),
+], ids=["frame position NaN", "shared spacing 0", "frames beyond the pixel data", "no shared group"])
+def test_damaged_enhanced_ct_is_refused_naming_file_and_frame(tmp_path, damage, fragment):
+    path = enhanced_ct(phantom(tmp_path / "single").files, tmp_path / "multi" / "ct.dcm")
+    edit(path, damage)
+    message = refused(tmp_path / "multi", fragment)
+    assert message.startswith(f"{path}: ")
+
+
+def test_enhanced_ct_with_an_unknown_vr_in_a_functional_group(tmp_path):
+    # found by the fuzz test: one flipped bit turned Rescale Type's VR into 'MO',
+    # which pydicom cannot convert; the frame's header must carry it unconverted
+    files = phantom(tmp_path / "single").files
+    path = enhanced_ct(files, tmp_path / "multi" / "ct.dcm")
+    data = path.read_bytes()
+    assert data.count(b"\x28\x00\x54\x10LO") == 1  # (0028,1054) Rescale Type, LO
+    path.write_bytes(data.replace(b"\x28\x00\x54\x10LO", b"\x28\x00\x54\x10MO"))
+    volume = read_series_volume(tmp_path / "multi")
+    assert np.array_equal(volume.voxels, read_series_volume(tmp_path / "single").voxels)

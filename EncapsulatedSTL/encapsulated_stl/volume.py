@@ -251,7 +251,14 @@ def frame_headers(dataset: Dataset, path=None) -> list[Dataset]:
         # pydicom warns of odd values as it converts them; the checks that
         # follow say what is wrong where it matters
         warnings.simplefilter("ignore")
-        return _frame_headers(dataset, path, count, shared, per_frame)
+        try:
+            return _frame_headers(dataset, path, count, shared, per_frame)
+        except SeriesError:
+            raise
+        except Exception as error:  # pydicom raises many types for damaged items
+            raise SeriesError(
+                f"the functional groups cannot be read ({type(error).__name__}: {one_line(error)[:120]})",
+                path) from None
 
 
 def _frame_headers(dataset: Dataset, path, count: int, shared, per_frame) -> list[Dataset]:
@@ -267,8 +274,11 @@ def _frame_headers(dataset: Dataset, path, count: int, shared, per_frame) -> lis
         for group, keywords in _FRAME_GROUPS:
             item = _group_item(own, group, path) or _group_item(shared, group, path)
             for keyword in keywords:
-                if item is not None and keyword in item:
-                    frame[keyword] = item[keyword]
+                # as read, unconverted: a value pydicom cannot convert is
+                # reported by the checks, not raised here
+                element = item._dict.get(tag_for_keyword(keyword)) if item is not None else None
+                if element is not None:
+                    frame[element.tag] = element
         for group in _FRAME_TYPE_GROUPS:
             item = _group_item(own, group, path) or _group_item(shared, group, path)
             frame_type = header_values(item, "FrameType") if item is not None else None
