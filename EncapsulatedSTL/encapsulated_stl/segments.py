@@ -712,7 +712,7 @@ def models_from_segments(
             "choose some with --segments", path)
     empty = [s for s in segments if s.is_empty]
     if empty and (not skip_empty or len(empty) == len(segments)):
-        names = ", ".join(f"'{s.title}'" for s in empty)
+        names = ", ".join(f"'{s.title}'" for s in empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
         raise SegmentationError(f"segment(s) {names} are empty: no voxel inside", segments[0].path)
     for segment in empty:
         if notice is not None:
