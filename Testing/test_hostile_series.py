@@ -340,7 +340,7 @@ def test_non_dicom_files_and_dicomdir_beside_the_series_are_skipped(tmp_path):
     directory.FileSetID = "SERIES"
     directory.DirectoryRecordSequence = []
     write_file_format(directory, tmp_path / "DICOMDIR")
-    assert pydicom.dcmread(tmp_path / "DICOMDIR").file_meta.MediaStorageSOPClassUID == "1.2.840.10008.1.3.10"
+    assert pydicom.filereader.read_file_meta_info(tmp_path / "DICOMDIR").MediaStorageSOPClassUID == "1.2.840.10008.1.3.10"
     volume = read_series_volume(tmp_path)
     assert len(volume.source) == SLICES and volume.skipped == []
     assert_sound(volume)

@@ -639,10 +639,14 @@ def decoded_pixels(path: Path) -> tuple[np.ndarray, Dataset]:
             # pydicom warns of padding and unusual values; the headers were checked
             warnings.simplefilter("ignore")
             dataset = pydicom.dcmread(stream)
-            if _transfer_syntax(dataset) == RLELossless and hasattr(dataset, "pixel_array_options"):
-                # pydicom 3 would pick pylibjpeg-rle, whose Rust code panics on a
-                # damaged segment (printing to stderr); pydicom's own decoder raises
-                dataset.pixel_array_options(decoding_plugin="pydicom")
+            if _transfer_syntax(dataset) == RLELossless:
+                # pydicom would pick pylibjpeg-rle where installed, whose Rust code
+                # panics on a damaged segment (printing to stderr); pydicom's own
+                # decoder raises
+                if hasattr(dataset, "pixel_array_options"):  # pydicom 3
+                    dataset.pixel_array_options(decoding_plugin="pydicom")
+                else:
+                    dataset.convert_pixel_data(handler_name="rle")
             bits_stored = int(dataset.get("BitsStored", 0) or 0)
             return _stored_values(dataset.pixel_array, bits_stored), dataset
     except SeriesError:
