@@ -84,7 +84,7 @@ def test_options_change_the_mesh_as_asked(ct, tmp_path, capsys):
         (["--threshold", "800:100"], "upper value must exceed"),
         (["--threshold", "5000", "--series-uid", None], "no surface at 5000 HU: the series' values range from 0 to 1000"),
         (["--threshold", "500", "--series-uid", "1.2.3"], "no series with UID 1.2.3"),
-        (["--threshold", "500", "--series-uid", None, "--smoothing", "3"], "argument --smoothing: 3: give a factor from 0"),
+        (["--threshold", "500", "--series-uid", None, "--smoothing", "3"], "argument --smoothing: smoothing 3.0: give a factor from 0"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_no_file(ct, tmp_path, capsys, argv, expected):

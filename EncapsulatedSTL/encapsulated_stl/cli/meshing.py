@@ -23,7 +23,7 @@ from ..files import check_not_input, check_output_directory, check_output_path
 from ..errors import EncapsulatedSTLError, OutputError, SeriesError
 from ..progress import Progress, task
 from ..stl import binary_stl_from_mesh
-from ..surface import DEFAULT_SMOOTHING, extract_surface_mesh
+from ..surface import DEFAULT_SMOOTHING, check_decimate, check_smoothing, extract_surface_mesh
 from ..volume import SeriesVolume, read_series_volume
 from .options import add_meshing_arguments, add_metadata_arguments, metadata_from_args
 
@@ -147,10 +147,8 @@ def make_ct_model(
         Unusable series, a level no voxel reaches, or an unwritable output.
     """
     metadata = metadata or ModelMetadata()
-    if decimate is not None and decimate < 4:
-        raise EncapsulatedSTLError(f"--decimate {decimate}: a closed mesh needs at least 4 triangles")
-    if smoothing is not None and not 0.0 <= smoothing <= 1.0:
-        raise EncapsulatedSTLError(f"--smoothing {smoothing:g}: give a factor from 0 (none) to 1")
+    check_smoothing(smoothing)  # before the series is read
+    check_decimate(decimate)
     given = output
     output = check_output_path(given, force, inputs=_paths(source))
     # read with a border so the volume itself becomes the field to contour
@@ -165,7 +163,7 @@ def make_ct_model(
     points, faces = extract_surface_mesh(
         series.voxels, series.geometry, level, smoothing=smoothing or None,
         decimate=decimate, largest_component=largest_component, progress=progress,
-        release=None if keep_voxels else release_voxels, overwrite_border=True,
+        release=None if keep_voxels else release_voxels, overwrite_border=True, path=label,
     )
     if len(faces) == 0:
         raise SeriesError(

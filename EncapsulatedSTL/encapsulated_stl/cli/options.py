@@ -7,11 +7,11 @@ import math
 
 from .. import codes
 from ..encapsulate import ModelMetadata, NewStudy
+from ..errors import EncapsulatedSTLError
+from ..surface import check_decimate, check_smoothing
 
 #: Range of an IS value (Series Number): a signed 32-bit integer (PS3.5 6.2).
 IS_RANGE = (-(2**31), 2**31 - 1)
-#: A closed surface needs at least a tetrahedron's four triangles.
-MIN_DECIMATION_TARGET = 4
 
 
 def _number(text: str, kind=float):
@@ -25,22 +25,16 @@ def _number(text: str, kind=float):
     return value
 
 
-def smoothing_factor(text: str) -> float:
-    """``--smoothing``: a factor from 0 (none) to 1."""
-    value = _number(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text}: give a factor from 0 (none) to 1")
-    return value
+def _checked(check, kind):
+    """An argparse type: a number of ``kind``, then the library's own ``check`` of it."""
 
+    def parse(text: str):
+        try:
+            return check(_number(text, kind))
+        except EncapsulatedSTLError as error:
+            raise argparse.ArgumentTypeError(error.reason) from None
 
-def decimation_target(text: str) -> int:
-    """``--decimate``: a triangle count a closed surface can have."""
-    value = _number(text, int)
-    if not MIN_DECIMATION_TARGET <= value <= IS_RANGE[1]:
-        raise argparse.ArgumentTypeError(
-            f"{text}: a closed surface needs at least {MIN_DECIMATION_TARGET} triangles"
-        )
-    return value
+    return parse
 
 
 def series_number(text: str) -> int:
@@ -54,12 +48,12 @@ def series_number(text: str) -> int:
 def add_meshing_arguments(parser: argparse.ArgumentParser, default_smoothing: float, what: str) -> None:
     """``--smoothing`` and ``--decimate``, shared by the commands that make meshes."""
     parser.add_argument(
-        "--smoothing", type=smoothing_factor, default=default_smoothing, metavar="F",
+        "--smoothing", type=_checked(check_smoothing, float), default=default_smoothing, metavar="F",
         help=f"windowed-sinc smoothing factor 0..1, 0 for none (default {default_smoothing}); "
         "it neither shrinks nor shifts the surface",
     )
     parser.add_argument(
-        "--decimate", type=decimation_target, metavar="TARGET_TRIANGLES",
+        "--decimate", type=_checked(check_decimate, int), metavar="TARGET_TRIANGLES",
         help=f"reduce {what} to about this many triangles (quadric decimation)",
     )
 
