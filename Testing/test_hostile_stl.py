@@ -365,6 +365,7 @@ def test_special_files_are_refused_without_reading(tmp_path):
     assert refused_at_once("/dev/zero") == "/dev/zero: is a character device, not a file"
     assert "directory" in refused_at_once(tmp_path)
     assert refused_at_once(tmp_path / "missing.stl").endswith("missing.stl: no such file")
+    assert refused_at_once("model\0.stl") == "model\0.stl: cannot read: embedded null byte"
     with socket.socket(socket.AF_UNIX) as server:
         server.bind(str(tmp_path / "socket.stl"))
         # open() of a socket fails (ENXIO) before its type can be looked at

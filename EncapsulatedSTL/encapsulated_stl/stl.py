@@ -690,13 +690,14 @@ def read_stl_file(path) -> bytes | mmap.mmap:
         If the file is missing, unreadable, or not a regular file (a directory,
         a FIFO or a device is refused at once, before anything is read).
     """
-    with open_input(path, StlFormatError) as stream:
-        try:
+    try:
+        with open_input(path, StlFormatError) as stream:
             if os.fstat(stream.fileno()).st_size < MAP_THRESHOLD:
                 return stream.read()
             return map_whole_file(stream)
-        except (OSError, ValueError) as error:  # ValueError: mmap of a file emptied meanwhile
-            raise StlFormatError(f"cannot read: {getattr(error, 'strerror', None) or error}", path) from None
+    # ValueError: a NUL byte in the name (os.open), or a file emptied before mmap
+    except (OSError, ValueError) as error:
+        raise StlFormatError(f"cannot read: {getattr(error, 'strerror', None) or error}", path) from None
 
 
 def binary_stl_for_encapsulation(data, path=None):
