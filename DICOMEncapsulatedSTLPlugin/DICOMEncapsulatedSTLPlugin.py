@@ -157,9 +157,11 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
     @staticmethod
     def _describe(model):
         units = model.units or _("undeclared units")
-        return _("Encapsulated STL: {triangles} triangles in {units}, {sources} source instances, made by {producer}").format(
+        text = _("Encapsulated STL: {triangles} triangles in {units}, {sources} source instances, made by {producer}").format(
             triangles=model.mesh.triangle_count, units=units, sources=len(model.source_instance_uids),
             producer=model.producer)
+        # attributes the object holds but the model could not use (a damaged colour...)
+        return "\n".join([text] + model.problems)
 
     def load(self, loadable):
         """The objects as model node(s) or one segmentation, named as the loadable is now

@@ -294,3 +294,14 @@ def test_fuzz_bases_are_valid(bases):
     """The mutations start from objects that read whole (else every case would pass vacuously)."""
     assert len(bases["ours"].sources) == 5 and bases["ours"].stl == STL
     assert bases["undefined-lengths"].data.count(b"\xfe\xff\xdd\xe0") >= 5
+
+
+def test_an_attribute_the_model_cannot_use_is_named_in_the_tooltip(harness, tmp_path):
+    from test_hostile_objects import with_element
+
+    path = with_element(our_object(tmp_path / "model.dcm"), tmp_path / "red.dcm", 0x0062000D, "LO", "red")
+    harness.database.insert(str(path))
+    plugin = harness.dicom_plugins["DICOMEncapsulatedSTLPlugin"]()
+    (preferred,) = [l for l in plugin.examineForImport([[str(path)]]) if l.selected]
+    assert "Recommended Display CIELab Value (0062,000D) is 'red', not three integers" in preferred.tooltip
+    assert not preferred.warning  # the model loads as it is, in its default colour
