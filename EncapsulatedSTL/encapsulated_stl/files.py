@@ -48,13 +48,24 @@ def open_input(path: str | os.PathLike, error: type[EncapsulatedSTLError] = Enca
     hang here) and its type is checked on the open descriptor, so nothing can be
     swapped in between the check and the read.
     """
+    if not os.fspath(path):
+        raise error("the file name is empty")
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
         raise error("no such file", path) from None
     except IsADirectoryError:
         raise error("is a directory, not a file", path) from None
+    except ValueError:  # os.open refuses a name with a NUL byte
+        raise error("cannot read: the file name holds a NUL byte", path) from None
     except OSError as failure:
+        if failure.errno == errno.ENXIO:  # a socket (or a FIFO's missing device): say what it is
+            try:
+                kind = file_kind(os.stat(path).st_mode)
+            except OSError:
+                kind = None
+            if kind is not None:
+                raise error(f"is {kind}, not a file", path) from None
         raise error(f"cannot read: {_reason(failure)}", path) from None
     try:
         kind = file_kind(os.fstat(descriptor).st_mode)

@@ -695,7 +695,7 @@ def read_stl_file(path) -> bytes | mmap.mmap:
             if os.fstat(stream.fileno()).st_size < MAP_THRESHOLD:
                 return stream.read()
             return map_whole_file(stream)
-    # ValueError: a NUL byte in the name (os.open), or a file emptied before mmap
+    # ValueError: a file emptied between its size and the mapping
     except (OSError, ValueError) as error:
         raise StlFormatError(f"cannot read: {getattr(error, 'strerror', None) or error}", path) from None
 

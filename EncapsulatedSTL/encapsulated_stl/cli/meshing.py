@@ -195,7 +195,7 @@ def make_ct_model(
             )
         dataset = encapsulate_stl(
             stl, series.source, metadata, algorithm_parameters=parameters,
-            algorithm_family=codes.ALGORITHM_FAMILY_THRESHOLD,
+            algorithm_family=codes.ALGORITHM_FAMILY_THRESHOLD, path=label,
             check_values=False,  # binary_stl_from_mesh refused non-finite points already
         )
         del stl

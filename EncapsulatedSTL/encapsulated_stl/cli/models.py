@@ -145,13 +145,13 @@ def run_extract(args: argparse.Namespace) -> int:
 
 def describe(model: EncapsulatedModel) -> dict:
     """What ``info`` reports, as plain JSON-ready values."""
-    low, high = model.bounds_mm() if model.mesh.triangle_count else (None, None)
+    low, high = model.bounds_mm()  # never empty: the reader refuses empty models
     return {
         "file": str(model.path) if model.path else None,
         "triangles": model.mesh.triangle_count,
         "units": model.units,
         "units_problem": model.units_problem,
-        "bounds_mm_lps": None if low is None else {"min": low.tolist(), "max": high.tolist()},
+        "bounds_mm_lps": {"min": low.tolist(), "max": high.tolist()},
         "bounds_assume_mm": model.units is None,
         "frame_of_reference_uid": model.frame_of_reference_uid,
         "patient_name": model.patient_name,
@@ -187,13 +187,10 @@ def run_info(args: argparse.Namespace) -> int:
         print()
         return 0
     bounds = facts["bounds_mm_lps"]
-    if bounds:
-        span = [f"{lo:.2f}..{hi:.2f}" for lo, hi in zip(bounds["min"], bounds["max"])]
-        bounds_text = "L " + span[0] + "  P " + span[1] + "  S " + span[2]
-        if facts["bounds_assume_mm"]:
-            bounds_text += "  (units unknown: taken as mm)"
-    else:
-        bounds_text = "empty mesh"
+    span = [f"{lo:.2f}..{hi:.2f}" for lo, hi in zip(bounds["min"], bounds["max"])]
+    bounds_text = "L " + span[0] + "  P " + span[1] + "  S " + span[2]
+    if facts["bounds_assume_mm"]:
+        bounds_text += "  (units unknown: taken as mm)"
     sources = facts["source_series"]
     source_text = (
         "; ".join(f"{s['series_instance_uid'] or 'series not stated'} ({s['instances']} instances)" for s in sources)
