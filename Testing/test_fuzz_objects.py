@@ -229,18 +229,10 @@ def damaged_objects(bases: dict[str, Base], folder: Path) -> list[Path]:
 
 
 def indexed(harness, path: Path) -> bool:
-    """Whether the DICOM database indexes ``path``, as CTK does for a file it can parse.
-
-    The harness's stand-in for CTK (slicer_harness/ctk.py ``_header``) lets some pydicom
-    errors on damaged files out (zlib.error, BytesLengthException) where CTK logs the
-    file and skips it; such a file is not indexed here either.
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pydicom's, as the stand-in reads damaged headers
-            return bool(harness.database.insert(str(path)))
-    except Exception:
-        return False
+    """Whether the DICOM database indexes ``path``, as CTK does for a file it can parse."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom's, as the stand-in reads damaged headers
+        return bool(harness.database.insert(str(path)))
 
 
 def readable(path: Path) -> bool:

@@ -12,6 +12,7 @@ test_hostile_segmentations); these prove the same holds end to end.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -274,3 +275,20 @@ def test_control_characters_from_a_file_are_shown_not_obeyed(model_bytes, tmp_pa
         dataset.save_as(path)
     assert_refused(["info", path], [path], None, f"error: {path}: ")
     assert "\x1b" not in run_process("info", path)[2]
+
+
+def test_info_shows_a_whole_model_with_one_warning_for_what_it_cannot_read(model_bytes, tmp_path):
+    path = tmp_path / "colour.dcm"
+    path.write_bytes(model_bytes)
+    dataset = pydicom.dcmread(path)
+    dataset.add_new(0x0062000D, "LO", "red")  # Recommended Display CIELab Value as text
+    dataset.save_as(path)
+    code, out, err = run_process("info", path)
+    assert code == 0
+    assert "Triangles" in out and " 12" in out
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"warning: {path}: ")
+    assert "Recommended Display CIELab Value (0062,000D) is 'red'" in lines[0]
+    code, out, err = run_process("info", path, "--json")
+    assert code == 0 and err.count("\n") == 1
+    assert json.loads(out)["problems"][0].startswith("Recommended Display CIELab Value (0062,000D)")

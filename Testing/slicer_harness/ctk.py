@@ -19,7 +19,6 @@ from pathlib import Path
 import pydicom
 from pydicom.charset import decode_bytes
 from pydicom.dataelem import RawDataElement
-from pydicom.errors import InvalidDicomError
 
 from . import qt
 
@@ -73,7 +72,7 @@ class ctkDICOMDatabase(qt.QObject):
         if path not in self._headers:
             try:
                 self._headers[path] = pydicom.dcmread(path, defer_size=DEFER_BYTES, stop_before_pixels=True)
-            except (OSError, InvalidDicomError, ValueError, EOFError, KeyError, TypeError):
+            except Exception:  # DCMTK fails to parse it; CTK logs the file and skips it
                 return None
         return self._headers[path]
 

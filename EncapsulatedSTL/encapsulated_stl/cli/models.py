@@ -177,11 +177,15 @@ def describe(model: EncapsulatedModel) -> dict:
         "color_rgb": list(model.color) if model.color else None,
         "opacity": model.opacity,
         "producer": model.producer,
+        "problems": list(model.problems),
     }
 
 
 def run_info(args: argparse.Namespace) -> int:
     facts = describe(read_encapsulated_model(args.dicom))
+    if facts["problems"] and not args.quiet:  # the model is whole; some descriptions are not
+        print(one_line(f"warning: {args.dicom}: not shown, as they cannot be read: "
+                       + "; ".join(facts["problems"])), file=sys.stderr)
     if args.json:
         json.dump(facts, sys.stdout, indent=2)
         print()
