@@ -524,7 +524,8 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
 
         The instances come from the reference volume's ``DICOM.instanceUIDs`` (or, for a
         model without one, its subject hierarchy references), the files from
-        ``slicer.dicomDatabase``.
+        ``slicer.dicomDatabase``.  Raises ``EncapsulatedSTLError`` when those files are
+        damaged: a model exported without them would silently lose its source.
         """
         from encapsulated_stl.source_series import scan_series
 
@@ -546,7 +547,9 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         missing = sum(1 for f in files if not f)
         if missing:
             return None, volume, f"{missing} of the {len(uids)} source instances of {origin} are not in the DICOM database"
-        found = scan_series(files)
+        found = scan_series(files)  # raises for a damaged file, as check_usable below
+        if len(found) == 1:
+            found[0].check_usable()  # a damaged file would be missing from the references
         if len(found) != 1:
             return None, volume, f"the source instances of {origin} are not one readable series"
         return found[0], volume, f"source series {found[0].series_instance_uid} ({len(found[0])} instances) from {origin}"

@@ -259,13 +259,21 @@ def test_dev_zero_is_refused_without_reading(command, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_fifo_as_reference_series_file_is_refused(stl_file, tmp_path):
+@pytest.mark.parametrize("command", ["wrap", "from-seg"])
+def test_a_fifo_as_reference_series_file_is_refused(command, stl_file, tmp_path):
+    import nibabel as nib
+    import numpy as np
+
     fifo = tmp_path / "slice.dcm"
     os.mkfifo(fifo)
-    code, _, err = run_process("wrap", stl_file, "--reference", fifo, "-o", tmp_path / "out.dcm", timeout=60)
+    labels = tmp_path / "labels.nii"
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.uint8), np.eye(4)), str(labels))
+    output = tmp_path / ("out.dcm" if command == "wrap" else "models")
+    source = stl_file if command == "wrap" else labels
+    code, _, err = run_process(command, source, "--reference", fifo, "-o", output, timeout=60)
     assert code == 2
-    one_error_line(err, "FIFO")
-    assert not (tmp_path / "out.dcm").exists()
+    one_error_line(err, str(fifo), "FIFO")
+    assert not output.exists()
 
 
 # -- the library --------------------------------------------------------------------------

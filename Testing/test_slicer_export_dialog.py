@@ -324,3 +324,16 @@ def test_a_model_under_a_linear_transform_is_exported_in_world_coordinates(mrml,
     actual = loaded.triangles_mm().reshape(-1, 3)
     nearest = np.min(np.linalg.norm(actual[:, None, :] - expected[None, :, :], axis=-1), axis=1)
     assert nearest.max() <= 1e-4
+
+
+def test_a_source_damaged_since_loading_stops_the_export_with_its_name(mrml, phantom_ct, tmp_path):
+    volume = load_ct(mrml, phantom_ct)
+    segmentation, _ = segment_volume(mrml, volume)
+    uids = volume.GetAttribute("DICOM.instanceUIDs").split()
+    damaged = mrml.database.fileForInstance(uids[len(uids) // 2])
+    with open(damaged, "r+b") as stream:  # cut inside the pixel data, as a failed copy does
+        stream.truncate(stream.seek(0, 2) - 1000)
+    result = open_dialog(mrml, segmentation).export(str(tmp_path))
+    assert not result.ok
+    assert damaged in result.error and "repair or remove" in result.error
+    assert list(tmp_path.iterdir()) == []

@@ -443,16 +443,17 @@ def reference_series(
         No image series, the named one missing, or several and none chosen.
     """
     path = Path(reference)
-    if path.is_file():
+    if path.is_dir():
+        everything = scan_series([path])
+    elif not path.exists():
+        raise SeriesError("no such file or directory", path)
+    else:
+        check_input(path, SeriesError)  # a FIFO or a device: refused, never read
         found = scan_series([path])
         if not found:
             raise SeriesError("not a DICOM file with a Series Instance UID", path)
         series_uid = series_uid or found[0].series_instance_uid
         everything = scan_series([path.parent])
-    elif path.is_dir():
-        everything = scan_series([path])
-    else:
-        raise SeriesError("no such file or directory", path)
     images = [s for s in everything if s.modality not in _NOT_IMAGES]
     listing = "; ".join(s.summary() for s in images) or "none"
     if series_uid is not None:
