@@ -45,6 +45,10 @@ def _normalized(vr: str, value: str) -> str:
     return value.rstrip("\0 ")
 
 
+#: What insert() reads of a file to index it.
+INDEXED_KEYWORDS = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "PatientID")
+
+
 class ctkDICOMDatabase(qt.QObject):
     """An open database: Patients / Studies / Series / Images and the tag cache
     (Libs/DICOM/Core/ctkDICOMDatabase.cpp at the CTK each release pins).
@@ -71,9 +75,14 @@ class ctkDICOMDatabase(qt.QObject):
         path = str(path)
         if path not in self._headers:
             try:
-                self._headers[path] = pydicom.dcmread(path, defer_size=DEFER_BYTES, stop_before_pixels=True)
+                header = pydicom.dcmread(path, defer_size=DEFER_BYTES, stop_before_pixels=True)
+                # DCMTK parses every value as it loads a file, pydicom only when asked:
+                # ask for what the index needs now, so a value DCMTK could not parse fails here
+                for keyword in INDEXED_KEYWORDS:
+                    header.get(keyword)
             except Exception:  # DCMTK fails to parse it; CTK logs the file and skips it
                 return None
+            self._headers[path] = header
         return self._headers[path]
 
     def insert(self, path, storeFile=True, generateThumbnail=False, createHierarchy=True, destinationDirectoryName=""):
