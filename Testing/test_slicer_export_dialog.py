@@ -10,6 +10,7 @@ every plugin, the tag editor's tags, the export to a folder or to the database).
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import pydicom
@@ -327,13 +328,16 @@ def test_a_model_under_a_linear_transform_is_exported_in_world_coordinates(mrml,
 
 
 def test_a_source_damaged_since_loading_stops_the_export_with_its_name(mrml, phantom_ct, tmp_path):
-    volume = load_ct(mrml, phantom_ct)
+    ct = tmp_path / "ct"  # a copy: the phantom is shared with the other tests
+    shutil.copytree(phantom_ct, ct)
+    volume = load_ct(mrml, ct)
     segmentation, _ = segment_volume(mrml, volume)
     uids = volume.GetAttribute("DICOM.instanceUIDs").split()
     damaged = mrml.database.fileForInstance(uids[len(uids) // 2])
     with open(damaged, "r+b") as stream:  # cut inside the pixel data, as a failed copy does
         stream.truncate(stream.seek(0, 2) - 1000)
-    result = open_dialog(mrml, segmentation).export(str(tmp_path))
+    (tmp_path / "out").mkdir()
+    result = open_dialog(mrml, segmentation).export(str(tmp_path / "out"))
     assert not result.ok
     assert damaged in result.error and "repair or remove" in result.error
-    assert list(tmp_path.iterdir()) == []
+    assert list((tmp_path / "out").iterdir()) == []
