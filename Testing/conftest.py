@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -52,6 +53,18 @@ def require_tool(name: str, package_hint: str) -> str:
     if path is None:
         missing(f"'{name}' is not installed ({package_hint})")
     return path
+
+
+def run_console_script(*argv, timeout: float = 120):
+    """The installed ``encapsulated-stl`` as a user runs it, in its own process, with no
+    input on stdin: (exit code, stdout, stderr)."""
+    exe = shutil.which("encapsulated-stl")
+    command = [exe] if exe else [sys.executable, "-m", "encapsulated_stl"]
+    result = subprocess.run(
+        command + [str(a) for a in argv], capture_output=True, text=True, timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    return result.returncode, result.stdout, result.stderr
 
 
 def real_series(name: str) -> Path:

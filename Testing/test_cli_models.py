@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pydicom
@@ -15,17 +13,10 @@ import pytest
 from encapsulated_stl.cli import main
 from encapsulated_stl.model import read_encapsulated_model
 from encapsulated_stl.stl import parse_binary_stl
+from conftest import run_console_script as run_cli
 from stl_samples import ascii_stl_by_hand, binary_stl_by_hand, cube_triangles
 
 CUBE = cube_triangles(30.0, origin=(-15.0, 5.0, -80.0))
-
-
-def run_cli(*args):
-    """The installed console script, as a user runs it: (exit code, stdout, stderr)."""
-    exe = shutil.which("encapsulated-stl")
-    command = [exe] if exe else [sys.executable, "-m", "encapsulated_stl"]
-    result = subprocess.run(command + [str(a) for a in args], capture_output=True, text=True, timeout=120)
-    return result.returncode, result.stdout, result.stderr
 
 
 def digest(path):

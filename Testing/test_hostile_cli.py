@@ -14,8 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -25,19 +23,10 @@ import pydicom
 import pytest
 from pydicom.dataelem import RawDataElement
 
+from conftest import run_console_script as run_process
 from stl_samples import ascii_stl_by_hand, binary_stl_by_hand, cube_triangles
 
 CUBE = cube_triangles(20.0, origin=(-10.0, -10.0, -10.0))
-
-
-def run_process(*argv, timeout=120):
-    exe = shutil.which("encapsulated-stl")
-    command = [exe] if exe else [sys.executable, "-m", "encapsulated_stl"]
-    result = subprocess.run(
-        command + [str(a) for a in argv], capture_output=True, text=True, timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-    return result.returncode, result.stdout, result.stderr
 
 
 def digests(paths) -> dict:

@@ -13,8 +13,6 @@ import hashlib
 import os
 import shutil
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ import pytest
 from encapsulated_stl.cli import main
 from encapsulated_stl.errors import OutputError
 from encapsulated_stl.files import check_output_path, write_atomically
+from conftest import run_console_script as run_process
 from stl_samples import binary_stl_by_hand, cube_triangles
 
 STL = binary_stl_by_hand(cube_triangles(20.0, origin=(-10.0, -10.0, -10.0)))
@@ -35,17 +34,6 @@ def run(capsys, *argv):
         code = exit.code
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def run_process(*argv, timeout=120):
-    """The console script as a user runs it, for inputs that could block a reader."""
-    exe = shutil.which("encapsulated-stl")
-    command = [exe] if exe else [sys.executable, "-m", "encapsulated_stl"]
-    result = subprocess.run(
-        command + [str(a) for a in argv], capture_output=True, text=True, timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-    return result.returncode, result.stdout, result.stderr
 
 
 def digest(path: Path) -> str:

@@ -184,12 +184,16 @@ def check_output_path(
         check_not_input(target, inputs, given)
         if not force:
             raise OutputError("already exists; use --force to overwrite it", given)
-    directory = target.parent
+    _check_writable(target.parent, given, f"directory {target.parent} does not exist")
+    return target
+
+
+def _check_writable(directory: Path, given, missing: str) -> None:
+    """Refuse ``given`` unless ``directory`` is a directory we may create files in."""
     if not directory.is_dir():
-        raise OutputError(f"directory {directory} does not exist", given)
+        raise OutputError(missing, given)
     if not os.access(directory, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write: directory {directory} is not writable", given)
-    return target
 
 
 def check_not_input(target: str | os.PathLike, inputs: Iterable[str | os.PathLike], given=None) -> None:
@@ -227,10 +231,7 @@ def check_output_directory(path: str | os.PathLike, create: bool = True) -> Path
     existing = Path(os.path.realpath(directory))
     while not existing.exists():
         existing = existing.parent
-    if not existing.is_dir():
-        raise OutputError(f"cannot create the directory: {existing} is not a directory", directory)
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write: {existing} is not writable", directory)
+    _check_writable(existing, directory, f"cannot create the directory: {existing} is not a directory")
     return directory
 
 
