@@ -20,7 +20,7 @@ import nrrd
 import numpy as np
 import pydicom
 import pytest
-from hypothesis import given
+from hypothesis import given, reject
 from hypothesis import strategies as st
 
 from encapsulated_stl.dicom_seg import read_dicom_seg_segments
@@ -196,7 +196,12 @@ def _mutated_dicom(original: bytes, keywords, draw) -> bytes:
         if "PixelData" in dataset and draw(st.integers(0, 9)) == 0:
             dataset.PixelData = dataset.PixelData[:draw(st.integers(0, len(dataset.PixelData)))]
         buffer = io.BytesIO()
-        dataset.save_as(buffer)
+        try:
+            dataset.save_as(buffer)
+        except (ValueError, OverflowError):
+            # pydicom 2.4 decodes every raw value to write it and cannot decode some
+            # (IS 'inf'); pydicom 3 writes them as they are. Not a file to test here.
+            reject()
     return buffer.getvalue()
 
 
