@@ -136,6 +136,16 @@ def refused(path, error=NotEncapsulatedSTLError) -> str:
     return caught.value.reason
 
 
+def refused_measuring_memory(path) -> tuple[str, int]:
+    """:func:`refused`'s reason for ``path``, and the peak bytes Python allocated meanwhile."""
+    tracemalloc.start()
+    try:
+        reason = refused(path)
+        return reason, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 @pytest.fixture
 def ours(tmp_path):
     return our_object(tmp_path / "ours.dcm")
@@ -264,12 +274,7 @@ def patched(path, offset: int, fmt: str, value: int):
 def test_an_element_claiming_4_gb_in_a_small_file_is_refused_without_allocating(ours):
     data = ours.read_bytes()
     patched(ours, element_offset(data, 0x00420011, b"OB") + 8, "<L", 0xFFFFFFF0)
-    tracemalloc.start()
-    try:
-        reason = refused(ours)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    reason, peak = refused_measuring_memory(ours)
     assert "Encapsulated Document (0042,0011) (its value is declared as 4294967280 bytes" in reason
     assert peak < 2 * 1024 * 1024, peak  # the header walk, not the declared 4 GB
 
@@ -458,11 +463,6 @@ def test_a_deflate_bomb_is_refused_while_inflating(ours, tmp_path):
     body = b"".join(deflater.compress(zeros) for _ in range(80)) + deflater.flush()
     bomb = tmp_path / "bomb.dcm"
     bomb.write_bytes(b"\0" * 128 + b"DICM" + header.getvalue() + body)
-    tracemalloc.start()
-    try:
-        reason = refused(bomb)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    reason, peak = refused_measuring_memory(bomb)
     assert reason.startswith(f"the deflated data set inflates to more than {64 * 1024 * 1024} bytes")
     assert peak < 100 * 1024 * 1024, peak
