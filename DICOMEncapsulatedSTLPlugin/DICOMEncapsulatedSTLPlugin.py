@@ -145,13 +145,17 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
         loadable.files = list(files)
         loadable.name = name
         loadable.confidence = confidence
-        loadable.selected = confidence == PREFERRED_CONFIDENCE
         loadable.asSegmentation = asSegmentation
         loadable.sourceInstanceUIDs = list(dict.fromkeys(uid for m in models for uid in m.source_instance_uids))
         loadable.referencedInstanceUIDs = []
         loadable.tooltip = "\n".join(self._describe(m) for m in models)
-        problems = sorted({m.units_problem for m in models if m.units is None})
-        loadable.warning = "; ".join(problems) + _(": loaded as millimetres") if problems else ""
+        unknown = sorted({m.units_problem for m in models if m.units is None})
+        notes = list(dict.fromkeys(note for m in models for note in m.notes))
+        # A warning makes the DICOM browser ask "load anyway?" before loading: millimetres
+        # are assumed for undeclared units only when the user says yes, having seen why.
+        warnings = ["; ".join(unknown) + _(": loaded as millimetres")] if unknown else []
+        loadable.warning = "; ".join(warnings + notes)
+        loadable.selected = confidence == PREFERRED_CONFIDENCE
         return loadable
 
     @staticmethod

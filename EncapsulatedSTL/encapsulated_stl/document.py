@@ -95,7 +95,7 @@ def document_view(dataset: Dataset) -> memoryview:
 
 
 def stl_in_document(dataset: Dataset) -> tuple[memoryview, str | None]:
-    """(STL bytes, problem with Encapsulated Document Length or None), zero-copy.
+    """(STL bytes, problem with how they are stored, or None), zero-copy.
 
     A binary STL states its own size: 84 + 50 bytes per triangle of the count in
     its header (always even, so a valid one is never padded).  When the document
@@ -103,13 +103,23 @@ def stl_in_document(dataset: Dataset) -> tuple[memoryview, str | None]:
     Encapsulated Document Length (0042,0015) that says otherwise, or is not one
     whole number (text, NaN, several values), is reported and ignored: the STL
     is whole either way.  Otherwise a usable length ends the STL (a producer
-    may store bytes after it), and the STL parser says what is wrong with it.
+    may store bytes after it).  A binary STL followed by fewer bytes than one
+    triangle (an STL file of odd length, wrapped and padded by Orthanc or
+    dcm4che) is its triangles, with the extra bytes reported; a triangle's worth
+    or more is left to the STL parser to refuse, as is anything else.
     """
     document = document_view(dataset)
     declared, problem = declared_document_length(dataset)
     size = len(document)
+    usable = declared if declared is not None and declared <= size else None
+    if usable is None and declared is not None:
+        problem = (
+            f"Encapsulated Document Length (0042,0015) says {declared} bytes but the "
+            f"document has only {size}; the length was ignored"
+        )
     if size >= 84:
-        own = 84 + 50 * int(np.frombuffer(document, dtype="<u4", count=1, offset=80)[0])
+        count = int(np.frombuffer(document, dtype="<u4", count=1, offset=80)[0])
+        own = 84 + 50 * count
         if own == size or (own == size - 1 and document[-1] == 0):
             if declared is not None and declared != own:
                 problem = (
@@ -117,14 +127,20 @@ def stl_in_document(dataset: Dataset) -> tuple[memoryview, str | None]:
                     f"holds a binary STL of {own} bytes; the length was ignored"
                 )
             return document[:own], problem
-    if declared is not None:
-        if declared <= size:
-            return document[:declared], problem
-        problem = (
-            f"Encapsulated Document Length (0042,0015) says {declared} bytes but the "
-            f"document has only {size}; the length was ignored"
-        )
-    return document, problem
+        stored = size if usable is None else usable
+        if count and own < stored < own + 50 and not looks_like_text(document[:stored]):
+            extra = stored - own
+            return document[:own], (
+                f"{extra} byte{'s' if extra > 1 else ''} after the binary STL's {count} triangles "
+                f"{'were' if extra > 1 else 'was'} ignored (an STL file of odd length, padded when "
+                "it was wrapped)"
+            )
+    return (document if usable is None else document[:usable]), problem
+
+
+def looks_like_text(data) -> bool:
+    """True for bytes that begin like an ASCII STL ("solid", after blanks)."""
+    return bytes(data[:64]).lstrip().lower().startswith(b"solid") and b"\0" not in bytes(data[:84])
 
 
 def declared_document_length(dataset: Dataset) -> tuple[int | None, str | None]:

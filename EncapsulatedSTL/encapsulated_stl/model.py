@@ -41,7 +41,15 @@ from .document import (
 )
 from .errors import EncapsulatedSTLError, NotEncapsulatedSTLError, StlFormatError
 from .files import available_memory, open_input
-from .stl import MAP_THRESHOLD, StlMesh, map_whole_file, parse_binary_stl
+from .stl import (
+    MAP_THRESHOLD,
+    StlMesh,
+    binary_stl_bytes,
+    looks_like_ascii_stl,
+    map_whole_file,
+    parse_ascii_stl,
+    parse_binary_stl,
+)
 
 
 @dataclass
@@ -69,9 +77,14 @@ class EncapsulatedModel:
         UCUM code of the STL units (m, cm, mm, um), or ``None`` if the object
         does not say (or says something outside CID 7063: see ``units_problem``).
     problems:
-        Attributes present with a value that cannot be used (a damaged or
-        misencoded element), each read as ``None``, and an Encapsulated Document
-        Length that disagrees with the STL; one line each.
+        What the reader had to overlook, one line each: first the :attr:`notes`
+        on how the document was stored, then attributes present with a value that
+        cannot be used (a damaged or misencoded element), each read as ``None``.
+    notes:
+        How the STL was found where it was not stored as Supplement 205 says, with
+        the bytes still unambiguous: an ASCII STL, bytes after the last triangle, a
+        MIME type other than model/stl, an Encapsulated Document Length that
+        disagrees.  Also in :attr:`problems`.
     """
 
     path: Path | None
@@ -81,6 +94,7 @@ class EncapsulatedModel:
     units: str | None
     units_problem: str | None
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     # -- identity and links ---------------------------------------------------
     @property
@@ -178,6 +192,16 @@ class EncapsulatedModel:
         return _referenced_instances(self.dataset, "SourceInstanceSequence")
 
     # -- geometry -------------------------------------------------------------
+    @property
+    def is_ascii(self) -> bool:
+        """True when the document is an ASCII STL (another producer's; ours are binary)."""
+        return self.mesh.header is None
+
+    @property
+    def binary_stl(self) -> memoryview | bytearray:
+        """The model as binary STL: :attr:`stl` itself, or an ASCII document converted."""
+        return binary_stl_bytes(self.mesh.triangles) if self.is_ascii else self.stl
+
     @property
     def millimetres_per_unit(self) -> float | None:
         return codes.UNIT_MILLIMETRES.get(self.units) if self.units else None
@@ -477,8 +501,11 @@ def check_dataset(dataset: Dataset, path=None) -> Dataset:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom validates the (damaged) UID it is given
             name = pydicom.uid.UID(sop_class).name if sop_class else "no SOP Class UID"
+        name = _OTHER_DOCUMENT_CLASSES.get(sop_class, name)
+        holding = _text(dataset, "MIMETypeOfEncapsulatedDocument") if sop_class in _OTHER_DOCUMENT_CLASSES else None
         raise NotEncapsulatedSTLError(
-            f"not an Encapsulated STL object (SOP Class {shown(sop_class) if sop_class else '-'}: {shown(name, 80)})",
+            f"not an Encapsulated STL object (SOP Class {shown(sop_class) if sop_class else '-'}: {shown(name, 80)}"
+            + (f", holding {shown(holding)}" if holding else "") + "); it is not read as STL",
             path,
         )
     label = "Encapsulated Document (0042,0011)"
@@ -499,9 +526,10 @@ def check_dataset(dataset: Dataset, path=None) -> Dataset:
             f"{label} is stored in fragments (undefined length), not as one value; the object is damaged",
             path,
         )
-    if document is None or not isinstance(document, (bytes, bytearray, memoryview, DocumentReader)) \
-            or len(document.view if isinstance(document, DocumentReader) else document) == 0:
-        raise NotEncapsulatedSTLError(f"{label} is missing or empty", path)
+    if document is None or not isinstance(document, (bytes, bytearray, memoryview, DocumentReader)):
+        raise NotEncapsulatedSTLError(f"{label} is missing: the object holds no model", path)
+    if len(document.view if isinstance(document, DocumentReader) else document) == 0:
+        raise NotEncapsulatedSTLError(f"{label} is empty (0 bytes): the object holds no model", path)
     _check_complete(dataset, path)
     return dataset
 
@@ -546,14 +574,67 @@ def model_from_dataset(
     """
     path = Path(path) if path is not None else None
     check_dataset(dataset, path)
+    mime, mime_problem = _mime_type(dataset, path)
     stl, length_problem = stl_in_document(dataset)
+    notes = [length_problem] if length_problem else []
     try:
-        mesh = parse_binary_stl(stl, path, check_values=check_values)
+        if looks_like_ascii_stl(stl):
+            stl = _without_padding(stl)
+            mesh = parse_ascii_stl(stl, path)
+            notes.append("the document is an ASCII STL (Supplement 205 stores binary STL); read as ASCII")
+        else:
+            mesh = parse_binary_stl(stl, path, check_values=check_values)
     except StlFormatError as error:
+        if mime_problem:  # a type that does not say STL, and bytes that are not one
+            raise StlFormatError(f"{mime_problem}, and the document is not a valid STL ({error.reason})",
+                                 path) from None
         raise StlFormatError(f"encapsulated STL is invalid: {error.reason}", path) from None
+    if mime_problem:
+        notes.append(f"{mime_problem}; the document is a valid STL and was read as one")
     units, problem = _declared_units(dataset)
-    problems = ([length_problem] if length_problem else []) + _attribute_problems(dataset)
-    return EncapsulatedModel(path, dataset, stl, mesh, units, problem, problems)
+    problems = notes + _attribute_problems(dataset)
+    return EncapsulatedModel(path, dataset, stl, mesh, units, problem, problems, notes)
+
+
+#: The MIME type Supplement 205 gives Encapsulated STL.
+STL_MIME_TYPE = "model/stl"
+#: Names an STL went by before model/stl was registered (2018), still seen in PACS.
+LEGACY_STL_MIME_TYPES = ("application/sla", "application/vnd.ms-pki.stl", "model/x.stl-binary",
+                         "model/x.stl-ascii", "application/x-stl")
+#: Types that say nothing about the format.
+_GENERIC_MIME_TYPES = ("application/octet-stream", "binary/octet-stream", "text/plain", "application/unknown")
+#: Other encapsulated document classes, named even where pydicom's dictionary is older.
+_OTHER_DOCUMENT_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.104.1": "Encapsulated PDF Storage",
+    "1.2.840.10008.5.1.4.1.1.104.2": "Encapsulated CDA Storage",
+    "1.2.840.10008.5.1.4.1.1.104.4": "Encapsulated OBJ Storage",
+    "1.2.840.10008.5.1.4.1.1.104.5": "Encapsulated MTL Storage",
+}
+
+
+def _mime_type(dataset: Dataset, path) -> tuple[str, str | None]:
+    """(MIME type, why it does not say STL, or None).
+
+    model/stl and its legacy names are STL; a type with no format in it (text/plain,
+    application/octet-stream) leaves the bytes to decide; any other type names another
+    format, and the object is refused, never parsed as STL.
+    """
+    label = _label("MIMETypeOfEncapsulatedDocument")
+    value = _text(dataset, "MIMETypeOfEncapsulatedDocument") or ""
+    mime = value.split(";")[0].strip().lower()
+    if mime == STL_MIME_TYPE:
+        return mime, None
+    if mime in LEGACY_STL_MIME_TYPES:
+        return mime, f"{label} is {shown(value)}, an older name of model/stl"
+    if mime in _GENERIC_MIME_TYPES or not mime:
+        return mime, f"{label} is {shown(value)}, not model/stl"
+    raise NotEncapsulatedSTLError(
+        f"{label} is {shown(value)}: the document is in another format, not STL, and is not read as STL", path)
+
+
+def _without_padding(text: memoryview) -> memoryview:
+    """An ASCII document without the NUL a producer padded it to even length with."""
+    return text[:-1] if len(text) and text[-1] == 0 else text
 
 
 def read_encapsulated_model(path: str | os.PathLike, *, check_values: bool = True) -> EncapsulatedModel:

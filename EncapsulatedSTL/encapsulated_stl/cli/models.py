@@ -57,6 +57,11 @@ def register(subparsers) -> None:
         "--units", choices=list(codes.UNIT_MILLIMETRES),
         help="convert the coordinates to these units (default: keep the bytes unchanged)",
     )
+    extract.add_argument(
+        "--assume-units", choices=list(codes.UNIT_MILLIMETRES), metavar="UNITS",
+        help="the units of an object that declares none (PixelMed's, without its metadata), "
+        "for --units to convert from",
+    )
     extract.add_argument("--force", action="store_true", help="overwrite an existing output file")
     extract.set_defaults(run=run_extract)
 
@@ -120,25 +125,29 @@ def run_wrap(args: argparse.Namespace) -> int:
 def run_extract(args: argparse.Namespace) -> int:
     output = check_output_path(args.output, args.force, inputs=[args.dicom])
     model = read_encapsulated_model(args.dicom, check_values=False)
+    if model.notes and not args.quiet:  # read leniently: the STL is whole
+        print(one_line(f"warning: {args.dicom}: " + "; ".join(model.notes)), file=sys.stderr)
     data = model.stl
-    if not args.units or args.units == model.units:
+    units = model.units or args.assume_units
+    if not args.units or args.units == units:
         # Unchanged bytes: scanned on another core while they are written out.
         scan = ValueCheck(data, args.dicom)
         write_atomically(
             output, lambda stream: stream.write(data), args.force, scan.wait, inputs=[args.dicom]
         )
     else:
-        if model.units is None:
+        if units is None:
             raise EncapsulatedSTLError(
-                f"cannot convert to {args.units}: {model.units_problem}", args.dicom
+                f"cannot convert to {args.units}: {model.units_problem}; say which they are with "
+                "--assume-units", args.dicom
             )
-        factor = codes.UNIT_MILLIMETRES[model.units] / codes.UNIT_MILLIMETRES[args.units]
-        scaled = rescale_binary_stl(data, factor, args.dicom)
+        factor = codes.UNIT_MILLIMETRES[units] / codes.UNIT_MILLIMETRES[args.units]
+        scaled = rescale_binary_stl(model.binary_stl, factor, args.dicom)
         write_atomically(output, lambda stream: stream.write(scaled), args.force, inputs=[args.dicom])
     if not args.quiet:
         print(
             f"wrote {output}: {model.mesh.triangle_count} triangles, "
-            f"{args.units or model.units or 'units unknown'}"
+            f"{args.units or units or 'units unknown'}"
         )
     return 0
 
@@ -183,9 +192,8 @@ def describe(model: EncapsulatedModel) -> dict:
 
 def run_info(args: argparse.Namespace) -> int:
     facts = describe(read_encapsulated_model(args.dicom))
-    if facts["problems"] and not args.quiet:  # the model is whole; some descriptions are not
-        print(one_line(f"warning: {args.dicom}: not shown, as they cannot be read: "
-                       + "; ".join(facts["problems"])), file=sys.stderr)
+    if facts["problems"] and not args.quiet:  # the model is whole; how it was stored, or some descriptions, are not
+        print(one_line(f"warning: {args.dicom}: " + "; ".join(facts["problems"])), file=sys.stderr)
     if args.json:
         json.dump(facts, sys.stdout, indent=2)
         print()
