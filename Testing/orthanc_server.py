@@ -11,6 +11,10 @@ refusals rather than simulated ones:
   :data:`CALLING_AE_TITLE` is a known modality: any other calling AE title is rejected;
 - HTTP basic authentication with user :data:`USER` (DICOMweb and REST API).
 
+``settings`` overrides any of these, e.g. ``{"DicomAlwaysAllowEcho": True}`` (Orthanc's
+own default): associations from any calling AE title are then accepted, and its other
+requests refused one by one.
+
 Debian packages: ``orthanc`` and ``orthanc-dicomweb``.
 """
 
@@ -66,7 +70,7 @@ class OrthancServer:
     ports are kept, so a restarted server still has what it stored.
     """
 
-    def __init__(self, directory: Path, tls: dict[str, str] | None = None):
+    def __init__(self, directory: Path, tls: dict[str, str] | None = None, settings: dict | None = None):
         self.executable = require_tool("Orthanc", INSTALL_HINT)
         self.plugin = dicomweb_plugin()
         self.directory = Path(directory)
@@ -80,6 +84,8 @@ class OrthancServer:
         #: DICOM TLS files: ``certificate``, ``private_key`` and ``trusted`` (the CA of
         #: accepted client certificates); ``None`` for plain DICOM.
         self.tls = tls
+        #: Orthanc configuration options that replace the strict ones above.
+        self.settings = dict(settings or {})
 
     # -- addresses
 
@@ -125,6 +131,7 @@ class OrthancServer:
             "SaveJobs": False,
             "Plugins": [self.plugin],
             "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+            **self.settings,
         }
 
     def start(self, timeout: float = 20.0) -> OrthancServer:

@@ -357,3 +357,110 @@ def test_directory_with_non_dicom_files_sends_the_dicom_ones(orthanc, models, ca
     assert code == 0, out + err
     assert "2 of 2 file(s) stored" in out and "1 non-DICOM file(s) skipped" in out
     assert len(orthanc.instance_uids()) == 2
+
+
+# --------------------------------------------------------------------------- refused AE titles: find, fetch
+
+
+UNKNOWN_CALLING = (
+    "rejected the association permanently: calling AE title not recognized (the PACS does not know the "
+    "calling AE title 'STRANGER'; register it there, with this host's address, or use --calling-aet)"
+)
+WRONG_CALLED = (
+    "rejected the association permanently: called AE title not recognized "
+    "(the PACS is not called 'NOT-ORTHANC'; check the AE title before the @)"
+)
+
+
+def assert_one_line_error(code: int, out: str, err: str, message: str) -> None:
+    assert (code, out, err) == (1, "", f"error: {message}\n")
+
+
+def retrievals(orthanc, tmp_path, calling, node=None):
+    """``find``, and ``fetch`` with and without --study-uid (a C-FIND first, or the C-GET at once)."""
+    peer = ["--from", node or orthanc.node, "--calling-aet", calling]
+    fetch = ["fetch", *peer, "--series-uid", "1.2.3.4"]
+    return [
+        ("find", ["find", *peer]),
+        ("fetch", [*fetch, "-o", tmp_path / "fetched"]),
+        ("fetch --study-uid", [*fetch, "--study-uid", "1.2.3", "-o", tmp_path / "fetched-from-study"]),
+    ]
+
+
+def assert_nothing_fetched(tmp_path) -> None:
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_find_and_fetch_with_unknown_calling_ae_title_are_rejected(orthanc, capsys, tmp_path):
+    for name, args in retrievals(orthanc, tmp_path, "STRANGER"):
+        code, out, err = run(capsys, *args)
+        assert_one_line_error(code, out, err, f"{orthanc.node} {UNKNOWN_CALLING}")
+    assert_nothing_fetched(tmp_path)
+    assert orthanc.log_text().count("Rejected association for remote AET STRANGER") >= 3
+
+
+def test_find_and_fetch_with_wrong_called_ae_title_are_rejected(orthanc, capsys, tmp_path):
+    node = orthanc.node.replace("ORTHANC@", "NOT-ORTHANC@")
+    for name, args in retrievals(orthanc, tmp_path, CALLING_AE_TITLE, node=node):
+        code, out, err = run(capsys, *args)
+        assert_one_line_error(code, out, err, f"{node} {WRONG_CALLED}")
+    assert_nothing_fetched(tmp_path)
+    assert orthanc.log_text().count("bad called AET in the request (NOT-ORTHANC)") >= 3
+
+
+@pytest.fixture(scope="module")
+def echo_for_anyone(tmp_path_factory):
+    """An Orthanc that answers C-ECHO from any calling AE title, as Orthanc does by default.
+
+    It then accepts the association of an AE title it does not know, and aborts it
+    when that AE title asks for anything else (C-FIND, C-GET, C-STORE): no rejection,
+    no status, only an A-ABORT.
+    """
+    from orthanc_server import OrthancServer
+
+    server = OrthancServer(tmp_path_factory.mktemp("orthanc-echo"), settings={"DicomAlwaysAllowEcho": True}).start()
+    yield server
+    server.stop()
+
+
+def refused(node: str, request: str) -> str:
+    return (
+        f"{node} refused the {request}: it aborted the association without answering (the PACS may not "
+        "know or allow the calling AE title 'STRANGER'; register it there, with this host's address, "
+        "or use --calling-aet)"
+    )
+
+
+def test_find_and_fetch_refused_after_the_association_was_accepted(echo_for_anyone, capsys, tmp_path):
+    """The issue: `find` said "no answer ... (connection closed or timed out)" at once."""
+    orthanc = echo_for_anyone
+    expected = {
+        "find": refused(orthanc.node, "query (C-FIND)"),
+        "fetch": refused(orthanc.node, "query (C-FIND)"),  # the series' study is looked up first
+        "fetch --study-uid": refused(orthanc.node, "retrieval request (C-GET)"),
+    }
+    logged = len(orthanc.log_text())
+    for name, args in retrievals(orthanc, tmp_path, "STRANGER"):
+        code, out, err = run(capsys, *args)
+        assert_one_line_error(code, out, err, expected[name])
+    assert_nothing_fetched(tmp_path)
+    log = orthanc.log_text()[logged:]
+    assert log.count('Rejected Find request from remote DICOM modality with AET "STRANGER"') == 2
+    assert log.count('Rejected Get request from remote DICOM modality with AET "STRANGER"') == 1
+    assert "Rejected association" not in log
+
+    # the same server answers an AE title it knows
+    code, out, err = run(capsys, "find", "--from", orthanc.node, "--calling-aet", CALLING_AE_TITLE)
+    assert (code, err) == (0, "")
+
+
+def test_send_refused_after_the_association_was_accepted(echo_for_anyone, models, capsys):
+    orthanc = echo_for_anyone
+    code, out, err = run(capsys, "send", *models["paths"], "--to", orthanc.node, "--calling-aet", "STRANGER")
+    assert code == 1
+    message = refused(orthanc.node, "storage request (C-STORE)")
+    first, second = models["paths"]
+    assert out.splitlines() == [f"{'failed':<8} {first}: {message}", f"{'not sent':<8} {second}: {message}"]
+    assert err == f"0 of 2 file(s) stored ({orthanc.node}); 2 not stored\n"
+    assert orthanc.rest("/instances") == []
+    assert 'Rejected Store request from remote DICOM modality with AET "STRANGER"' in orthanc.log_text()

@@ -22,6 +22,7 @@ from pydicom.uid import (
     UID,
 )
 from pynetdicom import AE, StoragePresentationContexts, build_context, build_role, evt
+from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ, P_DATA_TF
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
@@ -60,10 +61,25 @@ _REJECT_REASONS = {
     (3, 1): "temporary congestion",
     (3, 2): "local limit exceeded",
 }
+_REGISTER_HINT = "register it there, with this host's address, or use --calling-aet"
 _REJECT_HINTS = {
-    (1, 3): "the PACS does not know the calling AE title '{calling}'; register it there "
-    "(with this host's address) or use --calling-aet",
+    (1, 3): "the PACS does not know the calling AE title '{calling}'; " + _REGISTER_HINT,
     (1, 7): "the PACS is not called '{called}'; check the AE title before the @",
+}
+# PS3.8 Table 9-26: A-ABORT reasons when the source is the peer's DICOM UL service provider.
+_ABORT_REASONS = {
+    0: "reason not specified",
+    1: "unrecognized PDU",
+    2: "unexpected PDU",
+    4: "unrecognized PDU parameter",
+    5: "unexpected PDU parameter",
+    6: "invalid PDU parameter value",
+}
+#: What each request is called in messages.
+_REQUESTS = {
+    "C-STORE": "storage request (C-STORE)",
+    "C-FIND": "query (C-FIND)",
+    "C-GET": "retrieval request (C-GET)",
 }
 
 # PS3.4 Annex B.2.3 and PS3.7 C: C-STORE statuses worth naming.
@@ -127,11 +143,55 @@ def _application_entity(node: DicomNode) -> AE:
     return ae
 
 
-def _associate(ae: AE, node: DicomNode, contexts=None, ext_neg=None, evt_handlers=None):
-    """An established association, or :class:`PacsError` saying why not."""
+class _PeerWatch:
+    """What went over an association, seen through pynetdicom's PDU events.
+
+    When a request gets no status, pynetdicom does not say why: the peer aborted
+    (Orthanc does so for a request from a calling AE title it does not allow, having
+    accepted the association), the connection closed, or nothing came within the
+    DIMSE timeout and pynetdicom aborted.  ``Association.is_aborted`` is true in the
+    last case too, and not always set yet when the empty status arrives; the PDU
+    events are (they fire in the thread that reads the socket, before the request
+    returns).  The same goes for a rejection: when the peer closes the connection
+    right after its A-ASSOCIATE-RJ (Orthanc does), pynetdicom 2.0 to 3.0 now and then
+    reports an abort instead (its requestor checks the connection after the reply
+    came), but the PDU was received all the same.
+    """
+
+    def __init__(self) -> None:
+        self.rejection: tuple[int, int, int] | None = None  # A-ASSOCIATE-RJ: result, source, reason
+        self.answered = False  # the peer sent any P-DATA (a response, a sub-operation)
+        self.peer_abort: tuple[int, int] | None = None  # its A-ABORT: source, reason
+        self.we_aborted = False  # pynetdicom gave up waiting and sent an A-ABORT
+
+    def handlers(self) -> list:
+        return [(evt.EVT_PDU_RECV, self._received), (evt.EVT_PDU_SENT, self._sent)]
+
+    def _received(self, event) -> None:
+        if isinstance(event.pdu, P_DATA_TF):
+            self.answered = True
+        elif isinstance(event.pdu, A_ABORT_RQ):
+            self.peer_abort = (int(event.pdu.source or 0), int(event.pdu.reason_diagnostic or 0))
+        elif isinstance(event.pdu, A_ASSOCIATE_RJ):
+            pdu = event.pdu
+            self.rejection = (int(pdu.result or 0), int(pdu.source or 0), int(pdu.reason_diagnostic or 0))
+
+    def _sent(self, event) -> None:
+        if isinstance(event.pdu, A_ABORT_RQ):
+            self.we_aborted = True
+
+    @property
+    def refused(self) -> bool:
+        """The peer's DICOM application aborted before answering anything."""
+        return self.peer_abort is not None and self.peer_abort[0] != 2 and not self.answered
+
+
+def _associate(ae: AE, node: DicomNode, contexts=None, ext_neg=None, evt_handlers=()):
+    """An established association and its :class:`_PeerWatch`, or :class:`PacsError` saying why not."""
     tls_args = None
     if node.tls is not None:
         tls_args = (node.tls.ssl_context(), node.host)
+    watch = _PeerWatch()
     assoc = ae.associate(
         node.host,
         node.port,
@@ -139,24 +199,60 @@ def _associate(ae: AE, node: DicomNode, contexts=None, ext_neg=None, evt_handler
         ae_title=node.ae_title,
         ext_neg=ext_neg,
         tls_args=tls_args,
-        evt_handlers=evt_handlers,
+        evt_handlers=list(evt_handlers) + watch.handlers(),
     )
     if assoc.is_established:
-        return assoc
-    raise PacsError(_association_failure(assoc, node))
+        return assoc, watch
+    raise PacsError(_association_failure(assoc, watch, node))
 
 
-def _association_failure(assoc, node: DicomNode) -> str:
-    if assoc.is_rejected and assoc.acceptor.primitive is not None:
+def _no_status(watch: _PeerWatch, node: DicomNode, service: str) -> str:
+    """Why a request (``service``: C-STORE, C-FIND, C-GET) got no status, in one line.
+
+    The one description of an association that ended under a request: refused
+    (aborted before any answer), aborted or closed by the peer, or timed out.
+    """
+    request = _REQUESTS.get(service, f"{service} request")
+    if watch.refused:
+        return (
+            f"{node.label} refused the {request}: it aborted the association without answering "
+            f"(the PACS may not know or allow the calling AE title '{node.calling_ae_title}'; "
+            f"{_REGISTER_HINT})"
+        )
+    if watch.peer_abort is not None:
+        source, reason = watch.peer_abort
+        why = f": {_ABORT_REASONS.get(reason, f'reason {reason}')}" if source == 2 else ""
+        return f"the association with {node.label} ended: the PACS aborted it during the {request}{why}"
+    if watch.we_aborted:
+        return f"no answer from {node.label} to the {request} within {node.timeout:g} s"
+    return f"the association with {node.label} ended: the PACS closed the connection during the {request}"
+
+
+def _require_context(assoc, node: DicomNode, sop_class) -> None:
+    if not any(c.abstract_syntax == sop_class for c in assoc.accepted_contexts):
+        raise PacsError(f"{node.label} does not accept {sop_class.name} ({sop_class})")
+
+
+def _association_failure(assoc, watch: _PeerWatch, node: DicomNode) -> str:
+    rejection = watch.rejection
+    if rejection is None and assoc.is_rejected and assoc.acceptor.primitive is not None:
         primitive = assoc.acceptor.primitive
-        key = (int(primitive.result_source), int(primitive.diagnostic))
-        permanence = "permanently" if int(primitive.result) == 1 else "for now"
-        reason = _REJECT_REASONS.get(key, f"source {key[0]}, reason {key[1]}")
+        rejection = (int(primitive.result), int(primitive.result_source), int(primitive.diagnostic))
+    if rejection is not None:
+        result, source, diagnostic = rejection
+        key = (source, diagnostic)
+        permanence = "permanently" if result == 1 else "for now"
+        reason = _REJECT_REASONS.get(key, f"source {source}, reason {diagnostic}")
         text = f"{node.label} rejected the association {permanence}: {reason}"
         hint = _REJECT_HINTS.get(key)
         if hint:
             text += " (" + hint.format(calling=node.calling_ae_title, called=node.ae_title) + ")"
         return text
+    primitive = assoc.acceptor.primitive
+    if primitive is not None and getattr(primitive, "result", None) == 0 and not assoc.accepted_contexts:
+        classes = list(dict.fromkeys(_syntax_name(str(c.abstract_syntax)) for c in assoc.requestor.requested_contexts))
+        offered = ", ".join(classes[:3]) + (f" and {len(classes) - 3} more" if len(classes) > 3 else "")
+        return f"{node.label} accepted the association but none of its presentation contexts ({offered})"
     # Not rejected: either the connection failed or the peer dropped it.
     try:
         with socket.create_connection((node.host, node.port), timeout=min(node.timeout, 5.0)):
@@ -187,13 +283,13 @@ def send(files: Sequence[OutgoingFile], node: DicomNode, on_result: ResultCallba
     for contexts, batch in plan_contexts(files):
         ae = _application_entity(node)
         try:
-            assoc = _associate(ae, node, contexts=contexts)
+            assoc, watch = _associate(ae, node, contexts=contexts)
         except PacsError as error:
             for item in batch:
                 report(item, NOT_SENT, str(error))
             continue
         try:
-            _store_batch(assoc, node, batch, report)
+            _store_batch(assoc, watch, node, batch, report)
         finally:
             if assoc.is_established:
                 assoc.release()
@@ -201,11 +297,14 @@ def send(files: Sequence[OutgoingFile], node: DicomNode, on_result: ResultCallba
     return [results[id(item)] for item in files]
 
 
-def _store_batch(assoc, node: DicomNode, batch: Sequence[OutgoingFile], report) -> None:
+def _store_batch(assoc, watch: _PeerWatch, node: DicomNode, batch: Sequence[OutgoingFile], report) -> None:
     accepted = {(str(c.abstract_syntax), str(c.transfer_syntax[0])) for c in assoc.accepted_contexts}
     lost: str | None = None
+    ended = False  # a request got no status: the association is over, whatever pynetdicom says yet
     for number, item in enumerate(batch, 1):
-        if lost is None and not assoc.is_established:
+        if lost is None and watch.refused:
+            lost = _no_status(watch, node, "C-STORE")  # the next files would be refused alike
+        elif lost is None and (ended or not assoc.is_established):
             lost = (
                 f"the association with {node.label} ended after {number - 1} of {len(batch)} "
                 "file(s): the PACS stopped or dropped the connection; run the same command "
@@ -244,11 +343,11 @@ def _store_batch(assoc, node: DicomNode, batch: Sequence[OutgoingFile], report) 
                 report(item, FAILED, f"cannot send: {_reason(error)}")
             continue
         if "Status" not in status:
-            report(
-                item, FAILED,
-                f"no answer from {node.label} (connection closed or timed out); it may or may "
-                "not be stored, and sending it again is harmless",
-            )
+            ended = True
+            message = _no_status(watch, node, "C-STORE")
+            if not watch.refused:
+                message += "; it may or may not be stored, and sending it again is harmless"
+            report(item, FAILED, message)
             continue
         code = int(status.Status)
         comment = str(status.get("ErrorComment", "") or "")
@@ -294,12 +393,17 @@ def search_series(node: DicomNode, filters: dict[str, str]) -> list[Dataset]:
     for keyword in _SERIES_KEYS:
         setattr(query, keyword, filters.get(keyword, ""))
     ae = _application_entity(node)
-    assoc = _associate(ae, node, contexts=[build_context(StudyRootQueryRetrieveInformationModelFind)])
+    try:
+        assoc, watch = _associate(ae, node, contexts=[build_context(StudyRootQueryRetrieveInformationModelFind)])
+    except PacsError:
+        ae.shutdown()
+        raise
     found: list[Dataset] = []
     try:
+        _require_context(assoc, node, StudyRootQueryRetrieveInformationModelFind)
         for status, identifier in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
             if "Status" not in status:
-                raise PacsError(f"no answer from {node.label} to the query (connection closed or timed out)")
+                raise PacsError(_no_status(watch, node, "C-FIND"))
             code = int(status.Status)
             if code in (0xFF00, 0xFF01):
                 if identifier is not None:
@@ -371,12 +475,19 @@ def fetch_series(
     query.StudyInstanceUID = study_uid
     query.SeriesInstanceUID = series_uid
     ae = _application_entity(node)
-    assoc = _associate(ae, node, contexts=contexts, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, handle_store)])
+    try:
+        assoc, watch = _associate(
+            ae, node, contexts=contexts, ext_neg=roles, evt_handlers=[(evt.EVT_C_STORE, handle_store)]
+        )
+    except PacsError:
+        ae.shutdown()
+        raise
     final = None
     try:
+        _require_context(assoc, node, StudyRootQueryRetrieveInformationModelGet)
         for status, identifier in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet):
             if "Status" not in status:
-                raise PacsError(f"no answer from {node.label} to C-GET (connection closed or timed out)")
+                raise PacsError(_no_status(watch, node, "C-GET"))
             final = status
     finally:
         if assoc.is_established:
