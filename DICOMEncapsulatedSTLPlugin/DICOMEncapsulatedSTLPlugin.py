@@ -49,7 +49,16 @@ EXPORT_TAGS = {
     "BurnedInAnnotation": "NO",
     "MeasurementUnits": "mm",
     "Segments": "separate",
+    # for source images that say their identity was removed but not how: else not repeated
+    "DeidentificationMethod": "",
 }
+
+
+def _seriesDescription(node):
+    """The node's name as a Series Description: cut to fit (LO, 64) with "..." if longer."""
+    from encapsulated_stl.dicom_values import fitted
+
+    return fitted(node.GetName(), "SeriesDescription")
 
 
 def _yesNo(value, tag):
@@ -212,7 +221,7 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
                 explanation=explanation)
         for tag, default in EXPORT_TAGS.items():
             exportable.setTag(tag, default)
-        exportable.setTag("SeriesDescription", node.GetName())
+        exportable.setTag("SeriesDescription", _seriesDescription(node))
         studyUID = source.study_instance_uid if source is not None else logic.studyInstanceUIDOfItem(subjectHierarchyItemID)
         exportable.setTag("SeriesNumber", str(logic.nextSeriesNumber(studyUID)))
         return [exportable]
@@ -270,7 +279,7 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
         if number and not number.isdigit():
             raise ValueError(_("Series Number must be a whole number, not '{number}'").format(number=number))
         return dict(
-            series_description=tag("SeriesDescription") or node.GetName(),
+            series_description=tag("SeriesDescription") or _seriesDescription(node),
             series_number=int(number) if number else None,
             content_description=tag("ContentDescription") or None,
             usage=tag("ModelUsage") or None,
@@ -279,6 +288,7 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
             model_modification=_yesNo(tag("ModelModification"), "Model Modification"),
             burned_in_annotation=bool(_yesNo(tag("BurnedInAnnotation"), "Burned In Annotation")),
             units=tag("MeasurementUnits") or "mm",
+            deidentification_method=tag("DeidentificationMethod") or None,
         )
 
     @staticmethod

@@ -665,6 +665,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         import highdicom as hd
 
         from encapsulated_stl import codes
+        from encapsulated_stl.dicom_values import fitted
         from encapsulated_stl.encapsulate import ModelMetadata, NewStudy, encapsulate_stl
         from encapsulated_stl.errors import EncapsulatedSTLError
         from encapsulated_stl.stl import binary_stl_bytes
@@ -677,6 +678,8 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         study = newStudy or NewStudy()
         if source is None:
             self.messages.append("no source series: the objects get a new study and Frame of Reference")
+            if not study.patient_id:
+                study = NewStudy(**{**study.__dict__, **self.patientOfNode(node)})
             if study.study_instance_uid is None:
                 study = NewStudy(**{**study.__dict__, "study_instance_uid": hd.UID(),
                                     "frame_of_reference_uid": study.frame_of_reference_uid or hd.UID()})
@@ -688,22 +691,26 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         seriesUID = base.series_instance_uid or hd.UID()
         groupUID = base.model_group_uid or (hd.UID() if len(surfaces) > 1 else None)
         if base.series_description is None:
-            base = base.replace(series_description=node.GetName())
+            base = base.replace(series_description=fitted(node.GetName(), "SeriesDescription"))
+        # a segmentation's surfaces are made here; a model node's mesh was made elsewhere
+        family = codes.ALGORITHM_FAMILY_MANUAL if node.IsA("vtkMRMLSegmentationNode") else None
         datasets = []
         for number, (name, trianglesRAS, color, opacity) in enumerate(surfaces, start=1):
             lps = self.patientTriangles(trianglesRAS, volume, source)
             scaled = lps / codes.UNIT_MILLIMETRES[base.units]
             if len(surfaces) > 1 and base.content_description:
-                description = f"{base.content_description}: {name}"
+                description = fitted(f"{base.content_description}: {name}", "ContentDescription")
             else:
-                description = base.content_description or name
+                description = base.content_description or fitted(name, "ContentDescription")
             fields = base.replace(
                 content_description=description, series_instance_uid=seriesUID, instance_number=number,
                 model_group_uid=groupUID,
                 color=base.color if base.color is not None else color,
                 opacity=base.opacity if base.opacity is not None else opacity)
             try:
-                datasets.append(encapsulate_stl(binary_stl_bytes(scaled), source, fields, study))
+                datasets.append(encapsulate_stl(
+                    binary_stl_bytes(scaled), source, fields, study, algorithm_family=family,
+                    notice=self.notices.append if number == 1 else None))
             except ValueError as error:
                 raise EncapsulatedSTLError(f"'{name}': {error}") from None
         return datasets
@@ -735,6 +742,23 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
                 "The models keep the patient and study of their source images: {values}. They are made from "
                 "those images and share their Frame of Reference, so they are filed with them; the other values "
                 "given for the export were not used.").format(values=", ".join(different)))
+
+    def patientOfNode(self, node):
+        """``patient_id`` and ``patient_name`` of the patient item the node sits under in the
+        subject hierarchy (its DICOM Patient ID, as the user gave it), or nothing: a model
+        without a source needs a Patient ID, and none is invented."""
+        shNode = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
+        constants = slicer.vtkMRMLSubjectHierarchyConstants
+        item = shNode.GetItemByDataNode(node)
+        patient = shNode.GetItemAncestorAtLevel(item, constants.GetDICOMLevelPatient()) if item else 0
+        if not patient:
+            return {}
+        patientID = shNode.GetItemAttribute(patient, constants.GetDICOMPatientIDAttributeName()) or ""
+        found = {"patient_id": patientID.strip()} if patientID.strip() else {}
+        name = shNode.GetItemAttribute(patient, constants.GetDICOMPatientNameAttributeName()) or ""
+        if found and name.strip():
+            found["patient_name"] = name.strip()
+        return found
 
     def studyInstanceUIDOfItem(self, itemID):
         """The Study Instance UID of the study item above a subject hierarchy item, or None."""
@@ -772,7 +796,9 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
 
     def nextSeriesNumber(self, studyUID):
         """One more than the highest Series Number used in the study (1 in a new study)."""
-        return max(self.seriesNumbersInStudy(studyUID), default=0) + 1
+        from encapsulated_stl.encapsulate import free_series_number
+
+        return free_series_number(self.seriesNumbersInStudy(studyUID))
 
     def _freeSeriesNumber(self, studyUID, wanted):
         if wanted is None:
@@ -780,7 +806,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         used = self.seriesNumbersInStudy(studyUID)
         if wanted not in used:
             return wanted
-        chosen = max(used) + 1
+        chosen = self.nextSeriesNumber(studyUID)
         self.notices.append(_("Series Number {wanted} is already used by another series of this study; "
                               "the models were written as series {chosen}.").format(wanted=wanted, chosen=chosen))
         return chosen
@@ -1067,7 +1093,10 @@ class EncapsulatedSTLTest(ScriptedLoadableModuleTest):
         slicer.modules.segmentations.logic().ImportLabelmapToSegmentationNode(labelmap, segmentation)
         logic = EncapsulatedSTLLogic()
         folder = tempfile.mkdtemp()
-        files = logic.exportNode(segmentation, outputDirectory=folder, usage="planning")
+        from encapsulated_stl.encapsulate import NewStudy
+
+        files = logic.exportNode(segmentation, outputDirectory=folder, usage="planning",
+                                 newStudy=NewStudy(patient_name="Phantom^SelfTest", patient_id="ESTL-SELFTEST"))
         self.assertEqual(len(files), 1)
         loaded = logic.loadFile(files[0])
         exported = vtk.vtkPolyData()

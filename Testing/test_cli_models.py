@@ -58,7 +58,7 @@ def test_wrap_accepts_ascii_and_stores_binary(tmp_path):
     ascii_path = tmp_path / "part.stl"
     ascii_path.write_bytes(ascii_stl_by_hand(CUBE))
     out = tmp_path / "part.dcm"
-    code, stdout, _ = run_cli("wrap", ascii_path, "-o", out, "--patient-name", "Doe^Jane")
+    code, stdout, _ = run_cli("wrap", ascii_path, "--patient-id", "P1", "-o", out, "--patient-name", "Doe^Jane")
     assert code == 0 and "ASCII STL converted to binary" in stdout
     model = read_encapsulated_model(out)
     assert len(model.stl) == 84 + 50 * 12
@@ -67,7 +67,7 @@ def test_wrap_accepts_ascii_and_stores_binary(tmp_path):
 
 def test_wrap_without_reference_makes_a_new_study_from_patient_arguments(tmp_path, stl_file):
     out = tmp_path / "new.dcm"
-    assert main(["-q", "wrap", str(stl_file), "-o", str(out), "--patient-name", "Doe^Jane",
+    assert main(["-q", "wrap", str(stl_file), "--patient-id", "P1", "-o", str(out), "--patient-name", "Doe^Jane",
                  "--patient-id", "123", "--patient-sex", "F", "--patient-birth-date", "19800102",
                  "--study-description", "Planning", "--units", "cm"]) == 0
     ds = pydicom.dcmread(out)
@@ -153,10 +153,10 @@ def test_bad_inputs_exit_2_with_one_line_naming_file_and_problem(tmp_path, stl_f
     truncated.write_bytes(stl_file.read_bytes()[:-7])
     cases = [
         (("wrap", tmp_path / "missing.stl", "-o", out), ["missing.stl", "no such file"]),
-        (("wrap", truncated, "-o", out), ["truncated.stl", "truncated"]),
+        (("wrap", truncated, "--patient-id", "P1", "-o", out), ["truncated.stl", "truncated"]),
         (("wrap", stl_file, "--reference", tmp_path / "nowhere", "-o", out), ["nowhere", "no such file"]),
-        (("wrap", stl_file, "-o", out, "--units", "inch"), ["--units", "invalid choice"]),
-        (("wrap", stl_file, "-o", tmp_path / "no" / "dir" / "x.dcm"), ["does not exist"]),
+        (("wrap", stl_file, "--patient-id", "P1", "-o", out, "--units", "inch"), ["--units", "invalid choice"]),
+        (("wrap", stl_file, "--patient-id", "P1", "-o", tmp_path / "no" / "dir" / "x.dcm"), ["does not exist"]),
         (("extract", tmp_path / "missing.dcm", "-o", tmp_path / "x.stl"), ["missing.dcm", "no such file"]),
         (("extract", not_dicom, "-o", tmp_path / "x.stl"), ["notes.dcm", "not a DICOM file"]),
         (("extract", ct_file, "-o", tmp_path / "x.stl"), [ct_file.name, "not an Encapsulated STL", "CT Image Storage"]),
@@ -173,10 +173,10 @@ def test_existing_output_is_kept_without_force_and_inputs_never_change(tmp_path,
     out = tmp_path / "out.dcm"
     out.write_bytes(b"precious")
     before = digest(stl_file)
-    code, stdout, stderr = run_cli("wrap", stl_file, "-o", out)
+    code, stdout, stderr = run_cli("wrap", stl_file, "--patient-id", "P1", "-o", out)
     _assert_one_line_error(code, stdout, stderr, "out.dcm", "already exists", "--force")
     assert out.read_bytes() == b"precious"
-    assert main(["-q", "wrap", str(stl_file), "-o", str(out), "--force"]) == 0
+    assert main(["-q", "wrap", str(stl_file), "--patient-id", "P1", "-o", str(out), "--force"]) == 0
     assert read_encapsulated_model(out).mesh.triangle_count == 12
     assert digest(stl_file) == before
 

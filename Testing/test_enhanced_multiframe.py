@@ -194,7 +194,10 @@ def test_rtstruct_meshed_on_an_enhanced_reference(tmp_path):
                      "-o", str(tmp_path / f"out_{reference}")]) == 0
     made = pydicom.dcmread(tmp_path / "out_mf" / "1_Ball.dcm")
     instance = pydicom.dcmread(tmp_path / "mf" / "ct.dcm", stop_before_pixels=True)
-    assert [i.ReferencedSOPInstanceUID for i in made.SourceInstanceSequence] == [instance.SOPInstanceUID]
+    # the one multi-frame image, then the structure set the model was meshed from
+    structure_set = pydicom.dcmread(rtstruct, stop_before_pixels=True)
+    assert [i.ReferencedSOPInstanceUID for i in made.SourceInstanceSequence] == [
+        instance.SOPInstanceUID, structure_set.SOPInstanceUID]
     mesh = model_triangles(tmp_path / "out_mf" / "1_Ball.dcm")
     expected = model_triangles(tmp_path / "out_ct" / "1_Ball.dcm")
     assert mesh.shape == expected.shape

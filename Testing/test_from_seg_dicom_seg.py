@@ -67,7 +67,9 @@ def test_each_segment_becomes_a_model_named_coloured_and_grouped(case, capsys, t
     assert ball.StudyInstanceUID == ct.StudyInstanceUID
     assert ball.ContentDescription.startswith("Ball")
     referenced = {item.ReferencedSOPInstanceUID for item in ball.SourceInstanceSequence}
-    assert len(referenced) == len(case["phantom"].files) == 35
+    seg = pydicom.dcmread(case["binary"], stop_before_pixels=True)
+    images = {str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in case["phantom"].files}
+    assert len(images) == 35 and referenced == images | {seg.SOPInstanceUID}  # every image, and the SEG
     # colour survives the SEG CIELab -> sRGB -> CIELab round trip within 1/255
     assert np.allclose(rgb_from_dicom_lab(ball.RecommendedDisplayCIELabValue), (1.0, 0.5, 0.0), atol=1 / 255)
     assert np.allclose(rgb_from_dicom_lab(small.RecommendedDisplayCIELabValue), (0.2, 0.4, 1.0), atol=1 / 255)

@@ -92,7 +92,7 @@ def test_wrap_refuses_a_bad_stl(case, tmp_path):
     stl = tmp_path / "model.stl"
     stl.write_bytes(data)
     output = tmp_path / "out.dcm"
-    assert_refused(["wrap", stl, "-o", output], [stl], output, f"error: {stl}: ", *([expected] if expected else []))
+    assert_refused(["wrap", stl, "--patient-id", "P1", "-o", output], [stl], output, f"error: {stl}: ", *([expected] if expected else []))
 
 
 # -- Encapsulated STL objects ------------------------------------------------------------
@@ -105,7 +105,7 @@ def model_bytes(tmp_path_factory) -> bytes:
     folder = tmp_path_factory.mktemp("model")
     stl = folder / "cube.stl"
     stl.write_bytes(binary_stl_by_hand(CUBE))
-    assert main(["wrap", str(stl), "-o", str(folder / "cube.dcm"), "-q"]) == 0
+    assert main(["wrap", str(stl), "--patient-id", "P1", "-o", str(folder / "cube.dcm"), "-q"]) == 0
     return (folder / "cube.dcm").read_bytes()
 
 

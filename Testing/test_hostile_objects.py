@@ -24,7 +24,7 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
-from encapsulated_stl.encapsulate import ModelMetadata, encapsulate_stl, save_dataset
+from encapsulated_stl.encapsulate import ModelMetadata, NewStudy, encapsulate_stl, save_dataset
 from encapsulated_stl.errors import NotEncapsulatedSTLError, StlFormatError
 from encapsulated_stl.file_format import write_file_format
 from encapsulated_stl.model import read_encapsulated_model
@@ -57,7 +57,8 @@ def our_object(path, sources: int = SOURCES):
     """An object as this project writes it: sources, colour, opacity, usage, group."""
     metadata = ModelMetadata(content_description="Skull", usage="planning", laterality="B",
                              color=(1.0, 0.0, 0.0), opacity=0.5, model_group_uid="1.2.3.4")
-    return save_dataset(encapsulate_stl(STL, ct_headers(sources) if sources else None, metadata), path)
+    return save_dataset(encapsulate_stl(STL, ct_headers(sources) if sources else None, metadata,
+                                        NewStudy(patient_id="PH-1")), path)
 
 
 def rewritten(source, target, syntax):

@@ -57,7 +57,7 @@ def stl_file(tmp_path) -> Path:
 @pytest.fixture
 def model_file(tmp_path, stl_file, capsys) -> Path:
     path = tmp_path / "part.dcm"
-    assert run(capsys, "wrap", stl_file, "-o", path)[0] == 0
+    assert run(capsys, "wrap", stl_file, "--patient-id", "P1", "-o", path)[0] == 0
     return path
 
 
@@ -75,7 +75,7 @@ def umask():
 
 def test_wrap_refuses_to_write_over_its_stl_even_with_force(stl_file, capsys):
     before = digest(stl_file)
-    code, _, err = run(capsys, "wrap", stl_file, "-o", stl_file, "--force")
+    code, _, err = run(capsys, "wrap", stl_file, "--patient-id", "P1", "-o", stl_file, "--force")
     assert code == 2
     one_error_line(err, str(stl_file), "is an input")
     assert digest(stl_file) == before
@@ -93,7 +93,7 @@ def test_a_hard_link_to_the_input_is_the_input(stl_file, tmp_path, capsys):
     link = tmp_path / "same.dcm"
     os.link(stl_file, link)
     before = digest(stl_file)
-    code, _, err = run(capsys, "wrap", stl_file, "-o", link, "--force")
+    code, _, err = run(capsys, "wrap", stl_file, "--patient-id", "P1", "-o", link, "--force")
     assert code == 2
     one_error_line(err, "is an input")
     assert digest(stl_file) == before
@@ -127,7 +127,7 @@ def test_from_ct_refuses_to_write_over_a_slice_of_its_series(phantom_ct, tmp_pat
 
 
 def test_an_output_that_is_a_directory_is_refused(stl_file, tmp_path, capsys):
-    code, _, err = run(capsys, "wrap", stl_file, "-o", tmp_path, "--force")
+    code, _, err = run(capsys, "wrap", stl_file, "--patient-id", "P1", "-o", tmp_path, "--force")
     assert code == 2
     one_error_line(err, "is a directory")
     assert tmp_path.is_dir()
@@ -136,7 +136,7 @@ def test_an_output_that_is_a_directory_is_refused(stl_file, tmp_path, capsys):
 def test_an_output_that_is_a_fifo_is_refused_at_once(stl_file, tmp_path):
     fifo = tmp_path / "out.dcm"
     os.mkfifo(fifo)
-    code, _, err = run_process("wrap", stl_file, "-o", fifo, "--force", timeout=60)
+    code, _, err = run_process("wrap", stl_file, "--patient-id", "P1", "-o", fifo, "--force", timeout=60)
     assert code == 2
     one_error_line(err, "FIFO")
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
@@ -147,7 +147,7 @@ def test_an_output_that_is_a_device_is_never_replaced(stl_file, tmp_path, capsys
     # /dev/null's own numbers, in a folder of ours: what `-o /dev/null --force` would meet
     device = tmp_path / "null"
     os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))
-    code, _, err = run(capsys, "wrap", stl_file, "-o", device, "--force")
+    code, _, err = run(capsys, "wrap", stl_file, "--patient-id", "P1", "-o", device, "--force")
     assert code == 2
     one_error_line(err, "character device")
     assert stat.S_ISCHR(os.lstat(device).st_mode)
@@ -156,7 +156,7 @@ def test_an_output_that_is_a_device_is_never_replaced(stl_file, tmp_path, capsys
 
 def test_dev_null_itself_is_refused(stl_file, capsys):
     before = os.stat("/dev/null")
-    code, _, err = run(capsys, "wrap", stl_file, "-o", "/dev/null", "--force")
+    code, _, err = run(capsys, "wrap", stl_file, "--patient-id", "P1", "-o", "/dev/null", "--force")
     assert code == 2
     one_error_line(err, "/dev/null", "character device")
     after = os.stat("/dev/null")
@@ -173,7 +173,7 @@ def test_a_symlinked_output_writes_its_target_and_keeps_the_link(stl_file, tmp_p
     target.write_bytes(b"old content")
     link = tmp_path / "model.dcm"
     link.symlink_to(target)
-    code, _, err = run(capsys, "wrap", stl_file, "-o", link, "--force", "-q")
+    code, _, err = run(capsys, "wrap", stl_file, "--patient-id", "P1", "-o", link, "--force", "-q")
     assert code == 0, err
     assert link.is_symlink() and os.readlink(link) == str(target)
     assert target.read_bytes()[128:132] == b"DICM"
@@ -184,7 +184,7 @@ def test_a_dangling_symlink_creates_its_target(stl_file, tmp_path, capsys):
     target = tmp_path / "made.dcm"
     link = tmp_path / "link.dcm"
     link.symlink_to(target)
-    code, _, err = run(capsys, "wrap", stl_file, "-o", link, "-q")
+    code, _, err = run(capsys, "wrap", stl_file, "--patient-id", "P1", "-o", link, "-q")
     assert code == 0, err
     assert link.is_symlink() and target.is_file()
 
@@ -193,7 +193,7 @@ def test_a_symlink_to_an_input_is_the_input(stl_file, tmp_path, capsys):
     link = tmp_path / "out.dcm"
     link.symlink_to(stl_file)
     before = digest(stl_file)
-    code, _, err = run(capsys, "wrap", stl_file, "-o", link, "--force")
+    code, _, err = run(capsys, "wrap", stl_file, "--patient-id", "P1", "-o", link, "--force")
     assert code == 2
     one_error_line(err, "is an input")
     assert digest(stl_file) == before and link.is_symlink()
@@ -206,7 +206,7 @@ def test_a_symlink_to_an_input_is_the_input(stl_file, tmp_path, capsys):
 def test_a_new_output_gets_the_permissions_of_a_plain_copy(stl_file, tmp_path, capsys, umask, mask, mode):
     umask(mask)
     output = tmp_path / "new.dcm"
-    assert run(capsys, "wrap", stl_file, "-o", output, "-q")[0] == 0
+    assert run(capsys, "wrap", stl_file, "--patient-id", "P1", "-o", output, "-q")[0] == 0
     assert stat.S_IMODE(output.stat().st_mode) == mode
     extracted = tmp_path / "new.stl"
     assert run(capsys, "extract", output, "-o", extracted, "-q")[0] == 0
@@ -219,7 +219,7 @@ def test_force_keeps_the_permissions_of_the_file_it_replaces(stl_file, tmp_path,
     output = tmp_path / "old.dcm"
     output.write_bytes(b"previous")
     output.chmod(mode)
-    assert run(capsys, "wrap", stl_file, "-o", output, "--force", "-q")[0] == 0
+    assert run(capsys, "wrap", stl_file, "--patient-id", "P1", "-o", output, "--force", "-q")[0] == 0
     assert stat.S_IMODE(output.stat().st_mode) == mode
     assert output.read_bytes()[128:132] == b"DICM"
 

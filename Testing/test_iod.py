@@ -8,7 +8,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from dicom_checks import dciodvfy
-from encapsulated_stl import __version__
+from encapsulated_stl import __version__, codes
 from encapsulated_stl.color import rgb_from_dicom_lab
 from encapsulated_stl.encapsulate import ModelMetadata, NewStudy, encapsulate_stl, save_dataset
 from encapsulated_stl.errors import EncapsulatedSTLError
@@ -86,8 +86,12 @@ def test_equipment_describes_this_software_not_the_scanner(ge_source):
     assert ds.ManufacturerModelName == "encapsulated-stl"
     assert ds.SoftwareVersions == __version__
     assert ds.DeviceSerialNumber
-    algorithm = ds.DerivationAlgorithmSequence[0]
+    # a mesh made elsewhere and wrapped: this software did not derive it, and does not say so
+    assert "DerivationAlgorithmSequence" not in ds
+    made = encapsulate_stl(_cube_stl(), ge_source, algorithm_family=codes.ALGORITHM_FAMILY_THRESHOLD)
+    algorithm = made.DerivationAlgorithmSequence[0]
     assert algorithm.AlgorithmName == "encapsulated-stl" and algorithm.AlgorithmVersion == __version__
+    assert algorithm.AlgorithmFamilyCodeSequence[0].CodeValue == codes.ALGORITHM_FAMILY_THRESHOLD.value
 
 
 def test_document_carries_the_stl_unchanged_with_its_true_length(ge_source):
@@ -123,7 +127,10 @@ def test_odd_length_documents_are_padded_and_read_back_by_declared_length():
 def _header(modality: str, frame: str, study: str) -> Dataset:
     ds = Dataset()
     ds.SOPClassUID = {"CT": "1.2.840.10008.5.1.4.1.1.2", "MR": "1.2.840.10008.5.1.4.1.1.4",
-                      "PT": "1.2.840.10008.5.1.4.1.1.128"}[modality]
+                      "PT": "1.2.840.10008.5.1.4.1.1.128", "US": "1.2.840.10008.5.1.4.1.1.6.2",
+                      # surface scans and photographs: Surface Scan Mesh, VL Photographic Image
+                      "LS": "1.2.840.10008.5.1.4.1.1.68.1", "OSS": "1.2.840.10008.5.1.4.1.1.68.1",
+                      "XC": "1.2.840.10008.5.1.4.1.1.77.1.4"}[modality]
     ds.SOPInstanceUID = pydicom.uid.generate_uid()
     ds.StudyInstanceUID = study
     ds.SeriesInstanceUID = pydicom.uid.generate_uid()
@@ -139,17 +146,33 @@ def _header(modality: str, frame: str, study: str) -> Dataset:
     [
         (["CT"], ("85040-4", "LN", "CT 3D CAM model")),
         (["MR"], ("85041-2", "LN", "MR 3D CAM model")),
+        (["US"], ("129018", "DCM", "US 3D CAM model")),
+        (["LS"], ("129021", "DCM", "Laser Scanning 3D CAM model")),
+        (["XC"], ("129020", "DCM", "Photogrammetric Imaging 3D CAM model")),
+        (["OSS"], ("129020", "DCM", "Photogrammetric Imaging 3D CAM model")),
         (["CT", "MR"], ("129019", "DCM", "Mixed Modality 3D CAM model")),
-        (["PT"], ("129019", "DCM", "Mixed Modality 3D CAM model")),
+        (["CT", "LS"], ("129019", "DCM", "Mixed Modality 3D CAM model")),
+        (["PT"], None),  # CID 7061 has no PET title: said in words, never a wrong code
     ],
 )
 def test_document_title_follows_the_source_modality(modalities, code):
     frame, study = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
     sources = [_header(m, frame, study) for m in modalities]
     ds = encapsulate_stl(_cube_stl(), sources)
-    item = ds.ConceptNameCodeSequence[0]
+    if code is None:
+        assert list(ds.ConceptNameCodeSequence) == []
+        assert ds.DocumentTitle == f"{modalities[0]} 3D CAM model"
+        return
+    (item,) = ds.ConceptNameCodeSequence
     assert (item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning) == code
     assert ds.DocumentTitle == code[2]
+
+
+def test_every_cid_7061_title_has_a_source_modality():
+    titles = {(c.value, c.scheme_designator) for c in [*codes.DOCUMENT_TITLES.values(), codes.MIXED_MODALITY_TITLE]}
+    # CID 7061 (Supplement 205): CT, MR, US, mixed, photogrammetric, laser scanning
+    assert titles == {("85040-4", "LN"), ("85041-2", "LN"), ("129018", "DCM"), ("129019", "DCM"),
+                      ("129020", "DCM"), ("129021", "DCM")}
 
 
 def test_sources_from_another_study_go_to_the_other_studies_sequence():
@@ -213,7 +236,7 @@ def test_non_ascii_names_get_utf8_character_set(tmp_path):
     back = pydicom.dcmread(path)
     assert str(back.PatientName) == "Müller^Jürgen"
     assert back.ContentDescription == "Schädel"
-    plain = encapsulate_stl(_cube_stl(), None, new_study=NewStudy(patient_name="Doe^Jane"))
+    plain = encapsulate_stl(_cube_stl(), None, new_study=NewStudy(patient_name="Doe^Jane", patient_id="P1"))
     assert "SpecificCharacterSet" not in plain
 
 
@@ -238,7 +261,7 @@ def test_from_dataset_round_trip(tmp_path, ge_source):
 
 def test_invalid_stl_bytes_are_refused():
     with pytest.raises(EncapsulatedSTLError, match="truncated"):
-        encapsulate_stl(_cube_stl()[:-10], None, path="broken.stl")
+        encapsulate_stl(_cube_stl()[:-10], None, new_study=NewStudy(patient_id="P1"), path="broken.stl")
 
 
 @pytest.mark.parametrize("series", REAL_SERIES)
@@ -276,14 +299,18 @@ def test_dciodvfy_clean_without_a_source(tmp_path):
     assert errors == [] and warnings == []
 
 
-def test_copied_identity_removed_claim_stays_valid(ge_source):
-    # The GE source says Patient Identity Removed YES with an empty method (Type 1C
-    # error in the source itself); the model keeps the claim and says so honestly.
+def test_copied_identity_removed_claim_is_never_completed_with_invented_text(ge_source):
+    # The GE source says Patient Identity Removed YES with an empty method (a Type 1C
+    # error in the source itself).  Without a stated method the model does not repeat
+    # the claim (Type 3) and says why; with one, it keeps the claim with that method.
     assert ge_source.first.PatientIdentityRemoved == "YES"
     assert not ge_source.first.DeidentificationMethod
-    ds = encapsulate_stl(_cube_stl(), ge_source)
-    assert ds.PatientIdentityRemoved == "YES"
-    assert ds.DeidentificationMethod == "Not stated in the source images"
+    told = []
+    ds = encapsulate_stl(_cube_stl(), ge_source, notice=told.append)
+    assert "PatientIdentityRemoved" not in ds and "DeidentificationMethod" not in ds
+    assert len(told) == 1 and "--deidentification-method" in told[0]
+    stated = encapsulate_stl(_cube_stl(), ge_source, ModelMetadata(deidentification_method="DICOM PS3.15 E.1"))
+    assert stated.PatientIdentityRemoved == "YES" and stated.DeidentificationMethod == "DICOM PS3.15 E.1"
     # ... without touching the caller's source headers.
     assert not ge_source.first.DeidentificationMethod
 

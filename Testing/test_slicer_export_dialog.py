@@ -341,3 +341,62 @@ def test_a_source_damaged_since_loading_stops_the_export_with_its_name(mrml, pha
     assert not result.ok
     assert damaged in result.error and "repair or remove" in result.error
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_long_names_are_cut_to_fit_typed_values_that_do_not_fit_are_refused(mrml, phantom_ct, tmp_path):
+    """A segment and a segmentation named past 64 characters give descriptions cut to fit
+    with "..." (dciodvfy: nothing of our own); a description typed in the tag editor past
+    its limit stops the export with the reason, nothing written."""
+    from dicom_checks import dciodvfy
+
+    long_name = "Mandible with both condyles, coronoid processes and the inferior alveolar canals"
+    volume = load_ct(mrml, phantom_ct)
+    segmentation, _ = segment_volume(mrml, volume, name=long_name, segments=((long_name, (0.9, 0.3, 0.2)),))
+    dialog = open_dialog(mrml, segmentation)
+    assert dialog.exportables[0].tag("SeriesDescription") == long_name[:61] + "..."
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "refused").mkdir()
+    result = dialog.export(str(tmp_path / "ok"))
+    assert result.ok, result.error
+    (path,) = result.files
+    (model,) = read(result.files)
+    assert model.ContentDescription == long_name[:61] + "..."
+    assert model.SeriesDescription == long_name[:61] + "..."
+    errors, warnings = dciodvfy(path)
+    source_errors, source_warnings = dciodvfy(next(phantom_ct.iterdir()))
+    inherited = {line.split(" - ", 1)[-1] for line in source_errors + source_warnings}
+    assert [line for line in errors + warnings if line.split(" - ", 1)[-1] not in inherited] == []
+
+    typed = open_dialog(mrml, segmentation)
+    typed.edit("ContentDescription", "x" * 65)
+    refused = typed.export(str(tmp_path / "refused"))
+    assert not refused.ok and "Content Description (0070,0081)" in refused.error and "at most 64" in refused.error
+    assert list((tmp_path / "refused").iterdir()) == []
+
+
+def test_the_modules_export_without_a_source_takes_the_patient_it_sits_under_or_asks(mrml, tmp_path):
+    """The module's Export (no dialog, no tag editor) writes a model without source images only
+    with a Patient ID: the one of the patient the node sits under in the subject hierarchy;
+    under none, it stops and says so (never an empty or invented Patient ID)."""
+    from EncapsulatedSTL import EncapsulatedSTLLogic
+
+    from encapsulated_stl.errors import EncapsulatedSTLError
+
+    sphere = vtk.vtkSphereSource()
+    sphere.Update()
+    model = mrml.slicer.mrmlScene.AddNewNodeByClass("vtkMRMLModelNode", "Guide")
+    model.SetAndObservePolyData(sphere.GetOutput())
+    logic = EncapsulatedSTLLogic()
+    with pytest.raises(EncapsulatedSTLError, match="needs a Patient ID"):
+        logic.exportNode(model, outputDirectory=str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
+    sh = mrml.slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(mrml.slicer.mrmlScene)
+    constants = mrml.slicer.vtkMRMLSubjectHierarchyConstants
+    patient = sh.CreateSubjectItem(sh.GetSceneItemID(), "Doe, Jane")
+    sh.SetItemLevel(patient, constants.GetDICOMLevelPatient())
+    sh.SetItemAttribute(patient, constants.GetDICOMPatientIDAttributeName(), "P-7")
+    sh.SetItemAttribute(patient, constants.GetDICOMPatientNameAttributeName(), "Doe^Jane")
+    sh.SetItemParent(sh.GetItemByDataNode(model) or sh.CreateItem(sh.GetSceneItemID(), model), patient)
+    (path,) = logic.exportNode(model, outputDirectory=str(tmp_path))
+    written = pydicom.dcmread(path)
+    assert written.PatientID == "P-7" and str(written.PatientName) == "Doe^Jane"

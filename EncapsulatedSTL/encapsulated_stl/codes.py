@@ -29,14 +29,24 @@ def coded(code: Code):
     return CodedConcept(*code)
 
 
-#: CID 7060 "Encapsulated Document Source Purposes of Reference".
+#: CID 7060 "Encapsulated Document Source Purposes of Reference": the images a model
+#: was made from, and a DICOM Segmentation (an image IOD) it was meshed from.
 SOURCE_IMAGE_PURPOSE = Code("121324", "DCM", "Source image")
+#: The purpose of an RT Structure Set a model was meshed from: not an image, and CID
+#: 7060 (extensible) has no code for a structure set; DCM's "Source Document" says what
+#: it was.
+SOURCE_DOCUMENT_PURPOSE = Code("121335", "DCM", "Source Document")
 
-#: CID 7061 "Model Document Titles", by source modality.
+#: CID 7061 "Model Document Titles", by the source images' Modality (0008,0060):
+#: LS is Laser Surface Scan; XC (External-camera Photography) and OSS (Optical
+#: Surface Scanner) are cameras, whose 3D models are photogrammetric.
 DOCUMENT_TITLES = {
     "CT": Code("85040-4", "LN", "CT 3D CAM model"),
     "MR": Code("85041-2", "LN", "MR 3D CAM model"),
     "US": Code("129018", "DCM", "US 3D CAM model"),
+    "LS": Code("129021", "DCM", "Laser Scanning 3D CAM model"),
+    "XC": Code("129020", "DCM", "Photogrammetric Imaging 3D CAM model"),
+    "OSS": Code("129020", "DCM", "Photogrammetric Imaging 3D CAM model"),
 }
 MIXED_MODALITY_TITLE = Code("129019", "DCM", "Mixed Modality 3D CAM model")
 
@@ -46,7 +56,7 @@ UNIT_MILLIMETRES = {"m": 1000.0, "cm": 10.0, "mm": 1.0, "um": 0.001}
 #: CID 7064 "Model Usage", keyed by the command line's words.
 MODEL_USAGES = {
     "education": Code("129012", "DCM", "Educational Intent"),
-    "diagnostic": Code("R-408C3", "SRT", "Diagnostic Intent"),
+    "diagnostic": Code("261004008", "SCT", "Diagnostic Intent"),
     "planning": Code("129013", "DCM", "Planning Intent"),
     "tool": Code("129014", "DCM", "Tool Fabrication"),
     "prosthetic": Code("129015", "DCM", "Prosthetic Fabrication"),
@@ -54,6 +64,10 @@ MODEL_USAGES = {
     "quality-control": Code("113680", "DCM", "Quality Control Intent"),
     "simulation": Code("129017", "DCM", "Simulation Intent"),
 }
+
+#: Codes of CID 7064 that the standard has since replaced, still read: SNOMED's old
+#: SRT designator (Supplement 205, 2018) for what is now SCT 261004008.
+RETIRED_MODEL_USAGES = {("R-408C3", "SRT"): "diagnostic"}
 
 LATERALITIES = ("R", "L", "U", "B")
 
@@ -92,18 +106,25 @@ def usage_key(value: str, scheme: str) -> str | None:
     for key, code in MODEL_USAGES.items():
         if code.value == value and code.scheme_designator == scheme:
             return key
-    return None
+    return RETIRED_MODEL_USAGES.get((value, scheme))
 
 
 def document_title_code(modalities: set[str] | list[str]):
     """CID 7061 title for a model made from series of these modalities.
 
-    One modality with its own title (CT, MR, US) gets it; several modalities get
-    the mixed-modality title; no source at all gets none.
+    One modality with its own title (CT, MR, US, LS, XC, OSS) gets it; several
+    modalities get the mixed-modality title; one modality the context group has no
+    title for (PT, NM...), or no source at all, gets none: the title is then said in
+    words (:func:`document_title_text`).
     """
     kinds = {m for m in modalities if m}
-    if not kinds:
-        return None
-    if len(kinds) == 1:
-        return coded(DOCUMENT_TITLES.get(next(iter(kinds)), MIXED_MODALITY_TITLE))
-    return coded(MIXED_MODALITY_TITLE)
+    if len(kinds) > 1:
+        return coded(MIXED_MODALITY_TITLE)
+    code = DOCUMENT_TITLES.get(next(iter(kinds))) if kinds else None
+    return coded(code) if code is not None else None
+
+
+def document_title_text(modalities: set[str] | list[str]) -> str:
+    """Document Title in words for a model whose sources have no CID 7061 title."""
+    kinds = sorted(m for m in modalities if m)
+    return f"{kinds[0]} 3D CAM model" if len(kinds) == 1 else "3D CAM model"

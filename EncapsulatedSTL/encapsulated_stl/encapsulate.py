@@ -11,6 +11,7 @@ import dataclasses
 import datetime
 import os
 import struct
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,18 +24,18 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from . import __version__, codes
 from .color import dicom_lab_from_rgb
+from .dicom_values import IS_RANGE, check_value
 from .errors import EncapsulatedSTLError
 from .file_format import write_file_format
 from .files import write_atomically
 from .document import ENCAPSULATED_DOCUMENT_TAG, DocumentReader
 from .sop import EncapsulatedSTL
-from .source_series import SourceSeries
+from .source_series import SourceSeries, series_numbers
 
 #: Equipment written into every object: this software, not the scanner.
 MANUFACTURER = "encapsulated-stl project"
 MODEL_NAME = "encapsulated-stl"
 DEVICE_SERIAL_NUMBER = "ESTL-0001"
-DEFAULT_SERIES_NUMBER = 3000
 
 
 @dataclass
@@ -60,6 +61,15 @@ class ModelMetadata:
     model_group_uid:
         Model Group UID shared by models made together (segments of one
         segmentation).
+    series_number:
+        Series Number; by default one above the highest of the study's series
+        that the source shows (:func:`free_series_number`).
+    deidentification_method:
+        De-identification Method, written only where the source images claim
+        Patient Identity Removed YES without naming one (see :class:`.sop.EncapsulatedSTL`).
+
+    Every text, number and UID must fit its attribute (:func:`check_metadata`):
+    values are refused, never cut.
     """
 
     units: str = "mm"
@@ -78,9 +88,59 @@ class ModelMetadata:
     model_group_uid: str | None = None
     document_title: str | None = None
     series_instance_uid: str | None = None
+    deidentification_method: str | None = None
 
     def replace(self, **changes) -> ModelMetadata:
         return dataclasses.replace(self, **changes)
+
+
+#: The attribute each user-given field is written to, for :func:`check_metadata`.
+METADATA_ATTRIBUTES = {
+    "content_description": "ContentDescription",
+    "series_description": "SeriesDescription",
+    "series_number": "SeriesNumber",
+    "instance_number": "InstanceNumber",
+    "model_group_uid": "ModelGroupUID",
+    "document_title": "DocumentTitle",
+    "series_instance_uid": "SeriesInstanceUID",
+    "deidentification_method": "DeidentificationMethod",
+}
+NEW_STUDY_ATTRIBUTES = {
+    "patient_name": "PatientName",
+    "patient_id": "PatientID",
+    "patient_birth_date": "PatientBirthDate",
+    "patient_sex": "PatientSex",
+    "study_description": "StudyDescription",
+    "accession_number": "AccessionNumber",
+    "study_id": "StudyID",
+    "study_instance_uid": "StudyInstanceUID",
+    "frame_of_reference_uid": "FrameOfReferenceUID",
+}
+
+
+def check_metadata(values, attributes: dict[str, str] = METADATA_ATTRIBUTES, path=None) -> None:
+    """Refuse a :class:`ModelMetadata` (or :class:`NewStudy`, with
+    :data:`NEW_STUDY_ATTRIBUTES`) value its attribute cannot hold.
+
+    Raises
+    ------
+    EncapsulatedSTLError
+        Naming the attribute, the problem and the limit (see :mod:`.dicom_values`).
+    """
+    for field_name, keyword in attributes.items():
+        value = getattr(values, field_name)
+        if value is not None:
+            check_value(value, keyword, path)
+
+
+def free_series_number(used: Iterable[int]) -> int:
+    """A Series Number no series in ``used`` has: one above the highest (1 for none),
+    or, past the top of the IS range, the lowest free positive number."""
+    used = set(used)
+    highest = max(used, default=0)
+    if highest < IS_RANGE[1]:
+        return max(highest, 0) + 1
+    return min(set(range(1, len(used) + 2)) - used)
 
 
 @dataclass
@@ -108,9 +168,12 @@ def encapsulate_stl(
     new_study: NewStudy | None = None,
     *,
     algorithm_parameters: dict[str, str] | None = None,
-    algorithm_family=codes.ALGORITHM_FAMILY_MANUAL,
+    algorithm_family: codes.Code | None = None,
     path: str | os.PathLike | None = None,
     check_values: bool = True,
+    other_sources: Iterable[tuple[Dataset, codes.Code]] = (),
+    used_series_numbers: Iterable[int] = (),
+    notice: Callable[[str], None] | None = None,
 ) -> EncapsulatedSTL:
     """Wrap binary STL bytes as an Encapsulated STL object.
 
@@ -126,6 +189,20 @@ def encapsulate_stl(
         Patient and study for a model without a source; ignored with a source.
     algorithm_parameters:
         Parameters written into Derivation Algorithm Sequence (e.g. threshold).
+    algorithm_family:
+        How this software made the model (CID 7162), for Derivation Algorithm
+        Sequence; ``None`` (the default) for a model made elsewhere and wrapped as
+        given, which gets none: this software did not derive it.
+    other_sources:
+        Non-image instances the model was made from, with their purpose of
+        reference (a SEG or RTSTRUCT header and :data:`codes.SOURCE_IMAGE_PURPOSE`
+        or :data:`codes.SOURCE_DOCUMENT_PURPOSE`).
+    used_series_numbers:
+        Series Numbers of the study's series the caller can see beyond the
+        source series, avoided by the default Series Number.
+    notice:
+        Told what was left out rather than invented (see
+        :attr:`ModelMetadata.deidentification_method`).
     path:
         The STL's file name, used in error messages only.
     check_values:
@@ -136,11 +213,31 @@ def encapsulate_stl(
     Raises
     ------
     EncapsulatedSTLError
-        For invalid STL bytes or metadata (unknown units, usage, laterality).
+        For invalid STL bytes or metadata (unknown units, usage, laterality, a
+        value its attribute cannot hold), or no Patient ID for a model without a
+        source: DICOM archives file objects by it, and none is ever invented.
     """
     metadata = metadata or ModelMetadata()
     datasets = list(source.datasets if isinstance(source, SourceSeries) else source or [])
     study = new_study or NewStudy()
+    check_metadata(metadata)
+    source_patient_id = str(datasets[0].get("PatientID", "") or "").strip() if datasets else ""
+    if not datasets:
+        check_metadata(study, NEW_STUDY_ATTRIBUTES)
+        if not (study.patient_id or "").strip():
+            raise EncapsulatedSTLError(
+                "a model without source images needs a Patient ID (--patient-id, or --reference to "
+                "take the source's): archives file objects by it, and none is invented", path)
+    elif not source_patient_id:
+        if not (study.patient_id or "").strip():
+            raise EncapsulatedSTLError(
+                "the source images have no Patient ID, and the model's is never empty: archives file "
+                "objects by it; give the patient's with --patient-id", path)
+        check_value(study.patient_id, "PatientID", path)
+    series_number = metadata.series_number
+    if series_number is None:
+        seen = getattr(source, "study_series_numbers", set()) if isinstance(source, SourceSeries) else set()
+        series_number = free_series_number(series_numbers(datasets) | set(seen) | set(used_series_numbers))
     usage = codes.usage_code(metadata.usage) if metadata.usage else None
     arguments = dict(
         measurement_units=metadata.units,
@@ -152,7 +249,7 @@ def encapsulate_stl(
         recognizable_visual_features=metadata.recognizable_visual_features,
         model_modification=metadata.model_modification,
         model_mirroring=metadata.model_mirroring,
-        algorithm_name=MODEL_NAME,
+        algorithm_name=MODEL_NAME if algorithm_family is not None else None,
         algorithm_version=__version__,
         algorithm_parameters=algorithm_parameters,
         algorithm_family=algorithm_family,
@@ -182,11 +279,11 @@ def encapsulate_stl(
             metadata.document_title or metadata.content_description or "3D CAM model"
         )
     try:
-        return EncapsulatedSTL(
+        dataset = EncapsulatedSTL(
             stl,
             datasets,
             series_instance_uid=metadata.series_instance_uid or hd.UID(),
-            series_number=metadata.series_number or DEFAULT_SERIES_NUMBER,
+            series_number=series_number,
             sop_instance_uid=hd.UID(),
             instance_number=metadata.instance_number,
             manufacturer=MANUFACTURER,
@@ -194,6 +291,9 @@ def encapsulate_stl(
             software_versions=__version__,
             device_serial_number=DEVICE_SERIAL_NUMBER,
             check_values=check_values,
+            other_sources=list(other_sources),
+            deidentification_method=metadata.deidentification_method,
+            notice=notice,
             **arguments,
         )
     except EncapsulatedSTLError as error:
@@ -202,6 +302,9 @@ def encapsulate_stl(
         raise
     except (ValueError, TypeError) as error:
         raise EncapsulatedSTLError(str(error), path) from None
+    if datasets and not source_patient_id:
+        dataset.PatientID = study.patient_id.strip()  # the user's, for sources that have none
+    return dataset
 
 
 def save_dataset(

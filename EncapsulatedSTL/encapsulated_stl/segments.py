@@ -29,20 +29,22 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import highdicom as hd
 import numpy as np
 import pydicom
+from pydicom.dataset import Dataset
 
 from . import codes
-from .encapsulate import ModelMetadata, encapsulate_stl
+from .dicom_values import fitted
+from .encapsulate import ModelMetadata, NewStudy, encapsulate_stl
 from .errors import EncapsulatedSTLError, SeriesError
 from .files import check_input, check_memory, open_input
 from .slice_geometry import AffineGeometry, SliceGeometry
-from .source_series import SourceSeries, scan_series
+from .source_series import SourceSeries, scan_series, with_study_series_numbers
 from .stl import binary_stl_from_mesh
 from .surface import DEFAULT_SMOOTHING, check_decimate, check_smoothing, extract_surface_mesh
 
@@ -334,6 +336,19 @@ def segmentation_kind(path: str | os.PathLike) -> str:
         "segmentation; expected DICOM SEG or RTSTRUCT", path)
 
 
+def segmentation_source(path: str | os.PathLike) -> list[tuple[Dataset, codes.Code]]:
+    """The DICOM segmentation instance models are made from, with its purpose of
+    reference: a SEG (an image IOD) is a source image, an RTSTRUCT a source document.
+    Empty for NIfTI and NRRD, which are not DICOM instances."""
+    kind = segmentation_kind(path)
+    if kind not in ("seg", "rtstruct"):
+        return []
+    header = read_dicom_header(path, specific_tags=[
+        "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "SeriesNumber"])
+    purpose = codes.SOURCE_IMAGE_PURPOSE if kind == "seg" else codes.SOURCE_DOCUMENT_PURPOSE
+    return [(header, purpose)] if header is not None else []
+
+
 def read_dicom_header(path, **options):
     """The dataset of a DICOM file without its pixel data, or ``None`` if it is not DICOM.
 
@@ -459,19 +474,19 @@ def reference_series(
     if series_uid is not None:
         for series in images:
             if series.series_instance_uid == series_uid:
-                return series
+                return with_study_series_numbers(series, everything)
         raise SeriesError(f"no image series with UID {series_uid}; series found: {listing}", path)
     for uid in preferred_uids:
         for series in images:
             if series.series_instance_uid == uid:
-                return series
+                return with_study_series_numbers(series, everything)
     if not images:
         raise SeriesError("no DICOM image series found", path)
     if len(images) > 1:
         raise SeriesError(
             f"{len(images)} series found and the segmentation references none of them; "
             f"choose one with --series-uid: {listing}", path)
-    return images[0]
+    return with_study_series_numbers(images[0], everything)
 
 
 def reference_stack(series: SourceSeries) -> tuple[SourceSeries, SliceGeometry]:
@@ -662,6 +677,9 @@ def models_from_segments(
     decimate: int | None = None,
     notice: Callable[[str], None] | None = None,
     progress=None,
+    made_from: Sequence[tuple[Dataset, codes.Code]] = (),
+    used_series_numbers: Iterable[int] = (),
+    patient_id: str | None = None,
 ) -> list[SegmentModel]:
     """Mesh each segment (or their union) and wrap it as Encapsulated STL.
 
@@ -682,6 +700,13 @@ def models_from_segments(
     skip_empty:
         Leave out segments with no voxel inside (reported through ``notice``);
         when False, or when every segment is empty, an empty segment is an error.
+    made_from:
+        The segmentation instance the segments were read from, with its purpose of
+        reference (:func:`segmentation_source`), listed after the images.
+    used_series_numbers:
+        Series Numbers to avoid beyond the source's study (see :func:`.encapsulate.encapsulate_stl`).
+    patient_id:
+        Patient ID for a source series that has none.
     smoothing, decimate, progress:
         Passed to :func:`.surface.extract_surface`; ``smoothing`` defaults to
         :data:`.surface.DEFAULT_SMOOTHING` (windowed sinc, which neither shrinks
@@ -737,6 +762,7 @@ def models_from_segments(
         description = segment.name if not segment.description else f"{segment.name} ({segment.description})"
         if metadata.content_description:
             description = f"{metadata.content_description}: {description}"
+        description = fitted(description, "ContentDescription")
         parameters = {
             "input": segment.path.name if segment.path else "segmentation",
             "segment": segment.title,
@@ -749,15 +775,19 @@ def models_from_segments(
             binary_stl_from_mesh(points, faces),
             source,
             metadata.replace(
-                content_description=description[:1024],
+                content_description=description,
                 color=segment.color if segment.color is not None else metadata.color,
                 model_group_uid=group_uid,
                 series_instance_uid=series_uid,
                 instance_number=number,
             ),
+            NewStudy(patient_id=patient_id),
             algorithm_parameters=parameters,
             algorithm_family=codes.ALGORITHM_FAMILY_MANUAL,
             path=segment.path,
+            other_sources=made_from,
+            used_series_numbers=used_series_numbers,
+            notice=notice if number == metadata.instance_number else None,  # said once, not per model
         )
         models.append(SegmentModel(segment, dataset, file_name_for(segment, merge), len(faces)))
     return models

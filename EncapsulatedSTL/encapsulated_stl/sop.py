@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from copy import deepcopy
 
 import highdicom as hd
@@ -75,7 +75,7 @@ class EncapsulatedSTL(hd.SOPClass):
         algorithm_name: str | None = None,
         algorithm_version: str | None = None,
         algorithm_parameters: dict[str, str] | None = None,
-        algorithm_family: codes.Code = codes.ALGORITHM_FAMILY_MANUAL,
+        algorithm_family: codes.Code | None = codes.ALGORITHM_FAMILY_MANUAL,
         model_group_uid: str | None = None,
         recommended_display_cielab_value: tuple[int, int, int] | None = None,
         recommended_presentation_opacity: float | None = None,
@@ -97,6 +97,9 @@ class EncapsulatedSTL(hd.SOPClass):
         referring_physician_name: str | None = None,
         transfer_syntax_uid: str = ExplicitVRLittleEndian,
         check_values: bool = True,
+        other_sources: Sequence[tuple[Dataset, codes.Code]] = (),
+        deidentification_method: str | None = None,
+        notice: Callable[[str], None] | None = None,
     ):
         """
         Parameters
@@ -129,7 +132,15 @@ class EncapsulatedSTL(hd.SOPClass):
             Display opacity in 0..1.
         algorithm_name, algorithm_version, algorithm_parameters, algorithm_family:
             Derivation Algorithm Sequence: the software that made the model, and
-            how (family from CID 7162).
+            how (family from CID 7162); none without a name (a model made elsewhere).
+        other_sources:
+            Instances other than images the model was made from, each with its
+            purpose of reference (a DICOM SEG or RTSTRUCT: see :mod:`.codes`); listed
+            after the images in Source Instance Sequence and Common Instance Reference.
+        deidentification_method:
+            De-identification Method for a source that says Patient Identity
+            Removed YES but names none (invalid, Type 1C).  Without it the claim is
+            not copied, and ``notice`` is told: nothing is invented.
         check_values: bool
             ``False`` skips the NaN/Inf scan of the STL (its size and count are
             still checked) for a caller that runs the scan alongside writing,
@@ -201,7 +212,7 @@ class EncapsulatedSTL(hd.SOPClass):
             # A copy: highdicom adds the source's element objects themselves, and
             # the caller's datasets must never change.
             self.copy_patient_and_study_information(deepcopy(source_images[0]))
-            self._complete_deidentification_method()
+            self._keep_deidentification_valid(deidentification_method, notice)
         elif study_description:
             self.StudyDescription = study_description
 
@@ -221,9 +232,10 @@ class EncapsulatedSTL(hd.SOPClass):
         if image_laterality is not None:
             self.ImageLaterality = image_laterality
         if document_title_code is None and document_title is None:
-            document_title_code = codes.document_title_code(
-                {str(ds.get("Modality", "")) for ds in source_images}
-            )
+            modalities = {str(ds.get("Modality", "")) for ds in source_images}
+            document_title_code = codes.document_title_code(modalities)
+            if document_title_code is None and source_images:
+                document_title = codes.document_title_text(modalities)
         self.DocumentTitle = document_title or (
             document_title_code.meaning if document_title_code is not None else None
         )
@@ -238,11 +250,10 @@ class EncapsulatedSTL(hd.SOPClass):
             self.EncapsulatedDocument = bytes(stl)
         else:
             set_streamed_document(self, stl)
-        if source_images:
-            self.SourceInstanceSequence = [
-                self._source_item(ds) for ds in source_images
-            ]
-            self._add_common_instance_reference(source_images)
+        sources = [(ds, codes.SOURCE_IMAGE_PURPOSE) for ds in source_images] + list(other_sources)
+        if sources:
+            self.SourceInstanceSequence = [self._source_item(ds, purpose) for ds, purpose in sources]
+            self._add_common_instance_reference([ds for ds, _purpose in sources])
 
         # Manufacturing 3D Model
         self.MeasurementUnitsCodeSequence = [codes.units_code(measurement_units)]
@@ -260,7 +271,7 @@ class EncapsulatedSTL(hd.SOPClass):
             self.RecommendedDisplayCIELabValue = [int(v) for v in recommended_display_cielab_value]
         if recommended_presentation_opacity is not None:
             self.RecommendedPresentationOpacity = float(recommended_presentation_opacity)
-        if algorithm_name is not None:
+        if algorithm_name is not None and algorithm_family is not None:
             self.DerivationAlgorithmSequence = hd.AlgorithmIdentificationSequence(
                 name=algorithm_name,
                 family=codes.coded(algorithm_family),
@@ -274,25 +285,35 @@ class EncapsulatedSTL(hd.SOPClass):
         elif "SpecificCharacterSet" in self:
             del self.SpecificCharacterSet
 
-    def _complete_deidentification_method(self) -> None:
-        """Keep a copied "identity removed" claim valid.
+    def _keep_deidentification_valid(self, method: str | None, notice) -> None:
+        """Keep a copied "identity removed" claim valid without inventing anything.
 
         Some de-identified series say Patient Identity Removed YES but leave
-        De-identification Method empty, which is invalid (Type 1C).  The claim is
-        kept, and the method is stated as unknown rather than invented.
+        De-identification Method empty, which is invalid (Type 1C).  The method the
+        caller states is written; without one the claim (Type 3) is not repeated,
+        and ``notice`` is told why.
         """
         if self.get("PatientIdentityRemoved") != "YES":
             return
         if self.get("DeidentificationMethod") or self.get("DeidentificationMethodCodeSequence"):
             return
-        self.DeidentificationMethod = "Not stated in the source images"
+        if method:
+            self.DeidentificationMethod = method
+            return
+        del self.PatientIdentityRemoved
+        if "DeidentificationMethod" in self:
+            del self.DeidentificationMethod
+        if notice is not None:
+            notice("the source images say Patient Identity Removed YES but name no De-identification "
+                   "Method, so the model does not repeat the claim; state the method with "
+                   "--deidentification-method to keep it")
 
     @staticmethod
-    def _source_item(dataset: Dataset) -> Dataset:
+    def _source_item(dataset: Dataset, purpose: codes.Code) -> Dataset:
         item = Dataset()
         item.ReferencedSOPClassUID = dataset.SOPClassUID
         item.ReferencedSOPInstanceUID = dataset.SOPInstanceUID
-        item.PurposeOfReferenceCodeSequence = [codes.coded(codes.SOURCE_IMAGE_PURPOSE)]
+        item.PurposeOfReferenceCodeSequence = [codes.coded(purpose)]
         return item
 
     def _add_common_instance_reference(self, source_images: Sequence[Dataset]) -> None:

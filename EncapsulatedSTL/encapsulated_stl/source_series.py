@@ -81,12 +81,16 @@ class SourceSeries:
         ``(file, reason)`` for files of this series that cannot be used (cut
         short, damaged, a UID missing).  :meth:`check_usable` refuses a series
         that has any.
+    study_series_numbers:
+        Series Numbers of the other series of its study found beside it (set
+        when it is chosen from a scan), which a new series should not reuse.
     """
 
     series_instance_uid: str
     files: list[Path] = field(default_factory=list)
     datasets: list[Dataset] = field(default_factory=list)
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
+    study_series_numbers: set[int] = field(default_factory=set)
 
     @property
     def first(self) -> Dataset:
@@ -322,7 +326,7 @@ def choose_series(
         for series in everything:
             if series.series_instance_uid == series_uid:
                 series.check_usable()
-                return series
+                return with_study_series_numbers(series, everything)
         listing = "; ".join(s.summary() for s in everything) or "none"
         raise SeriesError(f"no series with UID {one_line(series_uid)}; series found: {listing}", label)
     usable = usable or (lambda series: series.modality not in _NON_IMAGE_MODALITIES)
@@ -335,7 +339,60 @@ def choose_series(
             f"{len(candidates)} series found; choose one with --series-uid: {listing}", label
         )
     candidates[0].check_usable()
-    return candidates[0]
+    return with_study_series_numbers(candidates[0], everything)
+
+
+def series_numbers(datasets: Iterable[Dataset]) -> set[int]:
+    """The Series Numbers (0020,0011) these headers hold; unusable values are none."""
+    found = set()
+    for dataset in datasets:
+        try:
+            value = dataset.get("SeriesNumber")
+            if value not in (None, "") and float(value).is_integer():
+                found.add(int(value))
+        except Exception:  # a damaged value (pydicom raises any type) numbers nothing
+            continue
+    return found
+
+
+#: At most this many files are looked at beside an output for the study's Series Numbers.
+MAX_FILES_BESIDE = 2000
+
+
+def series_numbers_beside(output: str | os.PathLike, study_uid: str | None) -> set[int]:
+    """Series Numbers of the study's DICOM files in ``output``'s folder (or in ``output``,
+    a folder): earlier models written there, not scanned further or deeper than
+    :data:`MAX_FILES_BESIDE` regular files.  Unreadable files are passed over."""
+    folder = Path(output)
+    folder = folder if folder.is_dir() else folder.parent
+    found: list[Dataset] = []
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)[:MAX_FILES_BESIDE]
+    except OSError:
+        return set()
+    for entry in entries:
+        try:
+            if not entry.is_file() or entry.stat().st_size < 132:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                dataset = pydicom.dcmread(entry.path, stop_before_pixels=True,
+                                          specific_tags=["StudyInstanceUID", "SeriesNumber"])
+        except Exception:  # not DICOM, damaged, unreadable: it numbers nothing
+            continue
+        if study_uid is not None and str(dataset.get("StudyInstanceUID", "")) == study_uid:
+            found.append(dataset)
+    return series_numbers(found)
+
+
+def with_study_series_numbers(chosen: SourceSeries, everything: Iterable[SourceSeries]) -> SourceSeries:
+    """``chosen``, its :attr:`~SourceSeries.study_series_numbers` set from the series
+    of its study among ``everything``."""
+    study = chosen._text("StudyInstanceUID")
+    chosen.study_series_numbers = series_numbers(
+        series.datasets[0] for series in everything
+        if series.datasets and series._text("StudyInstanceUID") == study)
+    return chosen
 
 
 def find_source_series(

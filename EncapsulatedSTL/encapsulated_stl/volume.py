@@ -742,6 +742,7 @@ def image_stack(
         series.series_instance_uid,
         files=[slices.files[i] for i in ordered],
         datasets=[slices.datasets[i] for i in ordered],
+        study_series_numbers=series.study_series_numbers,
     )
     return stack, skipped
 

@@ -69,7 +69,7 @@ def examine(harness, runs: int) -> None:
     import numpy as np
     import pydicom
 
-    from encapsulated_stl.encapsulate import ModelMetadata, encapsulate_stl, save_dataset
+    from encapsulated_stl.encapsulate import ModelMetadata, NewStudy, encapsulate_stl, save_dataset
     from encapsulated_stl.stl import binary_stl_bytes
     from stl_samples import cube_triangles
 
@@ -79,7 +79,8 @@ def examine(harness, runs: int) -> None:
     for index in range(100):
         path = folder / f"model{index:03d}.dcm"
         save_dataset(encapsulate_stl(binary_stl_bytes(triangles + index), None,
-                                     ModelMetadata(content_description=f"part {index}")), path)
+                                     ModelMetadata(content_description=f"part {index}"),
+                                     NewStudy(patient_id="BENCH-1")), path)
         files.append(str(path))
     harness.new_scene()
     for path in files:

@@ -80,6 +80,16 @@ def subject(args: argparse.Namespace) -> str | None:
     return None
 
 
+def notice_printer(args: argparse.Namespace):
+    """A function printing one ``notice:`` line on stderr, unless --quiet."""
+
+    def say(message: str) -> None:
+        if not args.quiet:
+            print(one_line(f"notice: {message}"), file=sys.stderr)
+
+    return say
+
+
 def report(problem: str, where: str | None) -> None:
     print(one_line(f"error: {where}: {problem}" if where else f"error: {problem}"), file=sys.stderr)
 

@@ -18,14 +18,23 @@ from pathlib import Path
 import numpy as np
 
 from .. import codes
-from ..encapsulate import ModelMetadata, encapsulate_stl, save_dataset
+from ..dicom_values import fitted
+from ..encapsulate import ModelMetadata, NewStudy, encapsulate_stl, save_dataset
 from ..files import check_not_input, check_output_directory, check_output_path
 from ..errors import EncapsulatedSTLError, OutputError, SeriesError
 from ..progress import Progress, task
+from ..source_series import series_numbers, series_numbers_beside
 from ..stl import binary_stl_from_mesh
 from ..surface import DEFAULT_SMOOTHING, check_decimate, check_smoothing, extract_surface_mesh
 from ..volume import SeriesVolume, read_series_volume
-from .options import add_meshing_arguments, add_metadata_arguments, metadata_from_args
+from . import notice_printer
+from .options import (
+    add_meshing_arguments,
+    add_metadata_arguments,
+    add_patient_id_argument,
+    check_series_number,
+    metadata_from_args,
+)
 
 DEFAULT_DEMO_DIRECTORY = "encapsulated-stl-demo"
 
@@ -56,6 +65,7 @@ def register(subparsers) -> None:
     )
     add_meshing_arguments(from_ct, DEFAULT_SMOOTHING, "the mesh")
     add_metadata_arguments(from_ct)
+    add_patient_id_argument(from_ct)
     from_ct.set_defaults(run=run_from_ct)
 
     demo = subparsers.add_parser(
@@ -123,6 +133,8 @@ def make_ct_model(
     force: bool = False,
     progress: Progress | None = None,
     keep_voxels: bool = False,
+    notice=None,
+    patient_id: str | None = None,
 ) -> CtModel:
     """Mesh one series at ``level`` and save it as Encapsulated STL at ``output``.
 
@@ -140,6 +152,10 @@ def make_ct_model(
     keep_voxels:
         Keep the voxel array in the result (by default it is released as soon as
         the surface is extracted, to halve peak memory).
+    notice:
+        Told what the model leaves out rather than invent (see :func:`.encapsulate.encapsulate_stl`).
+    patient_id:
+        Patient ID for a series that has none (see :func:`.encapsulate.encapsulate_stl`).
 
     Raises
     ------
@@ -154,6 +170,8 @@ def make_ct_model(
     # read with a border so the volume itself becomes the field to contour
     series = read_series_volume(source, series_uid, progress=progress, border=1)
     check_not_input(output, series.source.files, given)
+    check_series_number(metadata.series_number,
+                        series.source.study_series_numbers | series_numbers(series.source.datasets[:1]))
     label = series.source.files[0].parent
     low_value, high_value = series.value_range
 
@@ -189,14 +207,16 @@ def make_ct_model(
             "geometry": "exact per-slice ImagePositionPatient, not resampled",
         }
         if metadata.content_description is None:
-            metadata = metadata.replace(
-                content_description=f"Iso-surface at {_describe_level(level, series.source.modality)} "
-                f"of {series.source.modality or 'image'} series '{series.source.description}'"
-            )
+            metadata = metadata.replace(content_description=fitted(
+                f"Iso-surface at {_describe_level(level, series.source.modality)} "
+                f"of {series.source.modality or 'image'} series '{series.source.description}'",
+                "ContentDescription"))
         dataset = encapsulate_stl(
-            stl, series.source, metadata, algorithm_parameters=parameters,
+            stl, series.source, metadata, NewStudy(patient_id=patient_id), algorithm_parameters=parameters,
             algorithm_family=codes.ALGORITHM_FAMILY_THRESHOLD, path=label,
             check_values=False,  # binary_stl_from_mesh refused non-finite points already
+            used_series_numbers=series_numbers_beside(output, series.source.study_instance_uid),
+            notice=notice,
         )
         del stl
         writing.advance()
@@ -211,7 +231,7 @@ def run_from_ct(args: argparse.Namespace) -> int:
         args.source, level, args.output, series_uid=args.series_uid,
         smoothing=args.smoothing, decimate=args.decimate,
         largest_component=args.largest_component, metadata=metadata_from_args(args),
-        force=args.force, progress=progress,
+        force=args.force, progress=progress, notice=notice_printer(args), patient_id=args.patient_id,
     )
     if not args.quiet:
         skipped = model.series.skipped

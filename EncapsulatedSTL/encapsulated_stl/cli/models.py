@@ -12,7 +12,7 @@ from ..encapsulate import encapsulate_stl, save_dataset
 from ..files import check_input, check_not_input, check_output_path, write_atomically
 from ..errors import EncapsulatedSTLError, SeriesError
 from ..model import EncapsulatedModel, read_encapsulated_model
-from ..source_series import SourceSeries, find_source_series, scan_series
+from ..source_series import SourceSeries, find_source_series, scan_series, series_numbers, series_numbers_beside
 from ..stl import (
     binary_stl_for_encapsulation,
     declared_triangle_count,
@@ -20,11 +20,12 @@ from ..stl import (
     rescale_binary_stl,
     ValueCheck,
 )
-from . import one_line
+from . import notice_printer, one_line
 from .options import (
     add_metadata_arguments,
     add_new_study_arguments,
     add_reference_arguments,
+    check_series_number,
     metadata_from_args,
     new_study_from_args,
 )
@@ -105,9 +106,14 @@ def run_wrap(args: argparse.Namespace) -> int:
     # The NaN/Inf scan reads every byte; it runs on another core while the object
     # is built and written, and the output appears only if it passes.
     scan = ValueCheck(stl, stl_path)
+    metadata = metadata_from_args(args)
+    if source is not None:
+        check_series_number(metadata.series_number, source.study_series_numbers | series_numbers(source.datasets[:1]))
+    study_uid = source.study_instance_uid if source is not None else args.study_uid
     dataset = encapsulate_stl(
-        stl, source, metadata_from_args(args), new_study_from_args(args),
-        path=stl_path, check_values=False,
+        stl, source, metadata, new_study_from_args(args),
+        path=stl_path, check_values=False, notice=notice_printer(args),
+        used_series_numbers=series_numbers_beside(output, study_uid) if study_uid else (),
     )
     save_dataset(dataset, output, force=args.force, verify=scan.wait, inputs=inputs)
     if not args.quiet:
@@ -130,10 +136,11 @@ def run_extract(args: argparse.Namespace) -> int:
     data = model.stl
     units = model.units or args.assume_units
     if not args.units or args.units == units:
-        # Unchanged bytes: scanned on another core while they are written out.
-        scan = ValueCheck(data, args.dicom)
+        # Unchanged bytes: scanned on another core while they are written out (an ASCII
+        # document's values were checked as they were parsed).
+        verify = None if model.is_ascii else ValueCheck(data, args.dicom).wait
         write_atomically(
-            output, lambda stream: stream.write(data), args.force, scan.wait, inputs=[args.dicom]
+            output, lambda stream: stream.write(data), args.force, verify, inputs=[args.dicom]
         )
     else:
         if units is None:

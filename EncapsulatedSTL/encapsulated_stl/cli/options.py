@@ -6,12 +6,10 @@ import argparse
 import math
 
 from .. import codes
+from ..dicom_values import value_problem
 from ..encapsulate import ModelMetadata, NewStudy
 from ..errors import EncapsulatedSTLError
 from ..surface import check_decimate, check_smoothing
-
-#: Range of an IS value (Series Number): a signed 32-bit integer (PS3.5 6.2).
-IS_RANGE = (-(2**31), 2**31 - 1)
 
 
 def _number(text: str, kind=float):
@@ -37,12 +35,27 @@ def _checked(check, kind):
     return parse
 
 
-def series_number(text: str) -> int:
-    """``--series-number``: an integer DICOM can store (IS)."""
-    value = _number(text, int)
-    if not IS_RANGE[0] <= value <= IS_RANGE[1]:
-        raise argparse.ArgumentTypeError(f"{text}: a Series Number is a 32-bit signed integer")
-    return value
+def attribute(keyword: str, kind=str):
+    """An argparse type: a value attribute ``keyword`` can hold as given (see
+    :mod:`..dicom_values`); one it cannot is refused, naming the attribute and the limit,
+    never cut."""
+
+    def parse(text: str):
+        value = _number(text, int) if kind is int else text
+        problem = value_problem(value, keyword)
+        if problem:
+            raise argparse.ArgumentTypeError(f"{problem} ({keyword})")
+        return value
+
+    return parse
+
+
+def check_series_number(number: int | None, used: set[int]) -> None:
+    """Refuse a ``--series-number`` another series of the study already has."""
+    if number is not None and number in used:
+        raise EncapsulatedSTLError(
+            f"Series Number {number} is already used by another series of this study; choose "
+            "another, or leave the option out for the next free number", "--series-number")
 
 
 def add_meshing_arguments(parser: argparse.ArgumentParser, default_smoothing: float, what: str) -> None:
@@ -65,7 +78,8 @@ def add_metadata_arguments(parser: argparse.ArgumentParser) -> None:
         "--units", choices=list(codes.UNIT_MILLIMETRES), default="mm",
         help="units of the STL coordinates (default: mm)",
     )
-    group.add_argument("--description", help="Content Description: what the model shows")
+    group.add_argument("--description", type=attribute("ContentDescription"),
+                       help="Content Description: what the model shows (at most 64 characters)")
     group.add_argument(
         "--usage", choices=list(codes.MODEL_USAGES), help="intended use (Model Usage Code Sequence)"
     )
@@ -73,8 +87,18 @@ def add_metadata_arguments(parser: argparse.ArgumentParser) -> None:
         "--laterality", choices=list(codes.LATERALITIES),
         help="intended placement: R, L, U (unpaired) or B (both)",
     )
-    group.add_argument("--series-description", help="Series Description of the new series")
-    group.add_argument("--series-number", type=series_number, help="Series Number of the new series")
+    group.add_argument("--series-description", type=attribute("SeriesDescription"),
+                       help="Series Description of the new series (at most 64 characters)")
+    group.add_argument(
+        "--series-number", type=attribute("SeriesNumber", int),
+        help="Series Number of the new series (default: one above the highest of the study's "
+        "series found beside the source and the output)",
+    )
+    group.add_argument(
+        "--deidentification-method", type=attribute("DeidentificationMethod"), metavar="TEXT",
+        help="De-identification Method, for source images that say their identity was removed "
+        "but not how (without it the model does not repeat that claim)",
+    )
     group.add_argument(
         "--burned-in-annotation", action="store_true",
         help="the model carries embossed or engraved patient identity (Burned In Annotation YES)",
@@ -95,16 +119,26 @@ def add_reference_arguments(parser: argparse.ArgumentParser, required: bool = Fa
     )
 
 
+def add_patient_id_argument(parser, when: str = "used only where the source images have none: "
+                            "it is never written empty") -> None:
+    """``--patient-id``: Patient ID for a model whose source gives none."""
+    parser.add_argument("--patient-id", type=attribute("PatientID"), help=f"Patient ID ({when})")
+
+
 def add_new_study_arguments(parser: argparse.ArgumentParser) -> None:
     """Patient and study of a model with no source series (like DCMTK's stl2dcm)."""
     group = parser.add_argument_group("new study (without --reference)")
-    group.add_argument("--patient-name", help="Patient's Name, e.g. 'Doe^Jane'")
-    group.add_argument("--patient-id", help="Patient ID")
-    group.add_argument("--patient-birth-date", metavar="YYYYMMDD", help="Patient's Birth Date")
+    group.add_argument("--patient-name", type=attribute("PatientName"), help="Patient's Name, e.g. 'Doe^Jane'")
+    add_patient_id_argument(group, "required without --reference: it is never written empty; with "
+                            "--reference, used only where the source images have none")
+    group.add_argument("--patient-birth-date", type=attribute("PatientBirthDate"), metavar="YYYYMMDD",
+                       help="Patient's Birth Date")
     group.add_argument("--patient-sex", choices=["M", "F", "O"], help="Patient's Sex")
-    group.add_argument("--study-description", help="Study Description")
-    group.add_argument("--accession-number", help="Accession Number")
-    group.add_argument("--study-uid", metavar="UID", help="Study Instance UID (default: new)")
+    group.add_argument("--study-description", type=attribute("StudyDescription"), help="Study Description")
+    group.add_argument("--accession-number", type=attribute("AccessionNumber"),
+                       help="Accession Number (at most 16 characters)")
+    group.add_argument("--study-uid", type=attribute("StudyInstanceUID"), metavar="UID",
+                       help="Study Instance UID (default: new)")
 
 
 def metadata_from_args(args: argparse.Namespace, **overrides) -> ModelMetadata:
@@ -117,6 +151,7 @@ def metadata_from_args(args: argparse.Namespace, **overrides) -> ModelMetadata:
         series_description=args.series_description,
         series_number=args.series_number,
         burned_in_annotation=args.burned_in_annotation,
+        deidentification_method=args.deidentification_method,
     )
     values.update(overrides)
     return ModelMetadata(**values)

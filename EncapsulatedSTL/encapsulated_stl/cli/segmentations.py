@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..dicom_values import fitted
 from ..encapsulate import save_dataset
 from ..files import check_output_directory, check_output_path
 from ..progress import Progress
@@ -17,13 +18,18 @@ from ..segments import (
     reference_stack,
     referenced_series_uids,
     segmentation_kind,
+    segmentation_source,
     select_segments,
 )
+from ..source_series import series_numbers, series_numbers_beside
 from ..surface import DEFAULT_SMOOTHING
+from . import notice_printer
 from .options import (
     add_meshing_arguments,
     add_metadata_arguments,
+    add_patient_id_argument,
     add_reference_arguments,
+    check_series_number,
     metadata_from_args,
 )
 
@@ -51,6 +57,7 @@ def register(subparsers) -> None:
                           help="write one model of the chosen segments together")
     add_meshing_arguments(from_seg, DEFAULT_SMOOTHING, "each model")
     add_metadata_arguments(from_seg)
+    add_patient_id_argument(from_seg)
     from_seg.set_defaults(run=run_from_seg)
 
     rois = subparsers.add_parser(
@@ -64,13 +71,6 @@ def register(subparsers) -> None:
     rois.set_defaults(run=run_rtstruct_rois)
 
 
-def _notice(args: argparse.Namespace):
-    def say(message: str) -> None:
-        if not args.quiet:
-            print(f"notice: {message}", file=sys.stderr)
-    return say
-
-
 def run_from_seg(args: argparse.Namespace) -> int:
     path = Path(args.segmentation)
     kind = segmentation_kind(path)
@@ -81,15 +81,23 @@ def run_from_seg(args: argparse.Namespace) -> int:
     segments = select_segments(read_segments(path, series), args.segments, path)
     metadata = metadata_from_args(args)
     if metadata.series_description is None:
-        metadata = metadata.replace(series_description=f"3D models from {path.name}"[:64])
+        metadata = metadata.replace(series_description=fitted(f"3D models from {path.name}", "SeriesDescription"))
+    made_from = segmentation_source(path)
+    # the study's series: beside the source, the segmentation's own, earlier models in the output
+    seen = series.study_series_numbers | series_numbers(header for header, _purpose in made_from)
+    check_series_number(metadata.series_number, seen | series_numbers(stack.datasets[:1]))
+    used = seen | series_numbers_beside(output, stack.study_instance_uid)  # and earlier models there
     models = models_from_segments(
         segments, stack, metadata,
         merge=args.merge,
         skip_empty=not args.segments,
         smoothing=args.smoothing,
         decimate=args.decimate,
-        notice=_notice(args),
+        notice=notice_printer(args),
         progress=Progress(enabled=False if args.quiet else None),
+        made_from=made_from,
+        used_series_numbers=used,
+        patient_id=args.patient_id,
     )
     inputs = [path, *series.files]
     targets = [output / model.file_name for model in models]
