@@ -36,14 +36,15 @@ def _code(value, scheme, meaning):
 
 
 def _written_by_others(path, stl: bytes, units, *, title="", length=None, manufacturer="",
-                       burned_in="NO", frame=None):
-    """An Encapsulated STL file assembled with pydicom the way another producer does."""
+                       burned_in="NO", frame=None, mime="model/stl", sop_class=ENCAPSULATED_STL_SOP_CLASS_UID):
+    """An Encapsulated STL file assembled with pydicom the way another producer does: the
+    document padded to even length with a zero byte, as DCMTK, dcm4che and Orthanc pad."""
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = ENCAPSULATED_STL_SOP_CLASS_UID
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.SOPClassUID = ENCAPSULATED_STL_SOP_CLASS_UID
+    ds.SOPClassUID = sop_class
     ds.Modality = "M3D"
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     ds.FrameOfReferenceUID = frame or generate_uid()
@@ -53,8 +54,9 @@ def _written_by_others(path, stl: bytes, units, *, title="", length=None, manufa
     ds.BurnedInAnnotation = burned_in
     ds.DocumentTitle = title
     ds.ConceptNameCodeSequence = []
-    ds.MIMETypeOfEncapsulatedDocument = "model/stl"
-    ds.MeasurementUnitsCodeSequence = [_code(*units)]
+    ds.MIMETypeOfEncapsulatedDocument = mime
+    if units is not None:
+        ds.MeasurementUnitsCodeSequence = [_code(*units)]
     if length is not None:
         ds.EncapsulatedDocumentLength = length
     ds.EncapsulatedDocument = stl + (b"\0" if len(stl) % 2 else b"")
@@ -179,3 +181,151 @@ def test_broken_inputs_are_named(tmp_path, ge_tilted_series):
     path = _written_by_others(tmp_path / "trunc.dcm", truncated, ("mm", "UCUM", "mm"))
     with pytest.raises(StlFormatError, match="trunc.dcm.*truncated"):
         read_encapsulated_model(path)
+
+
+# -- what other producers store that Supplement 205 does not foresee ------------------------
+# Each object is rebuilt as the producer's source code writes it (cited by repository,
+# commit, file and line; read with the project's search tools on 2026-12-02).
+
+ORTHANC = "orthanc-mirrors/orthanc@79314fab OrthancFramework/Sources/DicomParsing/ParsedDicomFile.cpp"
+ODD_STL = binary_stl_by_hand(CUBE) + b"\n"  # an STL file that ends in a line break: odd length
+
+
+def _info_and_extract(path, tmp_path, capsys, *extract_options):
+    """(info's exit code, its stderr lines, extract's exit code, its stderr lines, the bytes written)."""
+    info = main(["info", str(path)])
+    info_err = capsys.readouterr().err.splitlines()
+    out = tmp_path / "extracted.stl"
+    extract = main(["extract", str(path), "-o", str(out), *extract_options])
+    extract_err = capsys.readouterr().err.splitlines()
+    return info, info_err, extract, extract_err, (out.read_bytes() if out.exists() else None)
+
+
+def test_orthanc_pads_an_odd_stl_with_a_zero_and_states_no_length(tmp_path, capsys):
+    # ParsedDicomFile.cpp:1581-1598 (EncapsulateDocument): an odd payload gets a 0x00 pad
+    # byte; (0042,0015) is written nowhere in the tree.  The STL's own count says where
+    # its triangles end: the stray line break and the pad are ignored, with a warning.
+    path = _written_by_others(tmp_path / "orthanc.dcm", ODD_STL, ("mm", "UCUM", "mm"))
+    model = read_encapsulated_model(path)
+    assert bytes(model.stl) == ODD_STL[:-1]
+    assert model.notes == ["2 bytes after the binary STL's 12 triangles were ignored (an STL file of odd "
+                           "length, padded when it was wrapped)"]
+    info, info_err, extract, extract_err, written = _info_and_extract(path, tmp_path, capsys)
+    assert info == 0 and len(info_err) == 1 and info_err[0].startswith(f"warning: {path}: 2 bytes after")
+    assert extract == 0 and extract_err == info_err and written == ODD_STL[:-1]
+
+
+def test_dcm4che_states_the_odd_length_of_the_file_it_wrapped(tmp_path):
+    # dcm4che/dcm4che@5d3b07cb dcm4che-tool-pdf2dcm/.../Pdf2Dcm.java:226-227 writes
+    # (0042,0015) = the file's length with --encapsulatedDocLength; DicomOutputStream.java
+    # 198-204 pads OB with a 0 byte.
+    path = _written_by_others(tmp_path / "dcm4che.dcm", ODD_STL, ("mm", "UCUM", "mm"), length=len(ODD_STL))
+    model = read_encapsulated_model(path)
+    assert bytes(model.stl) == ODD_STL[:-1]
+    assert model.notes == ["1 byte after the binary STL's 12 triangles was ignored (an STL file of odd "
+                           "length, padded when it was wrapped)"]
+
+
+def test_a_triangle_s_worth_of_extra_bytes_is_not_guessed_away(tmp_path):
+    path = _written_by_others(tmp_path / "more.dcm", binary_stl_by_hand(CUBE) + bytes(50), ("mm", "UCUM", "mm"))
+    with pytest.raises(StlFormatError, match="50 bytes of trailing data after the 12 triangles"):
+        read_encapsulated_model(path)
+
+
+def ascii_stl(triangles, name=b"cube") -> bytes:
+    facets = b"".join(
+        b"  facet normal 0 0 0\n    outer loop\n"
+        + b"".join(b"      vertex %r %r %r\n" % tuple(float(c) for c in vertex) for vertex in triangle)
+        + b"    endloop\n  endfacet\n"
+        for triangle in triangles)
+    return b"solid " + name + b"\n" + facets + b"endsolid " + name + b"\n"
+
+
+def test_an_ascii_stl_payload_is_read_as_ascii_and_extracted_as_stored(tmp_path, capsys):
+    # Orthanc stores whatever a data URI holds (ParsedDicomFile.cpp:1572-1610); PixelMed
+    # wraps any .stl file (its real output: test_real_producers.py).  ASCII STL is not what
+    # Supplement 205 stores, but its text is unambiguous.
+    text = ascii_stl(CUBE) + (b"" if len(ascii_stl(CUBE)) % 2 else b" ")  # odd: pad byte too
+    path = _written_by_others(tmp_path / "ascii.dcm", text, ("mm", "UCUM", "mm"))
+    model = read_encapsulated_model(path)
+    assert model.is_ascii and model.mesh.triangle_count == 12
+    np.testing.assert_allclose(model.triangles_mm(), CUBE, atol=1e-5)
+    assert model.notes == ["the document is an ASCII STL (Supplement 205 stores binary STL); read as ASCII"]
+    info, info_err, extract, _, written = _info_and_extract(path, tmp_path, capsys)
+    assert info == 0 and "ASCII STL" in info_err[0]
+    assert extract == 0 and written.rstrip(b"\0") == text.rstrip(b"\0")  # the bytes as stored
+    assert main(["-q", "extract", str(path), "-o", str(tmp_path / "m.stl"), "--units", "m"]) == 0
+    np.testing.assert_allclose(read_encapsulated_model_stl(tmp_path / "m.stl"), CUBE / 1000.0, rtol=1e-6)
+
+
+#: MIME types seen on STL in archives, with where they come from: dcm4chee-arc's upload
+#: dialog stores the browser's own type for the file (dcm4che/dcm4chee-arc-light@674a8642
+#: dcm4chee-arc-ui2/.../upload-files.component.ts:587-599; Windows browsers say
+#: application/vnd.ms-pki.stl), dcm4che's tools accept application/sla and
+#: model/x.stl-binary (dcm4che-ws-rs/.../MediaTypes.java:366-388).
+LENIENT_MIME_TYPES = {
+    "application/sla": "an older name of model/stl",
+    "model/x.stl-binary": "an older name of model/stl",
+    "application/vnd.ms-pki.stl": "an older name of model/stl",
+    "text/plain": "not model/stl",
+    "application/octet-stream": "not model/stl",
+    "MODEL/STL": None,  # case does not matter in a MIME type
+}
+
+
+@pytest.mark.parametrize("mime, note", LENIENT_MIME_TYPES.items(), ids=LENIENT_MIME_TYPES.keys())
+def test_a_type_that_says_stl_or_nothing_reads_with_a_warning(tmp_path, mime, note):
+    stl = binary_stl_by_hand(CUBE)
+    model = read_encapsulated_model(_written_by_others(tmp_path / "t.dcm", stl, ("mm", "UCUM", "mm"), mime=mime))
+    assert bytes(model.stl) == stl
+    if note is None:
+        assert model.notes == []
+    else:
+        (said,) = model.notes
+        assert f"is '{mime}', {note}; the document is a valid STL and was read as one" in said
+
+
+def test_a_generic_type_with_bytes_that_are_no_stl_says_both(tmp_path):
+    path = _written_by_others(tmp_path / "t.dcm", b"Hello, world", ("mm", "UCUM", "mm"), mime="text/plain")
+    with pytest.raises(StlFormatError, match="is 'text/plain', not model/stl, and the document is not a valid STL"):
+        read_encapsulated_model(path)
+
+
+#: An OHIF extension (id "viewerm3d", sopClassHandlers/OHIFDicom3DSopClassHandler.js
+#: lines 3-7 in the code index, repository unnamed there) loads GLB from the Encapsulated
+#: OBJ class with MIME model/gltf-binary, and takes the MIME type over the class.
+GLB = b"glTF" + (2).to_bytes(4, "little") + (20).to_bytes(4, "little") + bytes(8)
+
+
+@pytest.mark.parametrize("sop_class, message", [
+    ("1.2.840.10008.5.1.4.1.1.104.4",
+     "not an Encapsulated STL object (SOP Class '1.2.840.10008.5.1.4.1.1.104.4': 'Encapsulated OBJ Storage', "
+     "holding 'model/gltf-binary'); it is not read as STL"),
+    (ENCAPSULATED_STL_SOP_CLASS_UID,
+     "MIME Type of Encapsulated Document (0042,0012) is 'model/gltf-binary': the document is in another "
+     "format, not STL, and is not read as STL"),
+], ids=["OBJ class", "STL class"])
+def test_gltf_is_never_parsed_as_stl(tmp_path, capsys, sop_class, message):
+    path = _written_by_others(tmp_path / "glb.dcm", GLB, ("mm", "UCUM", "mm"), mime="model/gltf-binary",
+                              sop_class=sop_class)
+    with pytest.raises(NotEncapsulatedSTLError) as refused:
+        read_encapsulated_model(path)
+    assert refused.value.reason == message
+    assert main(["info", str(path)]) == 2
+    assert capsys.readouterr().err == f"error: {path}: {message}\n"
+
+
+def test_fo_dicoms_empty_document_is_said_to_be_empty(tmp_path, capsys):
+    # The one Encapsulated STL of Orthanc's test data, orthanc-mirrors/orthanc-tests@56fe710a
+    # Database/Issue137.dcm (written by fo-dicom 4.0.0; Tests/Tests.py:6154-6159, 6442-6545):
+    # MIME model/stl, Document Title 'intraop Report', no units, and (0042,0011) of 0 bytes.
+    path = _written_by_others(tmp_path / "Issue137.dcm", b"", None, title="intraop Report",
+                              manufacturer="TESTING AG")
+    expected = "Encapsulated Document (0042,0011) is empty (0 bytes): the object holds no model"
+    with pytest.raises(NotEncapsulatedSTLError) as refused:
+        read_encapsulated_model(path)
+    assert refused.value.reason == expected
+    for command in (["info", str(path)], ["extract", str(path), "-o", str(tmp_path / "x.stl")]):
+        assert main(command) == 2
+        assert capsys.readouterr().err == f"error: {path}: {expected}\n"
+    assert not (tmp_path / "x.stl").exists()

@@ -242,6 +242,52 @@ def test_pixelmed_without_json_declares_no_units_and_nothing_is_guessed(tmp_path
     assert facts["bounds_assume_mm"] is True
 
 
+
+def test_pixelmed_wraps_an_ascii_stl_as_it_is_and_it_reads_with_a_warning(tmp_path, idc_stl):
+    """PixelMed wraps any .stl file byte for byte: an ASCII STL (the same real surface
+    written as text) becomes an object that reads as ASCII, with one warning line."""
+    expected = stl_triangles(idc_stl.read_bytes())
+    facets = "".join(
+        "facet normal 0 0 0\nouter loop\n" + "".join("vertex %r %r %r\n" % tuple(map(float, v)) for v in t)
+        + "endloop\nendfacet\n" for t in expected.astype(np.float32))
+    text = ("solid prostate\n" + facets + "endsolid prostate\n").encode()
+    (tmp_path / "text.stl").write_bytes(text)
+    out = pixelmed_encapsulate(tmp_path / "text.stl", tmp_path / "ascii.dcm", metadata=UNITS_MM)
+    model = read_encapsulated_model(out)
+    assert model.is_ascii and model.mesh.triangle_count == len(expected)
+    np.testing.assert_allclose(model.triangles_mm(), expected, rtol=0, atol=1e-9)  # %r round-trips float32
+    assert model.notes == ["the document is an ASCII STL (Supplement 205 stores binary STL); read as ASCII"]
+    code, stdout, stderr = run_console_script("extract", out, "-o", tmp_path / "same.stl")
+    assert code == 0 and stderr.startswith(f"warning: {out}: the document is an ASCII STL"), stderr
+    assert (tmp_path / "same.stl").read_bytes() == text
+
+
+def test_pixelmed_states_an_odd_file_length_and_pads_it(tmp_path, idc_stl):
+    """An STL file with one byte after its last triangle (a line break): PixelMed writes
+    that odd length in (0042,0015) and pads; the triangles read, the byte is reported."""
+    stl = idc_stl.read_bytes()
+    (tmp_path / "odd.stl").write_bytes(stl + b"\n")
+    out = pixelmed_encapsulate(tmp_path / "odd.stl", tmp_path / "odd.dcm", metadata=UNITS_MM)
+    assert pydicom.dcmread(out).EncapsulatedDocumentLength == len(stl) + 1
+    model = read_encapsulated_model(out)
+    assert bytes(model.stl) == stl
+    count = len(stl_triangles(stl))
+    assert model.notes == [f"1 byte after the binary STL's {count} triangles was ignored (an STL file of odd "
+                           "length, padded when it was wrapped)"]
+    code, stdout, stderr = run_console_script("info", out)
+    assert code == 0 and stderr == f"warning: {out}: {model.notes[0]}\n"
+
+
+def test_extract_converts_undeclared_units_only_when_told_what_they_are(tmp_path, idc_stl):
+    stl = idc_stl.read_bytes()
+    out = pixelmed_encapsulate(idc_stl, tmp_path / "nounits.dcm")
+    code, stdout, stderr = run_console_script("extract", out, "-o", tmp_path / "m.stl", "--units", "m",
+                                              "--assume-units", "mm")
+    assert code == 0, stderr
+    np.testing.assert_allclose(stl_triangles((tmp_path / "m.stl").read_bytes()), stl_triangles(stl) / 1000.0,
+                               rtol=1e-6, atol=1e-9)
+
+
 def test_pixelmed_without_context_invents_patient_study_series_and_frame(tmp_path, idc_stl):
     """Given no MR instance, PixelMed ties the model to nothing: the reader reports what is
     there (placeholders and fresh UIDs) and no source series, and two models wrapped from the

@@ -26,7 +26,7 @@ M3D_CONFIDENCE = 0.95
 
 def write_models(folder, source_dir, parts, *, units="mm", group=True, series_description="Skull parts"):
     """Objects of one series made by this project from ``parts`` [(name, triangles LPS mm, rgb)]."""
-    from encapsulated_stl.encapsulate import ModelMetadata, encapsulate_stl, save_dataset
+    from encapsulated_stl.encapsulate import ModelMetadata, NewStudy, encapsulate_stl, save_dataset
     from encapsulated_stl.source_series import find_source_series
     from encapsulated_stl.stl import binary_stl_bytes
 
@@ -41,7 +41,7 @@ def write_models(folder, source_dir, parts, *, units="mm", group=True, series_de
                                  model_group_uid=group_uid, color=rgb, opacity=0.8)
         stl = binary_stl_bytes(np.asarray(triangles, dtype=np.float64) / codes.UNIT_MILLIMETRES[units])
         path = folder / f"{name}.dcm"
-        save_dataset(encapsulate_stl(stl, source, metadata), path)
+        save_dataset(encapsulate_stl(stl, source, metadata, NewStudy(patient_id="SKULL-1")), path)
         paths.append(path)
     return series, paths
 
@@ -269,3 +269,40 @@ def test_every_producers_good_object_outranks_slicers_m3d_plugin(harness, tmp_pa
         selected = [(type(p).__name__, l) for p, ls in loadables.items() for l in ls if l.selected]
         assert [name for name, _ in selected] == ["DICOMEncapsulatedSTLPluginClass"], path.name
         assert not selected[0][1].warning, (path.name, selected[0][1].warning)
+
+
+def test_other_producers_odd_objects_load_after_the_user_sees_why(mrml, tmp_path, caplog):
+    """An ASCII STL payload, a stray byte after the triangles (as Orthanc and dcm4che pad an
+    odd file), a text/plain MIME type: each loads where its bytes are unambiguous, once the
+    browser's "Load anyway?" has shown what was odd; glTF under the STL class is never
+    offered by us (the log says why)."""
+    import pydicom
+
+    from test_read_producers import CUBE, ODD_STL, _written_by_others, ascii_stl
+
+    folder = tmp_path / "others"
+    folder.mkdir()
+    cube = cube_triangles(25.0).astype(np.float64)
+    binary = _written_by_others(folder / "odd.dcm", ODD_STL, ("mm", "UCUM", "mm"))
+    cases = {
+        "odd": (binary, "2 bytes after the binary STL's 12 triangles were ignored"),
+        "ascii": (_written_by_others(folder / "ascii.dcm", ascii_stl(cube) + b" ", ("mm", "UCUM", "mm")),
+                  "the document is an ASCII STL"),
+        "plain": (_written_by_others(folder / "plain.dcm", ODD_STL[:-1], ("mm", "UCUM", "mm"), mime="text/plain"),
+                  "is 'text/plain', not model/stl"),
+    }
+    glb = _written_by_others(folder / "glb.dcm", b"glTF" + bytes(20), ("mm", "UCUM", "mm"), mime="model/gltf-binary")
+    insert(mrml, folder)
+    for name, (path, note) in cases.items():
+        series = str(pydicom.dcmread(path).SeriesInstanceUID)
+        before = len(mrml.user.shown)
+        nodes = Browser(mrml).select([series]).load()
+        asked = [s for s in mrml.user.shown[before:] if LOAD_ANYWAY in s.text]
+        assert len(asked) == 1 and note in asked[0].detailed, (name, [s.detailed for s in asked])
+        (node,) = nodes
+        want = cube if name == "ascii" else CUBE  # ODD_STL holds CUBE's triangles
+        assert np.abs(triangles_ras(node) - want * np.array([-1.0, -1.0, 1.0])).max() < 1e-4, name
+    with caplog.at_level(logging.ERROR):
+        browser = Browser(mrml, advanced=True).select([str(pydicom.dcmread(glb).SeriesInstanceUID)]).examine()
+    assert loadables_of(browser, "DICOMEncapsulatedSTLPluginClass") == []
+    assert any(str(glb) in r.getMessage() and "another format" in r.getMessage() for r in caplog.records)
