@@ -13,10 +13,15 @@ ones; from-seg lists the segmentation it meshed among the sources.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import shutil
 
 import pydicom
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydicom.uid import generate_uid
 
 from dicom_checks import dciodvfy
@@ -369,3 +374,31 @@ def test_a_source_without_patient_id_needs_one_given(study, capsys, tmp_path, co
     written = next(out.iterdir()) if out.is_dir() else out
     assert pydicom.dcmread(written).PatientID == "MRN-0042"
     assert own_findings(written, ct / sorted(p.name for p in ct.iterdir())[0]) == []
+
+
+TEXT_OPTIONS = {"--description": "ContentDescription", "--series-description": "SeriesDescription",
+                "--patient-name": "PatientName", "--patient-id": "PatientID",
+                "--study-description": "StudyDescription", "--accession-number": "AccessionNumber"}
+
+
+@settings(max_examples=max(20, int(os.environ.get("FUZZ_EXAMPLES", "200")) // 4))
+@given(option=st.sampled_from(sorted(TEXT_OPTIONS)), text=st.text(min_size=1, max_size=80))
+def test_any_text_is_written_valid_or_refused_in_one_line(study, tmp_path_factory, option, text):
+    """Whatever text a user types: a valid object (dciodvfy finds nothing), or exit 2 with one
+    line naming the option, and nothing written."""
+    out = tmp_path_factory.mktemp("text") / "model.dcm"
+    arguments = ["wrap", str(study["stl"]), "-o", str(out), option, text]
+    if option != "--patient-id":
+        arguments += list(NEW_STUDY)
+    result = io.StringIO()
+    with contextlib.redirect_stderr(result), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(["-q", *arguments])
+        except SystemExit as stop:
+            code = stop.code
+    if code == 0:
+        assert own_findings(out) == [], (option, text)
+        return
+    lines = result.getvalue().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: argument {option}: "), (text, lines)
+    assert not out.exists()

@@ -30,6 +30,7 @@ from encapsulated_stl.model import read_encapsulated_model
 from test_hostile_objects import (
     STL, dcm4che_object, our_object, orthanc_object, rewritten, with_undefined_lengths,
 )
+from test_read_producers import CUBE, ODD_STL, _written_by_others, ascii_stl
 
 VRS = [b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"OB", b"OD", b"OF",
        b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM", b"UC", b"UI", b"UL", b"UN",
@@ -73,6 +74,10 @@ def bases(tmp_path_factory) -> dict[str, Base]:
         "deflated": rewritten(ours, folder / "deflated.dcm", DeflatedExplicitVRLittleEndian),
         "orthanc": orthanc_object(folder / "orthanc.dcm"),
         "dcm4che": dcm4che_object(folder / "dcm4che.dcm"),
+        # other producers' objects read leniently: ASCII, a stray byte, a generic MIME type
+        "ascii": _written_by_others(folder / "ascii.dcm", ascii_stl(CUBE), ("mm", "UCUM", "mm")),
+        "odd": _written_by_others(folder / "odd.dcm", ODD_STL, ("mm", "UCUM", "mm")),
+        "text-plain": _written_by_others(folder / "plain.dcm", STL, ("mm", "UCUM", "mm"), mime="text/plain"),
     }
     return {name: Base(path) for name, path in paths.items()}
 

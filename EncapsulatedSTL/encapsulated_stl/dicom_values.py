@@ -98,9 +98,20 @@ def value_problem(value, keyword: str) -> str | None:
         if len(groups) > 3 or any(g.count("^") > 4 for g in groups):
             return (f"{_shown(text)} is not a person name: at most 5 components joined by ^, "
                     "in at most 3 groups joined by =")
+        text = person_name(text)  # as it is written
     if _size(text) > limit:
         return f"{_shown(text)} is {_measured(text)}; {vr} holds at most {limit}"
     return None
+
+
+def person_name(text: str) -> str:
+    """A Person Name as written: a name group of one component gets its trailing ``^``.
+
+    ``Doe`` and ``Doe^`` are the same value (PS3.5 6.2.1: trailing empty components and
+    their delimiters may be left out), but without a caret a validator cannot tell the
+    name from the retired free-text form (dciodvfy: "Retired Person Name form").
+    """
+    return "=".join(group if not group or "^" in group else group + "^" for group in text.split("="))
 
 
 def check_value(value, keyword: str, option: str | None = None):

@@ -24,7 +24,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from . import __version__, codes
 from .color import dicom_lab_from_rgb
-from .dicom_values import IS_RANGE, check_value
+from .dicom_values import IS_RANGE, check_value, person_name
 from .errors import EncapsulatedSTLError
 from .file_format import write_file_format
 from .files import write_atomically
@@ -264,7 +264,7 @@ def encapsulate_stl(
         arguments.update(
             study_instance_uid=study.study_instance_uid or hd.UID(),
             frame_of_reference_uid=study.frame_of_reference_uid or hd.UID(),
-            patient_name=study.patient_name,
+            patient_name=person_name(study.patient_name) if study.patient_name else None,
             patient_id=study.patient_id,
             patient_birth_date=study.patient_birth_date,
             patient_sex=study.patient_sex,
