@@ -402,3 +402,27 @@ def test_any_text_is_written_valid_or_refused_in_one_line(study, tmp_path_factor
     lines = result.getvalue().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: argument {option}: "), (text, lines)
     assert not out.exists()
+
+
+def test_from_seg_of_a_nifti_label_map_is_valid(study, capsys, tmp_path):
+    from test_from_seg_labelmaps import LPS_FROM_RAS, _axial_qform, _nifti, label_map_kji, oblique_lps_affine
+
+    lps = oblique_lps_affine()
+    nifti = _nifti(tmp_path / "labels.nii.gz", label_map_kji(lps), LPS_FROM_RAS @ lps, _axial_qform())
+    out = tmp_path / "models"
+    code, _, err = _run(capsys, "-q", "from-seg", nifti, "--reference", study["ct"], "--series-uid",
+                        study["series_uid"], "-o", out, "--usage", "education")
+    assert code == 0, err
+    models = sorted(out.iterdir())
+    assert len(models) == 2
+    for model in models:
+        assert own_findings(model, study["first"]) == []
+        assert pydicom.dcmread(model).SeriesNumber == 8  # CT 2 and series 7 beside it; a NIfTI has none
+
+
+def test_the_demo_writes_a_valid_object(tmp_path, capsys):
+    code, _, err = _run(capsys, "-q", "demo", "-o", tmp_path / "demo")
+    assert code == 0, err
+    (model,) = sorted((tmp_path / "demo").glob("*.dcm"))
+    ct = sorted(p for p in (tmp_path / "demo").rglob("*.dcm") if p != model)[0]
+    assert own_findings(model, ct) == []
