@@ -410,3 +410,20 @@ def find_source_series(
     """
     label = paths if isinstance(paths, (str, os.PathLike)) else ", ".join(map(str, paths))
     return choose_series(scan_series(paths), series_uid, label)
+
+
+def reference_series(reference: str | os.PathLike, series_uid: str | None = None) -> SourceSeries:
+    """The source series named on the command line.
+
+    A directory is searched recursively.  A single file stands for its whole
+    series: the other instances of that series beside it are found too, so the
+    model references every source instance.
+    """
+    path = Path(reference)
+    if path.exists() and not path.is_dir():
+        check_input(path, SeriesError)  # a FIFO or device is refused, not read
+        found = scan_series([path])
+        if not found:
+            raise SeriesError("not a DICOM file with a Series Instance UID", path)
+        return find_source_series(path.parent, series_uid or found[0].series_instance_uid)
+    return find_source_series(path, series_uid)

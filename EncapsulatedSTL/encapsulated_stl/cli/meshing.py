@@ -12,21 +12,16 @@ import argparse
 import os
 import sys
 from collections import Counter
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from .. import codes
-from ..dicom_values import fitted
-from ..encapsulate import ModelMetadata, NewStudy, encapsulate_stl, save_dataset
+from ..ct_models import CtModel, ct_model
+from ..encapsulate import ModelMetadata, save_dataset
 from ..files import check_not_input, check_output_directory, check_output_path
-from ..errors import EncapsulatedSTLError, OutputError, SeriesError
+from ..errors import EncapsulatedSTLError, OutputError
 from ..progress import Progress, task
-from ..source_series import series_numbers, series_numbers_beside
-from ..stl import binary_stl_from_mesh
-from ..surface import DEFAULT_SMOOTHING, check_decimate, check_smoothing, extract_surface_mesh
-from ..volume import SeriesVolume, read_series_volume
+from ..source_series import SourceSeries, series_numbers, series_numbers_beside
+from ..surface import DEFAULT_SMOOTHING
 from . import notice_printer
 from .options import (
     add_meshing_arguments,
@@ -99,129 +94,33 @@ def parse_threshold(text: str) -> float | tuple[float, float]:
     return values[0], values[1]
 
 
-def _describe_level(level, modality: str) -> str:
-    unit = " HU" if modality == "CT" else ""
-    if isinstance(level, tuple):
-        return f"{level[0]:g} to {level[1]:g}{unit}"
-    return f"{level:g}{unit}"
-
-
-@dataclass
-class CtModel:
-    """What :func:`make_ct_model` made: the file, its triangle count and the series used."""
-
-    path: Path
-    triangle_count: int
-    series: SeriesVolume
-
-
-def _paths(source) -> list:
-    """The paths a ``source`` argument names: one path or a list of them."""
-    return [source] if isinstance(source, (str, os.PathLike)) else list(source)
-
-
 def make_ct_model(
     source,
     level,
     output: str | os.PathLike,
     *,
-    series_uid: str | None = None,
-    smoothing: float | None = DEFAULT_SMOOTHING,
-    decimate: int | None = None,
-    largest_component: bool = False,
-    metadata: ModelMetadata | None = None,
     force: bool = False,
-    progress: Progress | None = None,
-    keep_voxels: bool = False,
-    notice=None,
-    patient_id: str | None = None,
+    **options,
 ) -> CtModel:
-    """Mesh one series at ``level`` and save it as Encapsulated STL at ``output``.
+    """:func:`..ct_models.ct_model`, saved at ``output`` (atomically, never partially).
 
-    Parameters
-    ----------
-    source:
-        Directory or files of the series (see :func:`.volume.read_series_volume`).
-    level:
-        Iso value or ``(low, high)`` band in rescaled units (HU for CT).
-    output:
-        The new DICOM file; written atomically, never partially.
-    metadata:
-        Units, description and the rest; the STL is converted from mm to
-        ``metadata.units``.
-    keep_voxels:
-        Keep the voxel array in the result (by default it is released as soon as
-        the surface is extracted, to halve peak memory).
-    notice:
-        Told what the model leaves out rather than invent (see :func:`.encapsulate.encapsulate_stl`).
-    patient_id:
-        Patient ID for a series that has none (see :func:`.encapsulate.encapsulate_stl`).
-
-    Raises
-    ------
-    EncapsulatedSTLError
-        Unusable series, a level no voxel reaches, or an unwritable output.
+    The output is checked before the series is read, and again once the series'
+    files are known (it must not be one of them), as is ``--series-number`` against
+    the study's series in sight.
     """
-    metadata = metadata or ModelMetadata()
-    check_smoothing(smoothing)  # before the series is read
-    check_decimate(decimate)
+    metadata = options.get("metadata") or ModelMetadata()
     given = output
-    output = check_output_path(given, force, inputs=_paths(source))
-    # read with a border so the volume itself becomes the field to contour
-    series = read_series_volume(source, series_uid, progress=progress, border=1)
-    check_not_input(output, series.source.files, given)
-    check_series_number(metadata.series_number,
-                        series.source.study_series_numbers | series_numbers(series.source.datasets[:1]))
-    label = series.source.files[0].parent
-    low_value, high_value = series.value_range
+    output = check_output_path(given, force, inputs=[source] if isinstance(source, (str, os.PathLike)) else list(source))
 
-    def release_voxels():
-        series.voxels = None  # the only other reference: frees the volume before meshing
+    def check(series: SourceSeries) -> set[int]:
+        check_not_input(output, series.files, given)
+        check_series_number(metadata.series_number, series.study_series_numbers | series_numbers(series.datasets[:1]))
+        return series_numbers_beside(output, series.study_instance_uid)
 
-    points, faces = extract_surface_mesh(
-        series.voxels, series.geometry, level, smoothing=smoothing or None,
-        decimate=decimate, largest_component=largest_component, progress=progress,
-        release=None if keep_voxels else release_voxels, overwrite_border=True, path=label,
-    )
-    if len(faces) == 0:
-        raise SeriesError(
-            f"no surface at {_describe_level(level, series.source.modality)}: the series' values "
-            f"range from {low_value:g} to {high_value:g}",
-            label,
-        )
-    scale = codes.UNIT_MILLIMETRES.get(metadata.units)
-    if scale is None:
-        codes.units_key(metadata.units)  # raises the standard "unknown units" error
-    with task(progress, "Writing", 3) as writing:
-        if scale != 1.0:
-            points /= scale
-        triangle_count = len(faces)
-        stl = binary_stl_from_mesh(points, faces)
-        del points, faces  # the STL holds the mesh now; keep peak memory down
-        writing.advance()
-        parameters = {
-            "threshold": _describe_level(level, series.source.modality),
-            "smoothing": f"{smoothing or 0:g} (windowed sinc)",
-            "decimation target": str(decimate) if decimate else "none",
-            "largest component": "yes" if largest_component else "no",
-            "geometry": "exact per-slice ImagePositionPatient, not resampled",
-        }
-        if metadata.content_description is None:
-            metadata = metadata.replace(content_description=fitted(
-                f"Iso-surface at {_describe_level(level, series.source.modality)} "
-                f"of {series.source.modality or 'image'} series '{series.source.description}'",
-                "ContentDescription"))
-        dataset = encapsulate_stl(
-            stl, series.source, metadata, NewStudy(patient_id=patient_id), algorithm_parameters=parameters,
-            algorithm_family=codes.ALGORITHM_FAMILY_THRESHOLD, path=label,
-            check_values=False,  # binary_stl_from_mesh refused non-finite points already
-            used_series_numbers=series_numbers_beside(output, series.source.study_instance_uid),
-            notice=notice,
-        )
-        del stl
-        writing.advance()
-        save_dataset(dataset, output, force, inputs=series.source.files)
-    return CtModel(output, triangle_count, series)
+    made = ct_model(source, level, check_source=check, **options)
+    save_dataset(made.dataset, output, force, inputs=made.series.source.files)
+    made.path, made.dataset = output, None  # written: the STL's memory is free again
+    return made
 
 
 def run_from_ct(args: argparse.Namespace) -> int:

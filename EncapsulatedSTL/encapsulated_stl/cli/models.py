@@ -9,10 +9,10 @@ from pathlib import Path
 
 from .. import codes
 from ..encapsulate import encapsulate_stl, save_dataset
-from ..files import check_input, check_not_input, check_output_path, write_atomically
-from ..errors import EncapsulatedSTLError, SeriesError
+from ..files import check_not_input, check_output_path, write_atomically
+from ..errors import EncapsulatedSTLError
 from ..model import EncapsulatedModel, read_encapsulated_model
-from ..source_series import SourceSeries, find_source_series, scan_series, series_numbers, series_numbers_beside
+from ..source_series import reference_series, series_numbers, series_numbers_beside
 from ..stl import (
     binary_stl_for_encapsulation,
     declared_triangle_count,
@@ -75,23 +75,6 @@ def register(subparsers) -> None:
     info.add_argument("dicom", metavar="IN.dcm", help="Encapsulated STL file")
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     info.set_defaults(run=run_info)
-
-
-def reference_series(reference: str, series_uid: str | None) -> SourceSeries:
-    """The source series named on the command line.
-
-    A directory is searched recursively.  A single file stands for its whole
-    series: the other instances of that series beside it are found too, so the
-    model references every source instance.
-    """
-    path = Path(reference)
-    if path.exists() and not path.is_dir():
-        check_input(path, SeriesError)  # a FIFO or device is refused, not read
-        found = scan_series([path])
-        if not found:
-            raise SeriesError("not a DICOM file with a Series Instance UID", path)
-        return find_source_series(path.parent, series_uid or found[0].series_instance_uid)
-    return find_source_series(path, series_uid)
 
 
 def run_wrap(args: argparse.Namespace) -> int:

@@ -1,0 +1,226 @@
+"""The package's public functions: read any producer's model, wrap an STL, mesh a CT or a
+segmentation, save.  ``import encapsulated_stl`` offers them at the top level.
+
+Coordinates are millimetres in the patient coordinate system of DICOM (LPS: x to the
+patient's left, y to posterior, z to superior), in the Frame of Reference of the source
+images, unless an object says other units.  Every function raises only the package's
+own errors (:mod:`.errors`), each naming the file and the problem in one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import EncapsulatedSTLError
+
+
+def read(path: str | os.PathLike):
+    """Read an Encapsulated STL object from any producer.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The DICOM file.
+
+    Returns
+    -------
+    encapsulated_stl.model.EncapsulatedModel
+        ``.triangles_mm()`` gives the ``(n, 3, 3)`` vertices in LPS millimetres (scaled
+        from the units the object declares); ``.units``, ``.frame_of_reference_uid``,
+        ``.source_series``, ``.notes`` (what was read leniently) and the rest describe it.
+
+    Raises
+    ------
+    NotEncapsulatedSTLError
+        Missing, special, truncated or not an Encapsulated STL object.
+    StlFormatError
+        The STL inside is malformed.
+    """
+    from .model import read_encapsulated_model
+
+    return read_encapsulated_model(path)
+
+
+def _split_metadata(metadata: dict):
+    """(ModelMetadata, NewStudy) from keyword arguments named as their fields."""
+    from .encapsulate import ModelMetadata, NewStudy
+
+    model_fields = {f.name for f in dataclasses.fields(ModelMetadata)}
+    study_fields = {f.name for f in dataclasses.fields(NewStudy)}
+    unknown = sorted(set(metadata) - model_fields - study_fields)
+    if unknown:
+        raise EncapsulatedSTLError(
+            f"unknown argument(s) {', '.join(unknown)}; the model takes "
+            f"{', '.join(sorted(model_fields | study_fields))}")
+    return (ModelMetadata(**{k: v for k, v in metadata.items() if k in model_fields}),
+            NewStudy(**{k: v for k, v in metadata.items() if k in study_fields}))
+
+
+def _source(reference, series_uid: str | None):
+    from .source_series import SourceSeries, reference_series
+
+    if reference is None or isinstance(reference, SourceSeries):
+        return reference
+    return reference_series(reference, series_uid)
+
+
+def wrap(stl, reference=None, *, series_uid: str | None = None, **metadata):
+    """Wrap an STL model as an Encapsulated STL object.
+
+    Parameters
+    ----------
+    stl : str, os.PathLike, bytes or numpy.ndarray
+        An STL file (binary, stored byte for byte; ASCII, converted to binary), binary
+        STL bytes, or ``(n, 3, 3)`` triangles.  Coordinates in ``units`` (mm by
+        default), patient LPS, in the source series' Frame of Reference.
+    reference : str, os.PathLike or encapsulated_stl.source_series.SourceSeries, optional
+        The source image series: a directory (searched recursively), one file of the
+        series, or series already scanned.  The object joins its patient, study and
+        Frame of Reference and references every instance.  Without one, give at least
+        ``patient_id``: the object starts a new study.
+    series_uid : str, optional
+        Which series, when ``reference`` holds several.
+    **metadata
+        Fields of :class:`~encapsulated_stl.encapsulate.ModelMetadata` (``units``,
+        ``content_description``, ``usage``, ``laterality``, ``series_number``...) and,
+        without a reference, of :class:`~encapsulated_stl.encapsulate.NewStudy`
+        (``patient_name``, ``patient_id``...).
+
+    Returns
+    -------
+    encapsulated_stl.sop.EncapsulatedSTL
+        The object (a pydicom Dataset); write it with :func:`save`.
+    """
+    from .encapsulate import encapsulate_stl
+    from .stl import binary_stl_bytes, binary_stl_for_encapsulation, read_stl_file
+
+    model, study = _split_metadata(metadata)
+    path = None
+    if isinstance(stl, (str, os.PathLike)):
+        path = Path(stl)
+        stl = binary_stl_for_encapsulation(read_stl_file(path), path)[0]
+    elif isinstance(stl, np.ndarray):
+        try:
+            stl = binary_stl_bytes(stl)
+        except ValueError as error:
+            raise EncapsulatedSTLError(f"triangles: {error}") from None
+    return encapsulate_stl(stl, _source(reference, series_uid), model, study, path=path)
+
+
+def from_ct(series, threshold, *, series_uid: str | None = None, smoothing: float | None = None,
+            decimate: int | None = None, largest_component: bool = False, **metadata):
+    """Mesh a CT (or MR) series at a threshold, in the exact geometry of every slice.
+
+    Parameters
+    ----------
+    series : str, os.PathLike or sequence of them
+        The series' directory or files.
+    threshold : float or (float, float)
+        Iso value, or a ``(low, high)`` band, in rescaled units (HU for CT).
+    series_uid : str, optional
+        Which series, when the directory holds several.
+    smoothing : float, optional
+        Windowed-sinc smoothing factor 0..1 (default the command line's; 0 for the
+        exact iso-surface).
+    decimate : int, optional
+        Reduce the mesh to about this many triangles.
+    largest_component : bool
+        Keep only the largest connected surface.
+    **metadata
+        As for :func:`wrap`.
+
+    Returns
+    -------
+    encapsulated_stl.sop.EncapsulatedSTL
+        The model in LPS, in ``units`` (mm by default), referencing every instance.
+    """
+    from .ct_models import ct_model
+    from .surface import DEFAULT_SMOOTHING
+
+    model, study = _split_metadata(metadata)
+    made = ct_model(series, threshold, series_uid=series_uid,
+                    smoothing=DEFAULT_SMOOTHING if smoothing is None else smoothing,
+                    decimate=decimate, largest_component=largest_component, metadata=model,
+                    patient_id=study.patient_id)
+    return made.dataset
+
+
+def from_segmentation(path: str | os.PathLike, reference=None, *, series_uid: str | None = None,
+                      segments: Sequence[str] | None = None, merge: bool = False,
+                      smoothing: float | None = None, decimate: int | None = None, **metadata):
+    """One model per segment of a DICOM SEG, RTSTRUCT, NIfTI or NRRD segmentation.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The segmentation file.
+    reference : str or os.PathLike, optional
+        The source image series (directory or one file); by default the series the
+        SEG or RTSTRUCT references, found beside it.
+    series_uid : str, optional
+        Which series, when the reference holds several.
+    segments : sequence of str, optional
+        Segment numbers or names (default: every segment that is not empty).
+    merge : bool
+        One model of all chosen segments together.
+    smoothing, decimate
+        As for :func:`from_ct`.
+    **metadata
+        As for :func:`wrap`; ``content_description`` is prefixed to each segment's name.
+
+    Returns
+    -------
+    list of encapsulated_stl.sop.EncapsulatedSTL
+        One object per segment (one series, one Model Group UID), the surface in
+        patient LPS millimetres (or ``units``), placed by the segmentation's own geometry
+        (per-frame positions for a SEG, contour points for an RTSTRUCT, sform or qform
+        for NIfTI, space directions for NRRD).
+    """
+    from .segments import (
+        models_from_segments, read_segments, reference_series, reference_stack, referenced_series_uids,
+        segmentation_kind, segmentation_source, select_segments,
+    )
+    from .surface import DEFAULT_SMOOTHING
+
+    path = Path(path)
+    model, study = _split_metadata(metadata)
+    kind = segmentation_kind(path)
+    preferred = referenced_series_uids(path) if kind in ("seg", "rtstruct") else []
+    series = reference_series(reference if reference is not None else path.parent, series_uid, preferred)
+    stack, _geometry = reference_stack(series)
+    made_from = segmentation_source(path)
+    chosen = select_segments(read_segments(path, series), segments, path)
+    made = models_from_segments(
+        chosen, stack, model, merge=merge, skip_empty=not segments,
+        smoothing=DEFAULT_SMOOTHING if smoothing is None else smoothing, decimate=decimate,
+        made_from=made_from, used_series_numbers=series.study_series_numbers, patient_id=study.patient_id)
+    return [m.dataset for m in made]
+
+
+def save(dataset, path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write an object to ``path`` atomically (a whole file or none).
+
+    Parameters
+    ----------
+    dataset : pydicom.dataset.Dataset
+        What :func:`wrap`, :func:`from_ct` or :func:`from_segmentation` made.
+    path : str or os.PathLike
+        The new file; a symlink's target is written.  A directory, a device or an
+        existing file (without ``force``) is refused.
+    force : bool
+        Replace an existing file (keeping its permissions).
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    from .encapsulate import save_dataset
+    from .files import check_output_path
+
+    return save_dataset(dataset, check_output_path(path, force), force=force)
