@@ -16,7 +16,8 @@ import pytest
 
 from encapsulated_stl.cli import main
 from encapsulated_stl.color import rgb_from_dicom_lab
-from encapsulated_stl.segments import read_segments, reference_series
+from encapsulated_stl.segments import read_segments
+from encapsulated_stl.source_series import reference_series
 from encapsulated_stl.surface import extract_surface
 from from_seg_data import (
     CENTRE, RADIUS, enclosed_volume, model_triangles, sorted_datasets, sphere_errors, sphere_fraction,

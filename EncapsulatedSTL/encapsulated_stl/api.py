@@ -182,9 +182,10 @@ def from_segmentation(path: str | os.PathLike, reference=None, *, series_uid: st
         for NIfTI, space directions for NRRD).
     """
     from .segments import (
-        models_from_segments, read_segments, reference_series, reference_stack, referenced_series_uids,
+        models_from_segments, read_segments, reference_stack, referenced_series_uids,
         segmentation_kind, segmentation_source, select_segments,
     )
+    from .source_series import reference_series
     from .surface import DEFAULT_SMOOTHING
 
     path = Path(path)

@@ -41,10 +41,10 @@ from pydicom.dataset import Dataset
 from . import codes
 from .dicom_values import fitted
 from .encapsulate import ModelMetadata, NewStudy, encapsulate_stl
-from .errors import EncapsulatedSTLError, SeriesError
+from .errors import EncapsulatedSTLError
 from .files import check_input, check_memory, open_input
 from .slice_geometry import AffineGeometry, SliceGeometry
-from .source_series import SourceSeries, scan_series, with_study_series_numbers
+from .source_series import SourceSeries
 from .stl import binary_stl_from_mesh
 from .surface import DEFAULT_SMOOTHING, check_decimate, check_smoothing, extract_surface_mesh
 
@@ -53,8 +53,6 @@ LABEL_MAP_SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.7"
 RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 
 #: Modalities that are never the image source of a segmentation.
-_NOT_IMAGES = {"M3D", "DOC", "KO", "PR", "SR", "REG", "PLAN", "SEG", "RTSTRUCT", "RTPLAN",
-               "RTDOSE", "RTRECORD"}
 
 
 #: The most segments one label map may hold and one run may export.  More
@@ -431,62 +429,6 @@ def referenced_series_uids(path: str | os.PathLike) -> list[str]:
         except Exception:  # malformed references are only a hint: the series is then asked for
             pass
     return [uid for uid in uids if uid]
-
-
-def reference_series(
-    reference: str | os.PathLike,
-    series_uid: str | None = None,
-    preferred_uids: Sequence[str] = (),
-) -> SourceSeries:
-    """The image series a segmentation was made from.
-
-    Parameters
-    ----------
-    reference:
-        A directory (searched recursively) or one DICOM file standing for its
-        whole series (the other instances beside it are found too).
-    series_uid:
-        The series to take, when given.
-    preferred_uids:
-        Series the segmentation itself references; the first one found is taken
-        when ``series_uid`` is not given.  Segmentation objects (SEG, RTSTRUCT,
-        models) in the same folder are never taken as the source.
-
-    Raises
-    ------
-    SeriesError
-        No image series, the named one missing, or several and none chosen.
-    """
-    path = Path(reference)
-    if path.is_dir():
-        everything = scan_series([path])
-    elif not path.exists():
-        raise SeriesError("no such file or directory", path)
-    else:
-        check_input(path, SeriesError)  # a FIFO or a device: refused, never read
-        found = scan_series([path])
-        if not found:
-            raise SeriesError("not a DICOM file with a Series Instance UID", path)
-        series_uid = series_uid or found[0].series_instance_uid
-        everything = scan_series([path.parent])
-    images = [s for s in everything if s.modality not in _NOT_IMAGES]
-    listing = "; ".join(s.summary() for s in images) or "none"
-    if series_uid is not None:
-        for series in images:
-            if series.series_instance_uid == series_uid:
-                return with_study_series_numbers(series, everything)
-        raise SeriesError(f"no image series with UID {series_uid}; series found: {listing}", path)
-    for uid in preferred_uids:
-        for series in images:
-            if series.series_instance_uid == uid:
-                return with_study_series_numbers(series, everything)
-    if not images:
-        raise SeriesError("no DICOM image series found", path)
-    if len(images) > 1:
-        raise SeriesError(
-            f"{len(images)} series found and the segmentation references none of them; "
-            f"choose one with --series-uid: {listing}", path)
-    return with_study_series_numbers(images[0], everything)
 
 
 def reference_stack(series: SourceSeries) -> tuple[SourceSeries, SliceGeometry]:

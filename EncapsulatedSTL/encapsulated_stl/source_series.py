@@ -38,7 +38,10 @@ from .slice_geometry import header_values
 
 #: SOP classes that cannot be the image source of a model (other models, documents,
 #: presentation states...) are kept out of source series.
-_NON_IMAGE_MODALITIES = {"M3D", "DOC", "KO", "PR", "SR", "REG", "PLAN"}
+#: Modalities of series that are no source images: documents, models, segmentations and
+#: the RT objects drawn on images.
+_NON_IMAGE_MODALITIES = {"M3D", "DOC", "KO", "PR", "SR", "REG", "PLAN", "SEG", "RTSTRUCT", "RTPLAN",
+                         "RTDOSE", "RTRECORD"}
 
 #: DICOM files that belong to no series (Media Storage Directory: DICOMDIR; Hanging
 #: Protocol; Color Palette), skipped like files that are not DICOM.
@@ -412,18 +415,47 @@ def find_source_series(
     return choose_series(scan_series(paths), series_uid, label)
 
 
-def reference_series(reference: str | os.PathLike, series_uid: str | None = None) -> SourceSeries:
-    """The source series named on the command line.
+def reference_series(
+    reference: str | os.PathLike,
+    series_uid: str | None = None,
+    preferred_uids: Sequence[str] = (),
+) -> SourceSeries:
+    """The source image series named on the command line (``--reference``).
 
-    A directory is searched recursively.  A single file stands for its whole
-    series: the other instances of that series beside it are found too, so the
-    model references every source instance.
+    Parameters
+    ----------
+    reference:
+        A directory (searched recursively) or one DICOM file standing for its whole
+        series: the other instances of that series beside it are found too, so the
+        model references every source instance.
+    series_uid:
+        The series to take, when given.
+    preferred_uids:
+        Series a segmentation itself references; the first one found is taken when
+        ``series_uid`` is not given.  Segmentation objects, models and documents in
+        the same folder are never taken as the source.
+
+    Raises
+    ------
+    SeriesError
+        No image series, the named one missing, several and none chosen, or files
+        of the chosen series that cannot be used (see :func:`choose_series`).
     """
     path = Path(reference)
-    if path.exists() and not path.is_dir():
-        check_input(path, SeriesError)  # a FIFO or device is refused, not read
+    if path.is_dir():
+        everything = scan_series([path])
+    elif not path.exists():
+        raise SeriesError("no such file or directory", path)
+    else:
+        check_input(path, SeriesError)  # a FIFO or a device: refused, never read
         found = scan_series([path])
         if not found:
             raise SeriesError("not a DICOM file with a Series Instance UID", path)
-        return find_source_series(path.parent, series_uid or found[0].series_instance_uid)
-    return find_source_series(path, series_uid)
+        series_uid = series_uid or found[0].series_instance_uid
+        everything = scan_series([path.parent])
+    if series_uid is None:
+        for uid in preferred_uids:
+            if any(s.series_instance_uid == uid and s.modality not in _NON_IMAGE_MODALITIES for s in everything):
+                series_uid = uid
+                break
+    return choose_series(everything, series_uid, path)

@@ -14,14 +14,13 @@ from ..progress import Progress
 from ..segments import (
     models_from_segments,
     read_segments,
-    reference_series,
     reference_stack,
     referenced_series_uids,
     segmentation_kind,
     segmentation_source,
     select_segments,
 )
-from ..source_series import series_numbers, series_numbers_beside
+from ..source_series import reference_series, series_numbers, series_numbers_beside
 from ..surface import DEFAULT_SMOOTHING
 from . import notice_printer
 from .options import (
