@@ -426,3 +426,16 @@ def test_the_demo_writes_a_valid_object(tmp_path, capsys):
     (model,) = sorted((tmp_path / "demo").glob("*.dcm"))
     ct = sorted(p for p in (tmp_path / "demo").rglob("*.dcm") if p != model)[0]
     assert own_findings(model, ct) == []
+
+
+def test_a_segmentation_beside_the_ct_is_never_taken_for_the_source(study, capsys, tmp_path):
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    for path in sorted(study["ct"].glob("*.dcm")):
+        shutil.copyfile(path, folder / path.name)
+    shutil.copyfile(study["seg"], folder / "seg.dcm")
+    shutil.copyfile(study["rtstruct"], folder / "rtstruct.dcm")
+    out = tmp_path / "model.dcm"
+    code, _, err = _run(capsys, "-q", "wrap", study["stl"], "--reference", folder, "-o", out)
+    assert code == 0, err
+    assert pydicom.dcmread(out).ReferencedSeriesSequence[0].SeriesInstanceUID == study["series_uid"]
