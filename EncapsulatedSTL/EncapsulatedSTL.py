@@ -898,7 +898,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
 
     def pacsPeer(self, destination, callingAETitle=None, token=None, user=None, password=None,
                  tlsCertificate=None, tlsKey=None, tlsCACertificates=None, timeout=None):
-        """The ``encapsulated_stl.pacs`` peer a destination names.
+        """The ``encapsulated_stl.peers`` peer a destination names.
 
         ``destination`` is ``AET@HOST:PORT`` (a DICOM node: C-STORE, with
         ``callingAETitle`` and optional DICOM TLS files) or a DICOMweb service root URL
@@ -907,7 +907,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         ``encapsulated_stl.EncapsulatedSTLError`` with a message for the user.
         """
         from encapsulated_stl.errors import EncapsulatedSTLError
-        from encapsulated_stl.pacs import (
+        from encapsulated_stl.peers import (
             DEFAULT_CALLING_AE_TITLE,
             DEFAULT_TIMEOUT,
             DicomNode,
@@ -947,7 +947,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         See :meth:`pacsPeer` for the destination and options.  ``onResult`` is called
         with each file's ``FileResult`` as soon as it is known.
 
-        Returns the ``encapsulated_stl.pacs.TransferReport``: ``report.ok``, one
+        Returns the ``encapsulated_stl.peers.TransferReport``: ``report.ok``, one
         ``result.line()`` per file in ``report.results``, and ``report.summary()``.  A
         server that cannot be reached or refuses fails the files (with the reason in
         each result), it does not raise; a bad destination or a missing file raises

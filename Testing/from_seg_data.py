@@ -22,7 +22,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from encapsulated_stl.file_format import write_file_format
 from encapsulated_stl.model import read_encapsulated_model
 from encapsulated_stl.phantom import Sphere, enclosed_volume, fit_sphere, write_phantom  # noqa: F401
-from encapsulated_stl.segments import LABEL_MAP_SEGMENTATION_STORAGE, RT_STRUCTURE_SET_STORAGE
+from encapsulated_stl.segment import LABEL_MAP_SEGMENTATION_STORAGE, RT_STRUCTURE_SET_STORAGE
 
 #: The sphere every segmentation here shows (LPS mm).  Its edge in the phantom CT
 #: is irrelevant: the segmentations are computed from the true shape.

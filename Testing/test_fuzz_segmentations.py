@@ -26,7 +26,8 @@ from hypothesis import strategies as st
 from encapsulated_stl.dicom_seg import read_dicom_seg_segments
 from encapsulated_stl.labelmaps import read_nifti_segments, read_nrrd_segments
 from encapsulated_stl.rtstruct import list_rois, read_rtstruct_segments
-from encapsulated_stl.segments import SegmentationError, reference_stack
+from encapsulated_stl.segment import SegmentationError
+from encapsulated_stl.segments import reference_stack
 from encapsulated_stl.source_series import reference_series
 from encapsulated_stl.slice_geometry import AffineGeometry, SliceGeometry
 from from_seg_data import (

@@ -24,10 +24,8 @@ from encapsulated_stl.cli import main
 from encapsulated_stl.errors import EncapsulatedSTLError
 from encapsulated_stl.labelmaps import read_nifti_segments, read_nrrd_segments
 from encapsulated_stl.rtstruct import MAX_CONTOUR_OVERHANG, list_rois
-from encapsulated_stl.segments import (
-    MAX_SEGMENTS, SegmentationError, models_from_segments, read_segments,
-    reference_stack,
-)
+from encapsulated_stl.segment import MAX_SEGMENTS, SegmentationError
+from encapsulated_stl.segments import models_from_segments, read_segments, reference_stack
 from encapsulated_stl.slice_geometry import AffineGeometry
 from encapsulated_stl.source_series import reference_series
 from encapsulated_stl.surface import _open_edge_count, extract_surface_mesh

@@ -36,7 +36,7 @@ __all__ = [
 _LAZY = {
     "read": "api", "wrap": "api", "from_ct": "api", "from_segmentation": "api", "save": "api",
     "EncapsulatedSTL": "sop", "EncapsulatedModel": "model",
-    "ModelMetadata": "encapsulate", "NewStudy": "encapsulate", "SegmentationError": "segments",
+    "ModelMetadata": "encapsulate", "NewStudy": "encapsulate", "SegmentationError": "segment",
 }
 
 

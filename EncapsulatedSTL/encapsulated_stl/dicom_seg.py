@@ -14,7 +14,7 @@ position, never by frame order or by the tilt attribute:
   empty frames never join the parts on either side of them.
 
 A SEG in another Frame of Reference than the source series is refused, and so is
-one whose numbers cannot be trusted (:class:`.segments.SegmentationError` naming
+one whose numbers cannot be trusted (:class:`.segment.SegmentationError` naming
 the file, the frame and the attribute): positions, orientations and spacings
 that are text, NaN, infinite or of the wrong count, orientations that are not
 two orthogonal unit vectors, spacings that are not positive, segment numbers
@@ -34,7 +34,7 @@ import numpy as np
 
 from .color import rgb_from_dicom_lab
 from .files import check_memory
-from .segments import (
+from .segment import (
     Segment, SegmentationError, dicom_numbers, one_line, quiet_reading, read_dicom, shifted_geometry,
 )
 from .slice_geometry import SliceGeometry

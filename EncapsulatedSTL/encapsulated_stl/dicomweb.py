@@ -18,7 +18,7 @@ from pydicom.dataset import Dataset
 from .files import write_atomically
 from .errors import EncapsulatedSTLError, PacsError
 from .file_format import write_file_format
-from .pacs import (
+from .peers import (
     FAILED,
     NOT_SENT,
     STORED,

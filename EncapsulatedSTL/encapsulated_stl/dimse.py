@@ -30,7 +30,7 @@ from pynetdicom.sop_class import (
 
 from .files import write_atomically
 from .errors import EncapsulatedSTLError, PacsError
-from .pacs import (
+from .peers import (
     FAILED,
     MODEL_SOP_CLASS_UIDS,
     NOT_SENT,

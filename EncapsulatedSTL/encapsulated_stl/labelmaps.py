@@ -22,7 +22,7 @@ or (nearly) in one plane, a grid reaching beyond any patient
 (:data:`.surface.MAX_COORDINATE_MM`); NIfTI voxel sizes (``pixdim[1..3]``) that
 are not positive finite numbers, although nibabel would silently take 1 mm for a
 zero (the NIfTI-1 standard requires them positive); unknown sform or qform codes;
-a map of more than :data:`.segments.MAX_SEGMENTS` labels; data larger than the
+a map of more than :data:`.segment.MAX_SEGMENTS` labels; data larger than the
 memory available; a NRRD whose data is split over several files.
 """
 
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import check_input, check_memory, open_input
-from .segments import MAX_SEGMENTS, Segment, SegmentationError, one_line, quiet_reading
+from .segment import MAX_SEGMENTS, Segment, SegmentationError, one_line, quiet_reading
 from .slice_geometry import AffineGeometry
 from .surface import MAX_COORDINATE_MM
 

@@ -15,7 +15,7 @@ fraction of its area inside (0..1).  The surface at fraction 0.5 then follows th
 contour to a small fraction of a pixel in-plane; across slices it lies half-way
 between a contoured slice and the next one without a contour.
 
-Refused with a :class:`.segments.SegmentationError` naming the file, the ROI and
+Refused with a :class:`.segment.SegmentationError` naming the file, the ROI and
 the contour: ROI numbers and Contour Data that are text, NaN, infinite or of the
 wrong count; ROI numbers given twice or referenced without an ROI; contours
 reaching beyond the reference image by more than its own width or height
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import check_memory
-from .segments import (
+from .segment import (
     RT_STRUCTURE_SET_STORAGE, Segment, SegmentationError, dicom_numbers, one_line, quiet_reading, read_dicom,
     shifted_geometry,
 )

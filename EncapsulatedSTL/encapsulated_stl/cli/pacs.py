@@ -14,7 +14,8 @@ import os
 import sys
 
 from ..errors import EncapsulatedSTLError, PacsError
-from ..pacs import (
+from ..pacs import fetch_series, find_model_series, send_files
+from ..peers import (
     DEFAULT_CALLING_AE_TITLE,
     DEFAULT_TIMEOUT,
     DicomNode,
@@ -22,9 +23,6 @@ from ..pacs import (
     FileResult,
     TlsFiles,
     check_timeout,
-    fetch_series,
-    find_model_series,
-    send_files,
 )
 
 EXIT_TRANSFER_FAILED = 1
