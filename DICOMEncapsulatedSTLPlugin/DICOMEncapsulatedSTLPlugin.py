@@ -56,7 +56,7 @@ EXPORT_TAGS = {
 
 def _seriesDescription(node):
     """The node's name as a Series Description: cut to fit (LO, 64) with "..." if longer."""
-    from encapsulated_stl.dicom_values import fitted
+    from encapsulated_stl.iod.values import fitted
 
     return fitted(node.GetName(), "SeriesDescription")
 
@@ -294,7 +294,7 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
     @staticmethod
     def _studyFromDialog(exportable):
         """Patient and study as the dialog's tag editor gives them."""
-        from encapsulated_stl.encapsulate import NewStudy
+        from encapsulated_stl.iod.encapsulate import NewStudy
 
         constants = slicer.vtkMRMLSubjectHierarchyConstants
 

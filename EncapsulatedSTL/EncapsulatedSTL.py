@@ -527,7 +527,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         ``slicer.dicomDatabase``.  Raises ``EncapsulatedSTLError`` when those files are
         damaged: a model exported without them would silently lose its source.
         """
-        from encapsulated_stl.source_series import scan_series
+        from encapsulated_stl.series.source_series import scan_series
 
         volume = referenceVolumeNode or self.referenceVolumeFor(node)
         if volume is not None:
@@ -564,7 +564,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         surface through the model's parent transforms.
         """
         from encapsulated_stl.errors import EncapsulatedSTLError
-        from encapsulated_stl.polydata import triangles_from_polydata
+        from encapsulated_stl.mesh.polydata import triangles_from_polydata
 
         if node.IsA("vtkMRMLModelNode"):
             polyData = node.GetPolyData()
@@ -617,8 +617,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
     def patientTriangles(self, trianglesRAS, volume, source):
         """World RAS triangles -> exact patient LPS (mm), correcting once where the
         reference volume is shown away from its DICOM slice positions."""
-        from encapsulated_stl import acquisition_geometry
-
+        from encapsulated_stl.series import acquisition_geometry
         if volume is None or source is None or volume.GetImageData() is None:
             return acquisition_geometry.lps_from_ras(trianglesRAS)
         ijkToRAS = vtk.vtkMatrix4x4()
@@ -654,7 +653,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
                        newStudy=None, **metadata):
         """Encapsulated STL datasets for a segmentation (one per segment, or merged) or a model.
 
-        ``metadata`` takes the fields of ``encapsulated_stl.encapsulate.ModelMetadata``
+        ``metadata`` takes the fields of ``encapsulated_stl.iod.encapsulate.ModelMetadata``
         (units, content_description, usage, laterality, series_description,
         series_number, burned_in_annotation, model_mirroring, model_modification...).
         ``newStudy`` (``NewStudy``) gives patient and study when no source series is
@@ -664,11 +663,11 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         """
         import highdicom as hd
 
-        from encapsulated_stl import codes
-        from encapsulated_stl.dicom_values import fitted
-        from encapsulated_stl.encapsulate import ModelMetadata, NewStudy, encapsulate_stl
+        from encapsulated_stl.iod import codes
+        from encapsulated_stl.iod.values import fitted
+        from encapsulated_stl.iod.encapsulate import ModelMetadata, NewStudy, encapsulate_stl
         from encapsulated_stl.errors import EncapsulatedSTLError
-        from encapsulated_stl.stl import binary_stl_bytes
+        from encapsulated_stl.stl.format import binary_stl_bytes
 
         self.messages, self.notices = [], []
         base = ModelMetadata(**metadata)
@@ -796,7 +795,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
 
     def nextSeriesNumber(self, studyUID):
         """One more than the highest Series Number used in the study (1 in a new study)."""
-        from encapsulated_stl.encapsulate import free_series_number
+        from encapsulated_stl.iod.encapsulate import free_series_number
 
         return free_series_number(self.seriesNumbersInStudy(studyUID))
 
@@ -813,7 +812,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
 
     def writeDatasets(self, datasets, outputDirectory):
         """Write every dataset as ``<SOP Instance UID>.dcm``; all or nothing."""
-        from encapsulated_stl.encapsulate import save_dataset
+        from encapsulated_stl.iod.encapsulate import save_dataset
         from encapsulated_stl.errors import EncapsulatedSTLError, OutputError
 
         directory = os.fspath(outputDirectory)
@@ -898,7 +897,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
 
     def pacsPeer(self, destination, callingAETitle=None, token=None, user=None, password=None,
                  tlsCertificate=None, tlsKey=None, tlsCACertificates=None, timeout=None):
-        """The ``encapsulated_stl.peers`` peer a destination names.
+        """The ``encapsulated_stl.pacs.peers`` peer a destination names.
 
         ``destination`` is ``AET@HOST:PORT`` (a DICOM node: C-STORE, with
         ``callingAETitle`` and optional DICOM TLS files) or a DICOMweb service root URL
@@ -907,7 +906,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         ``encapsulated_stl.EncapsulatedSTLError`` with a message for the user.
         """
         from encapsulated_stl.errors import EncapsulatedSTLError
-        from encapsulated_stl.peers import (
+        from encapsulated_stl.pacs.peers import (
             DEFAULT_CALLING_AE_TITLE,
             DEFAULT_TIMEOUT,
             DicomNode,
@@ -947,14 +946,14 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         See :meth:`pacsPeer` for the destination and options.  ``onResult`` is called
         with each file's ``FileResult`` as soon as it is known.
 
-        Returns the ``encapsulated_stl.peers.TransferReport``: ``report.ok``, one
+        Returns the ``encapsulated_stl.pacs.peers.TransferReport``: ``report.ok``, one
         ``result.line()`` per file in ``report.results``, and ``report.summary()``.  A
         server that cannot be reached or refuses fails the files (with the reason in
         each result), it does not raise; a bad destination or a missing file raises
         ``encapsulated_stl.EncapsulatedSTLError``.  The files are only read.
         """
         from encapsulated_stl.errors import EncapsulatedSTLError
-        from encapsulated_stl.pacs import send_files
+        from encapsulated_stl.pacs.transfer import send_files
 
         files = [os.fspath(f) for f in (files or [])]
         if not files:
@@ -993,13 +992,13 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
     def examineModel(path):
         """The model's description without checking every coordinate (for the DICOM
         browser's listing); raises for an object that cannot be loaded."""
-        from encapsulated_stl.model import read_encapsulated_model
+        from encapsulated_stl.iod.model import read_encapsulated_model
 
         return read_encapsulated_model(path, check_values=False)
 
     def readModels(self, paths):
-        """``encapsulated_stl.model.EncapsulatedModel`` of each file (raises for broken ones)."""
-        from encapsulated_stl.model import read_encapsulated_model
+        """``encapsulated_stl.iod.model.EncapsulatedModel`` of each file (raises for broken ones)."""
+        from encapsulated_stl.iod.model import read_encapsulated_model
 
         return [read_encapsulated_model(path) for path in paths]
 
@@ -1007,8 +1006,8 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
     def polyDataRAS(model):
         """The model's surface in world RAS millimetres, identical vertices shared (as
         vtkSTLReader makes it, faster); undeclared units are taken as millimetres."""
-        from encapsulated_stl.acquisition_geometry import ras_from_lps
-        from encapsulated_stl.polydata import polydata_from_triangles
+        from encapsulated_stl.series.acquisition_geometry import ras_from_lps
+        from encapsulated_stl.mesh.polydata import polydata_from_triangles
 
         millimetres = model.millimetres_per_unit
         if millimetres is None:
@@ -1093,7 +1092,7 @@ class EncapsulatedSTLTest(ScriptedLoadableModuleTest):
         slicer.modules.segmentations.logic().ImportLabelmapToSegmentationNode(labelmap, segmentation)
         logic = EncapsulatedSTLLogic()
         folder = tempfile.mkdtemp()
-        from encapsulated_stl.encapsulate import NewStudy
+        from encapsulated_stl.iod.encapsulate import NewStudy
 
         files = logic.exportNode(segmentation, outputDirectory=folder, usage="planning",
                                  newStudy=NewStudy(patient_name="Phantom^SelfTest", patient_id="ESTL-SELFTEST"))
@@ -1102,7 +1101,7 @@ class EncapsulatedSTLTest(ScriptedLoadableModuleTest):
         exported = vtk.vtkPolyData()
         segmentId = segmentation.GetSegmentation().GetNthSegmentID(0)
         slicer.modules.segmentations.logic().GetSegmentClosedSurfaceRepresentation(segmentation, segmentId, exported)
-        from encapsulated_stl.polydata import triangles_from_polydata
+        from encapsulated_stl.mesh.polydata import triangles_from_polydata
 
         expected = triangles_from_polydata(exported)
         actual = triangles_from_polydata(loaded.GetPolyData())

@@ -1,7 +1,7 @@
 """Test data and measurements for the ``from-seg`` tests.
 
 Segmentations of a sphere of known centre and radius (LPS mm) on synthetic tilted
-CT series written as real DICOM by :mod:`encapsulated_stl.phantom`: DICOM SEG built
+CT series written as real DICOM by :mod:`encapsulated_stl.inputs.phantom`: DICOM SEG built
 with highdicom, RTSTRUCT built with pydicom, NIfTI and NRRD label maps.  And the
 measurements the tests assert: least-squares sphere fit and enclosed volume of a
 triangle mesh.
@@ -19,10 +19,10 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from encapsulated_stl.file_format import write_file_format
-from encapsulated_stl.model import read_encapsulated_model
-from encapsulated_stl.phantom import Sphere, enclosed_volume, fit_sphere, write_phantom  # noqa: F401
-from encapsulated_stl.segment import LABEL_MAP_SEGMENTATION_STORAGE, RT_STRUCTURE_SET_STORAGE
+from encapsulated_stl.iod.file_format import write_file_format
+from encapsulated_stl.iod.model import read_encapsulated_model
+from encapsulated_stl.inputs.phantom import Sphere, enclosed_volume, fit_sphere, write_phantom  # noqa: F401
+from encapsulated_stl.inputs.segment import LABEL_MAP_SEGMENTATION_STORAGE, RT_STRUCTURE_SET_STORAGE
 
 #: The sphere every segmentation here shows (LPS mm).  Its edge in the phantom CT
 #: is irrelevant: the segmentations are computed from the true shape.
@@ -88,7 +88,7 @@ def segment_description(number: int, label: str, rgb=None) -> hd.seg.SegmentDesc
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
     )
     if rgb is not None:
-        from encapsulated_stl.color import dicom_lab_from_rgb
+        from encapsulated_stl.iod.color import dicom_lab_from_rgb
         description.RecommendedDisplayCIELabValue = list(dicom_lab_from_rgb(rgb))
     return description
 

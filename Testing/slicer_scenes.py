@@ -23,10 +23,10 @@ import numpy as np
 import vtk
 from vtk.util import numpy_support
 
-from encapsulated_stl.acquisition_geometry import ras_from_lps
-from encapsulated_stl.file_format import write_file_format
-from encapsulated_stl.slice_geometry import SliceGeometry
-from encapsulated_stl.volume import read_series_volume
+from encapsulated_stl.series.acquisition_geometry import ras_from_lps
+from encapsulated_stl.iod.file_format import write_file_format
+from encapsulated_stl.series.slice_geometry import SliceGeometry
+from encapsulated_stl.series.volume import read_series_volume
 
 CASES = ("sheared", "none", "grid", "hardened")
 
@@ -145,7 +145,7 @@ def add_labelmap_segment(segmentation, mask: np.ndarray, ijk_to_ras: np.ndarray,
 def local_surface_triangles(segmentation, segment_id) -> np.ndarray:
     import slicer
 
-    from encapsulated_stl.polydata import triangles_from_polydata
+    from encapsulated_stl.mesh.polydata import triangles_from_polydata
 
     poly = vtk.vtkPolyData()
     assert slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentClosedSurfaceRepresentation(

@@ -11,8 +11,8 @@ import pydicom
 import pytest
 
 from encapsulated_stl.cli import main
-from encapsulated_stl.model import read_encapsulated_model
-from encapsulated_stl.stl import parse_binary_stl
+from encapsulated_stl.iod.model import read_encapsulated_model
+from encapsulated_stl.stl.format import parse_binary_stl
 from conftest import run_console_script as run_cli
 from stl_samples import ascii_stl_by_hand, binary_stl_by_hand, cube_triangles
 
@@ -185,7 +185,7 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path, stl_file):
     # The disk fills up half-way through writing: nothing may be left behind.
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    from encapsulated_stl.encapsulate import write_atomically
+    from encapsulated_stl.iod.encapsulate import write_atomically
     from encapsulated_stl.errors import OutputError
 
     def write_then_fail(stream):
@@ -199,7 +199,7 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path, stl_file):
 
 def _large_stl(path, corrupt_triangle=None):
     """A binary STL above the memory-mapping threshold, optionally with one NaN vertex."""
-    from encapsulated_stl.stl import MAP_THRESHOLD, RECORD_DTYPE
+    from encapsulated_stl.stl.format import MAP_THRESHOLD, RECORD_DTYPE
 
     count = MAP_THRESHOLD // 50 + 1000
     records = np.zeros(count, dtype=RECORD_DTYPE)

@@ -25,10 +25,10 @@ from hypothesis import strategies as st
 from pydicom.uid import generate_uid
 
 from dicom_checks import dciodvfy
-from encapsulated_stl import codes
+from encapsulated_stl.iod import codes
 from encapsulated_stl.cli import main
-from encapsulated_stl.dicom_values import CUT_MARKER
-from encapsulated_stl.model import read_encapsulated_model
+from encapsulated_stl.iod.values import CUT_MARKER
+from encapsulated_stl.iod.model import read_encapsulated_model
 from from_seg_data import sorted_datasets, sphere_contours, sphere_mask, tilted_ct, write_rtstruct, write_seg
 from stl_samples import binary_stl_by_hand, cube_triangles
 

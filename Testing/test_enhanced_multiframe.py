@@ -18,8 +18,8 @@ import pytest
 from conftest import require_tool
 from dicom_checks import dciodvfy
 from encapsulated_stl.cli import main
-from encapsulated_stl.stl import parse_binary_stl
-from encapsulated_stl.volume import frame_headers, read_series_volume
+from encapsulated_stl.stl.format import parse_binary_stl
+from encapsulated_stl.series.volume import frame_headers, read_series_volume
 
 ENHANCED_CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
 #: dcmulti writes positions and direction cosines as decimal strings of 6

@@ -14,8 +14,8 @@ import pytest
 from encapsulated_stl.cli import main
 from encapsulated_stl.cli.meshing import parse_threshold
 from encapsulated_stl.errors import EncapsulatedSTLError
-from encapsulated_stl.model import read_encapsulated_model
-from encapsulated_stl.phantom import Sphere, measure_object, write_phantom
+from encapsulated_stl.iod.model import read_encapsulated_model
+from encapsulated_stl.inputs.phantom import Sphere, measure_object, write_phantom
 from encapsulated_stl.progress import Progress
 
 SPHERE = Sphere((4.0, -2.0, 30.0), 10.0, 1000.0)

@@ -1,6 +1,6 @@
 """``from-seg`` on DICOM SEG (highdicom, binary and fractional) over a tilted, oblique CT.
 
-The CT is a real DICOM series from :mod:`encapsulated_stl.phantom`: 22 degree gantry
+The CT is a real DICOM series from :mod:`encapsulated_stl.inputs.phantom`: 22 degree gantry
 tilt, 30 degree in-plane rotation, 1 x 1 mm pixels, 1.5 mm table steps with one
 slice missing (3 mm gap).  The SEG holds a sphere of radius 13 mm computed at each
 voxel's exact patient position, so the mesh must come back at the true centre and
@@ -15,10 +15,10 @@ import pydicom
 import pytest
 
 from encapsulated_stl.cli import main
-from encapsulated_stl.color import rgb_from_dicom_lab
-from encapsulated_stl.segments import read_segments
-from encapsulated_stl.source_series import reference_series
-from encapsulated_stl.surface import extract_surface
+from encapsulated_stl.iod.color import rgb_from_dicom_lab
+from encapsulated_stl.inputs.segments import read_segments
+from encapsulated_stl.series.source_series import reference_series
+from encapsulated_stl.mesh.surface import extract_surface
 from from_seg_data import (
     CENTRE, RADIUS, enclosed_volume, model_triangles, sorted_datasets, sphere_errors, sphere_fraction,
     sphere_mask, tilted_ct, write_label_map_seg, write_seg,

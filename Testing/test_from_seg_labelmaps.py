@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from encapsulated_stl.cli import main
-from encapsulated_stl.color import rgb_from_dicom_lab
-from encapsulated_stl.labelmaps import read_nifti_segments, read_nrrd_segments
-from encapsulated_stl.slice_geometry import AffineGeometry
-from encapsulated_stl.surface import extract_surface
+from encapsulated_stl.iod.color import rgb_from_dicom_lab
+from encapsulated_stl.inputs.labelmaps import read_nifti_segments, read_nrrd_segments
+from encapsulated_stl.series.slice_geometry import AffineGeometry
+from encapsulated_stl.mesh.surface import extract_surface
 from from_seg_data import CENTRE, model_triangles, sphere_errors, sphere_mask, tilted_ct
 
 SHAPE_IJK = (56, 50, 44)

@@ -1,6 +1,6 @@
 """``from-seg`` and ``rtstruct-rois`` on RT Structure Sets drawn on a tilted, oblique CT.
 
-The CT (from :mod:`encapsulated_stl.phantom`) has a 30 degree gantry tilt, a 20
+The CT (from :mod:`encapsulated_stl.inputs.phantom`) has a 30 degree gantry tilt, a 20
 degree in-plane rotation and one missing slice.  The RTSTRUCT, written with
 pydicom, holds a sphere's exact circle on each slice plane: contours that are
 tilted in patient space, with z varying by centimetres within one contour.  They
@@ -18,9 +18,9 @@ import pydicom
 import pytest
 
 from encapsulated_stl.cli import main
-from encapsulated_stl.rtstruct import list_rois, rasterise_roi, rasterise_slice
-from encapsulated_stl.slice_geometry import SliceGeometry
-from encapsulated_stl.surface import extract_surface
+from encapsulated_stl.inputs.rtstruct import list_rois, rasterise_roi, rasterise_slice
+from encapsulated_stl.series.slice_geometry import SliceGeometry
+from encapsulated_stl.mesh.surface import extract_surface
 from from_seg_data import (
     circle, enclosed_volume, model_triangles, sorted_datasets, sphere_contours, sphere_errors,
     tilted_ct, write_rtstruct,

@@ -26,7 +26,7 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
 from conftest import require_tool
 from slicer_harness import qt
 from encapsulated_stl.errors import EncapsulatedSTLError
-from encapsulated_stl.model import read_encapsulated_model
+from encapsulated_stl.iod.model import read_encapsulated_model
 from test_hostile_objects import (
     STL, dcm4che_object, our_object, orthanc_object, rewritten, with_undefined_lengths,
 )

@@ -23,13 +23,13 @@ import pytest
 from hypothesis import given, reject
 from hypothesis import strategies as st
 
-from encapsulated_stl.dicom_seg import read_dicom_seg_segments
-from encapsulated_stl.labelmaps import read_nifti_segments, read_nrrd_segments
-from encapsulated_stl.rtstruct import list_rois, read_rtstruct_segments
-from encapsulated_stl.segment import SegmentationError
-from encapsulated_stl.segments import reference_stack
-from encapsulated_stl.source_series import reference_series
-from encapsulated_stl.slice_geometry import AffineGeometry, SliceGeometry
+from encapsulated_stl.inputs.dicom_seg import read_dicom_seg_segments
+from encapsulated_stl.inputs.labelmaps import read_nifti_segments, read_nrrd_segments
+from encapsulated_stl.inputs.rtstruct import list_rois, read_rtstruct_segments
+from encapsulated_stl.inputs.segment import SegmentationError
+from encapsulated_stl.inputs.segments import reference_stack
+from encapsulated_stl.series.source_series import reference_series
+from encapsulated_stl.series.slice_geometry import AffineGeometry, SliceGeometry
 from from_seg_data import (
     NIFTI_FIELDS, nifti_bytes, set_raw, sorted_datasets, sphere_contours, sphere_mask, tilted_ct, write_rtstruct,
     write_seg,

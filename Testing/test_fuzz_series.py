@@ -27,9 +27,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from encapsulated_stl.errors import EncapsulatedSTLError
-from encapsulated_stl.phantom import Sphere, write_phantom
-from encapsulated_stl.source_series import find_source_series
-from encapsulated_stl.volume import read_series_volume
+from encapsulated_stl.inputs.phantom import Sphere, write_phantom
+from encapsulated_stl.series.source_series import find_source_series
+from encapsulated_stl.series.volume import read_series_volume
 from test_hostile_series import enhanced_ct
 
 SLICES = 4

@@ -21,7 +21,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from encapsulated_stl.errors import StlFormatError
-from encapsulated_stl.stl import (
+from encapsulated_stl.stl.format import (
     COORDINATE_LIMIT,
     binary_stl_for_encapsulation,
     parse_binary_stl,

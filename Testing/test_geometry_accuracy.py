@@ -1,6 +1,6 @@
 """Accuracy of `from-ct` meshes on synthetic tilted CT series with known objects.
 
-Every phantom is written as real DICOM files (``encapsulated_stl.phantom``) and
+Every phantom is written as real DICOM files (``encapsulated_stl.inputs.phantom``) and
 meshed by the ``encapsulated-stl from-ct`` command at its default settings; the
 model is read back from the Encapsulated STL file.  Targets (issue 3): sphere
 centre and radius within 0.05 mm, surface RMS within 0.05 mm, enclosed volume
@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from encapsulated_stl.cli import main
-from encapsulated_stl.model import read_encapsulated_model
-from encapsulated_stl.phantom import Box, Sphere, enclosed_volume, fit_sphere, measure_object, write_phantom
-from encapsulated_stl.slice_geometry import AffineGeometry
-from encapsulated_stl.surface import DEFAULT_SMOOTHING, extract_surface
-from encapsulated_stl.volume import read_series_volume
+from encapsulated_stl.iod.model import read_encapsulated_model
+from encapsulated_stl.inputs.phantom import Box, Sphere, enclosed_volume, fit_sphere, measure_object, write_phantom
+from encapsulated_stl.series.slice_geometry import AffineGeometry
+from encapsulated_stl.mesh.surface import DEFAULT_SMOOTHING, extract_surface
+from encapsulated_stl.series.volume import read_series_volume
 
 OBJECTS = (
     Sphere(centre=(12.0, -8.0, 40.0), radius=15.0, hu=1000.0),
@@ -224,7 +224,7 @@ def test_the_volume_can_be_released_before_meshing_without_changing_the_mesh():
     # is built; the field is a copy, so the mesh is the same and the volume untouched.
     import sys
 
-    from encapsulated_stl.surface import extract_surface_mesh
+    from encapsulated_stl.mesh.surface import extract_surface_mesh
 
     k, j, i = np.mgrid[0:20, 0:22, 0:24].astype(np.float32)
     ball = 7.0 - np.sqrt((i - 12) ** 2 + (j - 11) ** 2 + (k - 10) ** 2)
@@ -256,7 +256,7 @@ def test_the_volume_can_be_released_before_meshing_without_changing_the_mesh():
 
 
 def test_a_volume_read_with_a_border_is_contoured_in_place_and_left_unchanged():
-    from encapsulated_stl.surface import extract_surface_mesh
+    from encapsulated_stl.mesh.surface import extract_surface_mesh
 
     k, j, i = np.mgrid[0:20, 0:22, 0:24].astype(np.float32)
     ball = 7.0 - np.sqrt((i - 12) ** 2 + (j - 11) ** 2 + (k - 10) ** 2)

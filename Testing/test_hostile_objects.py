@@ -24,10 +24,10 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
-from encapsulated_stl.encapsulate import ModelMetadata, NewStudy, encapsulate_stl, save_dataset
+from encapsulated_stl.iod.encapsulate import ModelMetadata, NewStudy, encapsulate_stl, save_dataset
 from encapsulated_stl.errors import NotEncapsulatedSTLError, StlFormatError
-from encapsulated_stl.file_format import write_file_format
-from encapsulated_stl.model import read_encapsulated_model
+from encapsulated_stl.iod.file_format import write_file_format
+from encapsulated_stl.iod.model import read_encapsulated_model
 from stl_samples import binary_stl_by_hand, cube_triangles
 from test_read_producers import _written_by_others
 

@@ -22,13 +22,13 @@ import pytest
 
 from encapsulated_stl.cli import main
 from encapsulated_stl.errors import EncapsulatedSTLError
-from encapsulated_stl.labelmaps import read_nifti_segments, read_nrrd_segments
-from encapsulated_stl.rtstruct import MAX_CONTOUR_OVERHANG, list_rois
-from encapsulated_stl.segment import MAX_SEGMENTS, SegmentationError
-from encapsulated_stl.segments import models_from_segments, read_segments, reference_stack
-from encapsulated_stl.slice_geometry import AffineGeometry
-from encapsulated_stl.source_series import reference_series
-from encapsulated_stl.surface import _open_edge_count, extract_surface_mesh
+from encapsulated_stl.inputs.labelmaps import read_nifti_segments, read_nrrd_segments
+from encapsulated_stl.inputs.rtstruct import MAX_CONTOUR_OVERHANG, list_rois
+from encapsulated_stl.inputs.segment import MAX_SEGMENTS, SegmentationError
+from encapsulated_stl.inputs.segments import models_from_segments, read_segments, reference_stack
+from encapsulated_stl.series.slice_geometry import AffineGeometry
+from encapsulated_stl.series.source_series import reference_series
+from encapsulated_stl.mesh.surface import _open_edge_count, extract_surface_mesh
 from from_seg_data import (
     model_triangles, nifti_bytes, set_nifti_field, set_raw, sorted_datasets, sphere_contours, sphere_mask, tilted_ct,
     write_rtstruct, write_seg,
@@ -429,8 +429,8 @@ def test_dicom_cut_inside_a_sequence_is_refused(case, tmp_path, name):
     # pydicom parses a sequence only when it is first read: cut inside one, a file
     # used to raise OSError ("No tag to read") or struct.error from deep in the
     # reader (measured: 28 of 387 such cuts of a SEG, 12 of 96 of an RTSTRUCT)
-    from encapsulated_stl.dicom_seg import read_dicom_seg_segments
-    from encapsulated_stl.rtstruct import read_rtstruct_segments
+    from encapsulated_stl.inputs.dicom_seg import read_dicom_seg_segments
+    from encapsulated_stl.inputs.rtstruct import read_rtstruct_segments
 
     read = {"seg": read_dicom_seg_segments,
             "rtstruct": lambda path: read_rtstruct_segments(path, case["stack"])}[name]

@@ -1,6 +1,6 @@
 """Hostile source series: every damaged, absurd or special input ends in SeriesError.
 
-A small phantom series (six 16 x 16 slices, written by ``encapsulated_stl.phantom``)
+A small phantom series (six 16 x 16 slices, written by ``encapsulated_stl.inputs.phantom``)
 is damaged one way at a time - a header value replaced by NaN, Inf, text or the
 wrong number of values at the byte level, an attribute deleted, a file cut short
 or swapped for garbage, a FIFO dropped in the folder - and the series reader must
@@ -28,12 +28,12 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
 
 from encapsulated_stl.errors import EncapsulatedSTLError, SeriesError
-from encapsulated_stl.file_format import write_file_format
+from encapsulated_stl.iod.file_format import write_file_format
 from encapsulated_stl.files import available_memory
-from encapsulated_stl.phantom import Sphere, write_phantom
-from encapsulated_stl.slice_geometry import ORTHONORMAL_TOLERANCE, SliceGeometry
-from encapsulated_stl.source_series import find_source_series, scan_series
-from encapsulated_stl.volume import image_stack, read_series_volume
+from encapsulated_stl.inputs.phantom import Sphere, write_phantom
+from encapsulated_stl.series.slice_geometry import ORTHONORMAL_TOLERANCE, SliceGeometry
+from encapsulated_stl.series.source_series import find_source_series, scan_series
+from encapsulated_stl.series.volume import image_stack, read_series_volume
 
 pytestmark = pytest.mark.filterwarnings("error")
 

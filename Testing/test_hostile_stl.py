@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from encapsulated_stl.errors import StlFormatError
-from encapsulated_stl.stl import (
+from encapsulated_stl.stl.format import (
     COORDINATE_LIMIT,
     MAP_THRESHOLD,
     ValueCheck,

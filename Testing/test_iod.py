@@ -8,13 +8,14 @@ import pytest
 from pydicom.dataset import Dataset
 
 from dicom_checks import dciodvfy
-from encapsulated_stl import __version__, codes
-from encapsulated_stl.color import rgb_from_dicom_lab
-from encapsulated_stl.encapsulate import ModelMetadata, NewStudy, encapsulate_stl, save_dataset
+from encapsulated_stl import __version__
+from encapsulated_stl.iod import codes
+from encapsulated_stl.iod.color import rgb_from_dicom_lab
+from encapsulated_stl.iod.encapsulate import ModelMetadata, NewStudy, encapsulate_stl, save_dataset
 from encapsulated_stl.errors import EncapsulatedSTLError
-from encapsulated_stl.sop import ENCAPSULATED_STL_SOP_CLASS_UID, EncapsulatedSTL, encapsulated_stl_bytes
-from encapsulated_stl.source_series import find_source_series
-from encapsulated_stl.stl import binary_stl_bytes
+from encapsulated_stl.iod.sop import ENCAPSULATED_STL_SOP_CLASS_UID, EncapsulatedSTL, encapsulated_stl_bytes
+from encapsulated_stl.series.source_series import find_source_series
+from encapsulated_stl.stl.format import binary_stl_bytes
 from stl_samples import binary_stl_by_hand, cube_triangles
 
 #: dciodvfy warnings allowed on our objects because they are about values copied
@@ -321,8 +322,8 @@ def test_spliced_writing_gives_the_bytes_pydicom_writes(ge_source, buffer):
     # document itself in one piece; the file must be exactly pydicom's.
     import io
 
-    from encapsulated_stl.encapsulate import write_dataset_spliced
-    from encapsulated_stl.file_format import write_file_format
+    from encapsulated_stl.iod.encapsulate import write_dataset_spliced
+    from encapsulated_stl.iod.file_format import write_file_format
 
     stl = binary_stl_by_hand(cube_triangles(20.0), header=b"CAD")
     ds = encapsulate_stl(

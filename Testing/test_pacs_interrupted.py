@@ -13,11 +13,11 @@ import numpy as np
 import pydicom
 
 from encapsulated_stl.cli import main
-from encapsulated_stl.encapsulate import ModelMetadata, encapsulate_stl, save_dataset
-from encapsulated_stl.pacs import send_files
-from encapsulated_stl.peers import FAILED, NOT_SENT, STORED, DicomNode
-from encapsulated_stl.source_series import find_source_series
-from encapsulated_stl.stl import binary_stl_bytes
+from encapsulated_stl.iod.encapsulate import ModelMetadata, encapsulate_stl, save_dataset
+from encapsulated_stl.pacs.transfer import send_files
+from encapsulated_stl.pacs.peers import FAILED, NOT_SENT, STORED, DicomNode
+from encapsulated_stl.series.source_series import find_source_series
+from encapsulated_stl.stl.format import binary_stl_bytes
 from orthanc_server import CALLING_AE_TITLE, OrthancServer
 
 TRIANGLES = np.array([[[0, 0, 0], [10, 0, 0], [0, 10, 0]], [[0, 0, 0], [0, 10, 0], [0, 0, 10]]], dtype=np.float32)

@@ -24,11 +24,11 @@ import pydicom.uid
 import pytest
 
 from encapsulated_stl.cli import main
-from encapsulated_stl.encapsulate import ModelMetadata, encapsulate_stl, save_dataset
-from encapsulated_stl.pacs import find_model_series, send_files
-from encapsulated_stl.peers import DicomNode, DicomWebServer
-from encapsulated_stl.source_series import find_source_series
-from encapsulated_stl.stl import binary_stl_bytes
+from encapsulated_stl.iod.encapsulate import ModelMetadata, encapsulate_stl, save_dataset
+from encapsulated_stl.pacs.transfer import find_model_series, send_files
+from encapsulated_stl.pacs.peers import DicomNode, DicomWebServer
+from encapsulated_stl.series.source_series import find_source_series
+from encapsulated_stl.stl.format import binary_stl_bytes
 from orthanc_server import CALLING_AE_TITLE, PASSWORD, USER, free_port
 
 SECRET = "s3cret-do-not-print"
@@ -121,8 +121,8 @@ def test_cstore_source_ct_and_models_keep_the_study_together(orthanc, models, ca
 
 def test_cstore_proposes_the_model_classes_explicitly(orthanc, models):
     """The association offers STL, OBJ and MTL even when sending only CT slices."""
-    from encapsulated_stl.dimse import plan_contexts
-    from encapsulated_stl.peers import MODEL_SOP_CLASS_UIDS, collect_files
+    from encapsulated_stl.pacs.dimse import plan_contexts
+    from encapsulated_stl.pacs.peers import MODEL_SOP_CLASS_UIDS, collect_files
 
     files, skipped = collect_files([models["ct"]])
     [(contexts, batch)] = plan_contexts(files)

@@ -13,9 +13,9 @@ import numpy as np
 
 from conftest import require_tool
 from encapsulated_stl.cli import main
-from encapsulated_stl.encapsulate import ModelMetadata, encapsulate_stl, save_dataset
-from encapsulated_stl.source_series import find_source_series
-from encapsulated_stl.stl import binary_stl_bytes
+from encapsulated_stl.iod.encapsulate import ModelMetadata, encapsulate_stl, save_dataset
+from encapsulated_stl.series.source_series import find_source_series
+from encapsulated_stl.stl.format import binary_stl_bytes
 from orthanc_server import CALLING_AE_TITLE, OrthancServer
 
 TRIANGLES = np.array([[[0, 0, 0], [10, 0, 0], [0, 10, 0]]], dtype=np.float32)

@@ -19,11 +19,11 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from conftest import require_tool
 from encapsulated_stl.cli import main
-from encapsulated_stl.encapsulate import ModelMetadata, encapsulate_stl, save_dataset
+from encapsulated_stl.iod.encapsulate import ModelMetadata, encapsulate_stl, save_dataset
 from encapsulated_stl.errors import NotEncapsulatedSTLError, StlFormatError
-from encapsulated_stl.file_format import write_file_format
-from encapsulated_stl.model import read_encapsulated_model
-from encapsulated_stl.sop import ENCAPSULATED_STL_SOP_CLASS_UID
+from encapsulated_stl.iod.file_format import write_file_format
+from encapsulated_stl.iod.model import read_encapsulated_model
+from encapsulated_stl.iod.sop import ENCAPSULATED_STL_SOP_CLASS_UID
 from stl_samples import binary_stl_by_hand, cube_triangles
 
 CUBE = cube_triangles(25.0, origin=(-40.0, 10.0, 600.0))
@@ -144,13 +144,13 @@ def test_dcmtk_object_extracts_byte_identical_and_converts_units(tmp_path, capsy
 
 
 def read_encapsulated_model_stl(path):
-    from encapsulated_stl.stl import parse_binary_stl
+    from encapsulated_stl.stl.format import parse_binary_stl
 
     return parse_binary_stl(path.read_bytes()).triangles
 
 
 def test_our_object_read_back_reports_everything(tmp_path, ge_tilted_series):
-    from encapsulated_stl.source_series import find_source_series
+    from encapsulated_stl.series.source_series import find_source_series
 
     source = find_source_series(ge_tilted_series)
     stl = binary_stl_by_hand(CUBE)

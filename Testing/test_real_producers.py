@@ -60,7 +60,7 @@ import pytest
 from conftest import REPO, missing, require_tool, run_console_script
 from encapsulated_stl.cli import main
 from encapsulated_stl.errors import NotEncapsulatedSTLError
-from encapsulated_stl.model import read_encapsulated_model
+from encapsulated_stl.iod.model import read_encapsulated_model
 from stl_samples import binary_stl_by_hand, cube_triangles
 
 IDC_STL = REPO.parent / "shared" / "data" / "idc_prostate_stl"

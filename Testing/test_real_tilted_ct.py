@@ -18,8 +18,8 @@ import vtk
 from vtk.util.numpy_support import numpy_to_vtk
 
 from conftest import real_series
-from encapsulated_stl.surface import extract_surface
-from encapsulated_stl.volume import read_series_volume
+from encapsulated_stl.mesh.surface import extract_surface
+from encapsulated_stl.series.volume import read_series_volume
 
 LEVEL = 300.0  # HU: the skull
 

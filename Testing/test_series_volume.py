@@ -1,6 +1,6 @@
 """Reading a CT series into a volume: grouping, filtering, sorting, rescaling, decoding.
 
-Every series here is written as real DICOM files by ``encapsulated_stl.phantom``; the
+Every series here is written as real DICOM files by ``encapsulated_stl.inputs.phantom``; the
 expected voxel values are recomputed from each file's own header, independently of
 the package's geometry code.
 """
@@ -15,8 +15,8 @@ import pytest
 from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless, generate_uid
 
 from encapsulated_stl.errors import EncapsulatedSTLError, SeriesError
-from encapsulated_stl.phantom import Sphere, phantom_values, write_phantom
-from encapsulated_stl.volume import read_series_volume
+from encapsulated_stl.inputs.phantom import Sphere, phantom_values, write_phantom
+from encapsulated_stl.series.volume import read_series_volume
 
 OBJECTS = (Sphere((5.0, -3.0, 30.0), 12.0, 1000.0),)
 SMALL = dict(objects=OBJECTS, slice_count=14, rows=48, columns=48, pixel_spacing_mm=(0.9, 0.9), table_start_mm=20.0)
@@ -191,8 +191,8 @@ def test_pixels_read_straight_from_the_file_match_pydicom_bit_for_bit(tmp_path, 
     # bits above Bits Stored must come out as pydicom 3 makes them (masked or
     # sign-extended), garbage in the high bits included, and so must the path
     # through pydicom's decoders on any pydicom (2.4 hands the garbage on).
-    from encapsulated_stl.source_series import scan_series
-    from encapsulated_stl.volume import decoded_pixels, _native_pixels
+    from encapsulated_stl.series.source_series import scan_series
+    from encapsulated_stl.series.volume import decoded_pixels, _native_pixels
 
     rows, columns = shape
     phantom = write_phantom(tmp_path, slice_count=2, rows=rows, columns=columns, signed=signed)

@@ -16,16 +16,16 @@ from vtkmodules.util.numpy_support import vtk_to_numpy
 from vtkmodules.vtkCommonCore import VTK_DOUBLE, VTK_FLOAT, vtkPoints
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
 
-from encapsulated_stl import shared_vertices
-from encapsulated_stl.acquisition_geometry import ras_from_lps
-from encapsulated_stl.polydata import (
+from encapsulated_stl.mesh import shared_vertices
+from encapsulated_stl.series.acquisition_geometry import ras_from_lps
+from encapsulated_stl.mesh.polydata import (
     mesh_from_polydata,
     polydata_from_mesh,
     polydata_from_triangles,
     triangles_from_polydata,
 )
-from encapsulated_stl.shared_vertices import merge_identical_vertices
-from encapsulated_stl.stl import binary_stl_bytes, parse_binary_stl
+from encapsulated_stl.mesh.shared_vertices import merge_identical_vertices
+from encapsulated_stl.stl.format import binary_stl_bytes, parse_binary_stl
 
 
 def wavy_sheet(rows: int, columns: int, dtype=np.float32, seed: int = 0) -> np.ndarray:

@@ -26,12 +26,11 @@ M3D_CONFIDENCE = 0.95
 
 def write_models(folder, source_dir, parts, *, units="mm", group=True, series_description="Skull parts"):
     """Objects of one series made by this project from ``parts`` [(name, triangles LPS mm, rgb)]."""
-    from encapsulated_stl.encapsulate import ModelMetadata, NewStudy, encapsulate_stl, save_dataset
-    from encapsulated_stl.source_series import find_source_series
-    from encapsulated_stl.stl import binary_stl_bytes
+    from encapsulated_stl.iod.encapsulate import ModelMetadata, NewStudy, encapsulate_stl, save_dataset
+    from encapsulated_stl.series.source_series import find_source_series
+    from encapsulated_stl.stl.format import binary_stl_bytes
 
-    from encapsulated_stl import codes
-
+    from encapsulated_stl.iod import codes
     source = find_source_series(source_dir) if source_dir else None
     series, group_uid = generate_uid(), (generate_uid() if group and len(parts) > 1 else None)
     paths = []

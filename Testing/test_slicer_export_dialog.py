@@ -77,7 +77,7 @@ def read(paths):
 
 
 def sphere_fit(points):
-    from encapsulated_stl.phantom import fit_sphere
+    from encapsulated_stl.inputs.phantom import fit_sphere
 
     return fit_sphere(np.asarray(points).reshape(-1, 3))
 
@@ -107,7 +107,7 @@ def test_segments_are_exported_one_object_each_in_the_source_study_and_frame(mrm
     # nothing to tell: the dialog's patient and study are the CT's
     assert not [s for s in mrml.user.shown if s.title == "Encapsulated STL export"]
     sphere = next(o for o in objects if o.ContentDescription == "Sphere")
-    from encapsulated_stl.model import model_from_dataset
+    from encapsulated_stl.iod.model import model_from_dataset
 
     centre, radius = sphere_fit(model_from_dataset(sphere).triangles_mm())
     true_centre = scenes.phantom_sphere_centre_lps()
@@ -120,7 +120,7 @@ def test_segments_are_exported_one_object_each_in_the_source_study_and_frame(mrm
 def uneven_tilted_ct(tmp_path_factory):
     """A 20 degree tilted CT with uneven table steps and a missing slice: Slicer shows it
     differently under each acquisition geometry setting."""
-    from encapsulated_stl.phantom import Sphere, write_phantom
+    from encapsulated_stl.inputs.phantom import Sphere, write_phantom
 
     steps = [2.0] * 8 + [3.5] * 6 + [1.5] * 8
     return write_phantom(tmp_path_factory.mktemp("uneven"), objects=(Sphere((10.0, -5.0, 38.0), 12.0, 1000.0),),
@@ -136,7 +136,7 @@ def test_an_uneven_series_shown_without_regularization_gives_the_true_sphere(mrm
     slicer-core's VTK 9.6: ``GetTransformFromParent().GetDisplacementGrid()`` is None.  Volumes
     under such a transform, and hardened ones, are tested with transforms built by the tests in
     test_slicer_export_geometry.py.)"""
-    from encapsulated_stl.model import read_encapsulated_model
+    from encapsulated_stl.iod.model import read_encapsulated_model
 
     volume = load_ct(mrml, uneven_tilted_ct.directory, "none")
     assert volume.GetParentTransformNode() is None
@@ -152,7 +152,7 @@ def test_an_uneven_series_shown_without_regularization_gives_the_true_sphere(mrm
     # Slicer's own world coordinates put the sphere elsewhere: the correction mattered
     from vtk.util.numpy_support import vtk_to_numpy
 
-    from encapsulated_stl.acquisition_geometry import lps_from_ras
+    from encapsulated_stl.series.acquisition_geometry import lps_from_ras
 
     surface = vtk.vtkPolyData()
     mrml.slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentClosedSurfaceRepresentation(
@@ -232,7 +232,7 @@ def test_export_to_the_database_copies_the_files_in(mrml, phantom_ct):
 def test_a_loaded_model_exports_again_with_its_source_and_its_geometry(mrml, phantom_ct, tmp_path):
     from DICOMLib import DICOMUtils
 
-    from encapsulated_stl.model import read_encapsulated_model
+    from encapsulated_stl.iod.model import read_encapsulated_model
 
     volume = load_ct(mrml, phantom_ct)
     segmentation, _ = segment_volume(mrml, volume)
@@ -293,8 +293,8 @@ def test_a_folder_that_cannot_take_the_files_is_a_message(mrml, phantom_ct, tmp_
 
 
 def test_a_model_under_a_linear_transform_is_exported_in_world_coordinates(mrml, tmp_path):
-    from encapsulated_stl.acquisition_geometry import ras_from_lps
-    from encapsulated_stl.model import read_encapsulated_model
+    from encapsulated_stl.series.acquisition_geometry import ras_from_lps
+    from encapsulated_stl.iod.model import read_encapsulated_model
 
     sphere = vtk.vtkSphereSource()
     sphere.SetRadius(12.0)

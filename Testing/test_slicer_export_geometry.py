@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import slicer_scenes as scenes
-from encapsulated_stl.acquisition_geometry import lps_from_ras
-from encapsulated_stl.model import read_encapsulated_model
-from encapsulated_stl.phantom import fit_sphere
+from encapsulated_stl.series.acquisition_geometry import lps_from_ras
+from encapsulated_stl.iod.model import read_encapsulated_model
+from encapsulated_stl.inputs.phantom import fit_sphere
 
 TOLERANCE_MM = 0.05
 #: A correction that mattered moves the model by more than this (mm).
@@ -33,7 +33,7 @@ def export_triangles(scene, tmp_path):
 
 def world_triangles_lps(scene):
     """What an exporter that trusts Slicer's world coordinates would write."""
-    from encapsulated_stl.polydata import triangles_from_polydata
+    from encapsulated_stl.mesh.polydata import triangles_from_polydata
 
     import slicer
 

@@ -15,7 +15,7 @@ import pytest
 import slicer_harness
 import slicer_scenes as scenes
 from encapsulated_stl.errors import EncapsulatedSTLError
-from encapsulated_stl.peers import FileResult, TransferReport
+from encapsulated_stl.pacs.peers import FileResult, TransferReport
 from orthanc_server import CALLING_AE_TITLE, PASSWORD, USER, free_port
 
 SECRET = "s3cret-do-not-print"

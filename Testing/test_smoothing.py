@@ -1,4 +1,4 @@
-"""Windowed-sinc smoothing (``encapsulated_stl.smoothing``) is VTK's filter, only faster.
+"""Windowed-sinc smoothing (``encapsulated_stl.mesh.smoothing``) is VTK's filter, only faster.
 
 VTK's own ``vtkWindowedSincPolyDataFilter``, run with the settings the project
 documents, is the reference: on an iso-surface with noise, on an open surface with
@@ -13,9 +13,9 @@ import pytest
 import vtk
 from vtk.util.numpy_support import numpy_to_vtk, vtk_to_numpy
 
-from encapsulated_stl.slice_geometry import AffineGeometry
-from encapsulated_stl.smoothing import sinc_coefficients, windowed_sinc
-from encapsulated_stl.surface import SMOOTHING_ITERATIONS, extract_surface_mesh, smoothing_pass_band
+from encapsulated_stl.series.slice_geometry import AffineGeometry
+from encapsulated_stl.mesh.smoothing import sinc_coefficients, windowed_sinc
+from encapsulated_stl.mesh.surface import SMOOTHING_ITERATIONS, extract_surface_mesh, smoothing_pass_band
 
 TOLERANCE_MM = 1e-9
 

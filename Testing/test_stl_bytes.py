@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from encapsulated_stl.errors import StlFormatError
-from encapsulated_stl.stl import (
+from encapsulated_stl.stl.format import (
     PROJECT_HEADER,
     binary_stl_bytes,
     parse_binary_stl,

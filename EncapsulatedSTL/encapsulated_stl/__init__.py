@@ -14,8 +14,6 @@ units.  The functions are imported on first use, so reading needs neither highdi
 VTK (Slicer's DICOM browser reads with what Slicer bundles).
 """
 
-__version__ = "0.1.0"
-
 from .errors import (  # noqa: F401
     EncapsulatedSTLError,
     NotEncapsulatedSTLError,
@@ -24,6 +22,7 @@ from .errors import (  # noqa: F401
     SeriesError,
     StlFormatError,
 )
+from .version import __version__  # noqa: F401
 
 __all__ = [
     "read", "wrap", "from_ct", "from_segmentation", "save",
@@ -35,8 +34,8 @@ __all__ = [
 #: Where each public name lives, imported when first asked for (PEP 562).
 _LAZY = {
     "read": "api", "wrap": "api", "from_ct": "api", "from_segmentation": "api", "save": "api",
-    "EncapsulatedSTL": "sop", "EncapsulatedModel": "model",
-    "ModelMetadata": "encapsulate", "NewStudy": "encapsulate", "SegmentationError": "segment",
+    "EncapsulatedSTL": "iod.sop", "EncapsulatedModel": "iod.model",
+    "ModelMetadata": "iod.encapsulate", "NewStudy": "iod.encapsulate", "SegmentationError": "inputs.segment",
 }
 
 

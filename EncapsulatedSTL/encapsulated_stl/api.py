@@ -29,7 +29,7 @@ def read(path: str | os.PathLike):
 
     Returns
     -------
-    encapsulated_stl.model.EncapsulatedModel
+    encapsulated_stl.iod.model.EncapsulatedModel
         ``.triangles_mm()`` gives the ``(n, 3, 3)`` vertices in LPS millimetres (scaled
         from the units the object declares); ``.units``, ``.frame_of_reference_uid``,
         ``.source_series``, ``.notes`` (what was read leniently) and the rest describe it.
@@ -41,14 +41,14 @@ def read(path: str | os.PathLike):
     StlFormatError
         The STL inside is malformed.
     """
-    from .model import read_encapsulated_model
+    from .iod.model import read_encapsulated_model
 
     return read_encapsulated_model(path)
 
 
 def _split_metadata(metadata: dict):
     """(ModelMetadata, NewStudy) from keyword arguments named as their fields."""
-    from .encapsulate import ModelMetadata, NewStudy
+    from .iod.encapsulate import ModelMetadata, NewStudy
 
     model_fields = {f.name for f in dataclasses.fields(ModelMetadata)}
     study_fields = {f.name for f in dataclasses.fields(NewStudy)}
@@ -62,7 +62,7 @@ def _split_metadata(metadata: dict):
 
 
 def _source(reference, series_uid: str | None):
-    from .source_series import SourceSeries, reference_series
+    from .series.source_series import SourceSeries, reference_series
 
     if reference is None or isinstance(reference, SourceSeries):
         return reference
@@ -78,7 +78,7 @@ def wrap(stl, reference=None, *, series_uid: str | None = None, **metadata):
         An STL file (binary, stored byte for byte; ASCII, converted to binary), binary
         STL bytes, or ``(n, 3, 3)`` triangles.  Coordinates in ``units`` (mm by
         default), patient LPS, in the source series' Frame of Reference.
-    reference : str, os.PathLike or encapsulated_stl.source_series.SourceSeries, optional
+    reference : str, os.PathLike or encapsulated_stl.series.source_series.SourceSeries, optional
         The source image series: a directory (searched recursively), one file of the
         series, or series already scanned.  The object joins its patient, study and
         Frame of Reference and references every instance.  Without one, give at least
@@ -86,18 +86,18 @@ def wrap(stl, reference=None, *, series_uid: str | None = None, **metadata):
     series_uid : str, optional
         Which series, when ``reference`` holds several.
     **metadata
-        Fields of :class:`~encapsulated_stl.encapsulate.ModelMetadata` (``units``,
+        Fields of :class:`~encapsulated_stl.iod.encapsulate.ModelMetadata` (``units``,
         ``content_description``, ``usage``, ``laterality``, ``series_number``...) and,
-        without a reference, of :class:`~encapsulated_stl.encapsulate.NewStudy`
+        without a reference, of :class:`~encapsulated_stl.iod.encapsulate.NewStudy`
         (``patient_name``, ``patient_id``...).
 
     Returns
     -------
-    encapsulated_stl.sop.EncapsulatedSTL
+    encapsulated_stl.iod.sop.EncapsulatedSTL
         The object (a pydicom Dataset); write it with :func:`save`.
     """
-    from .encapsulate import encapsulate_stl
-    from .stl import binary_stl_bytes, binary_stl_for_encapsulation, read_stl_file
+    from .iod.encapsulate import encapsulate_stl
+    from .stl.format import binary_stl_bytes, binary_stl_for_encapsulation, read_stl_file
 
     model, study = _split_metadata(metadata)
     path = None
@@ -136,11 +136,11 @@ def from_ct(series, threshold, *, series_uid: str | None = None, smoothing: floa
 
     Returns
     -------
-    encapsulated_stl.sop.EncapsulatedSTL
+    encapsulated_stl.iod.sop.EncapsulatedSTL
         The model in LPS, in ``units`` (mm by default), referencing every instance.
     """
-    from .ct_models import ct_model
-    from .surface import DEFAULT_SMOOTHING
+    from .inputs.ct_models import ct_model
+    from .mesh.surface import DEFAULT_SMOOTHING
 
     model, study = _split_metadata(metadata)
     made = ct_model(series, threshold, series_uid=series_uid,
@@ -175,31 +175,20 @@ def from_segmentation(path: str | os.PathLike, reference=None, *, series_uid: st
 
     Returns
     -------
-    list of encapsulated_stl.sop.EncapsulatedSTL
+    list of encapsulated_stl.iod.sop.EncapsulatedSTL
         One object per segment (one series, one Model Group UID), the surface in
         patient LPS millimetres (or ``units``), placed by the segmentation's own geometry
         (per-frame positions for a SEG, contour points for an RTSTRUCT, sform or qform
         for NIfTI, space directions for NRRD).
     """
-    from .segments import (
-        models_from_segments, read_segments, reference_stack, referenced_series_uids,
-        segmentation_kind, segmentation_source, select_segments,
-    )
-    from .source_series import reference_series
-    from .surface import DEFAULT_SMOOTHING
+    from .inputs.segments import segmentation_models
+    from .mesh.surface import DEFAULT_SMOOTHING
 
-    path = Path(path)
     model, study = _split_metadata(metadata)
-    kind = segmentation_kind(path)
-    preferred = referenced_series_uids(path) if kind in ("seg", "rtstruct") else []
-    series = reference_series(reference if reference is not None else path.parent, series_uid, preferred)
-    stack, _geometry = reference_stack(series)
-    made_from = segmentation_source(path)
-    chosen = select_segments(read_segments(path, series), segments, path)
-    made = models_from_segments(
-        chosen, stack, model, merge=merge, skip_empty=not segments,
+    made, _stack, _series = segmentation_models(
+        path, reference, series_uid=series_uid, segments=segments, merge=merge,
         smoothing=DEFAULT_SMOOTHING if smoothing is None else smoothing, decimate=decimate,
-        made_from=made_from, used_series_numbers=series.study_series_numbers, patient_id=study.patient_id)
+        metadata=model, patient_id=study.patient_id)
     return [m.dataset for m in made]
 
 
@@ -221,7 +210,7 @@ def save(dataset, path: str | os.PathLike, *, force: bool = False) -> Path:
     pathlib.Path
         The file written.
     """
-    from .encapsulate import save_dataset
     from .files import check_output_path
+    from .iod.encapsulate import save_dataset
 
     return save_dataset(dataset, check_output_path(path, force), force=force)

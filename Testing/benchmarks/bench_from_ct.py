@@ -66,8 +66,8 @@ def from_ct(folder: Path) -> int:
 
 def parts(folder: Path, runs: int) -> dict:
     """Best times of flying edges alone and of the default smoothing alone."""
-    from encapsulated_stl import surface
-    from encapsulated_stl.volume import read_series_volume
+    from encapsulated_stl.mesh import surface
+    from encapsulated_stl.series.volume import read_series_volume
 
     best = {"reading": float("inf"), "flying_edges": float("inf"), "smoothing": float("inf")}
     for _ in range(runs):

@@ -69,8 +69,8 @@ def examine(harness, runs: int) -> None:
     import numpy as np
     import pydicom
 
-    from encapsulated_stl.encapsulate import ModelMetadata, NewStudy, encapsulate_stl, save_dataset
-    from encapsulated_stl.stl import binary_stl_bytes
+    from encapsulated_stl.iod.encapsulate import ModelMetadata, NewStudy, encapsulate_stl, save_dataset
+    from encapsulated_stl.stl.format import binary_stl_bytes
     from stl_samples import cube_triangles
 
     folder = Path(tempfile.mkdtemp(prefix="bench-examine-"))
@@ -100,8 +100,8 @@ def export_steps(harness) -> None:
     import numpy as np
 
     import slicer_scenes as scenes
-    from encapsulated_stl.encapsulate import encapsulate_stl
-    from encapsulated_stl.stl import binary_stl_bytes
+    from encapsulated_stl.iod.encapsulate import encapsulate_stl
+    from encapsulated_stl.stl.format import binary_stl_bytes
 
     harness.new_scene()
     folder = Path(tempfile.mkdtemp(prefix="bench-export-"))

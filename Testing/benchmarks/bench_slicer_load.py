@@ -63,7 +63,7 @@ def build_model(series: Path, cache: Path) -> Path:
 
 def extract_stl(dicom: Path, cache: Path) -> Path:
     """The STL inside ``dicom``, byte for byte (what ``encapsulated-stl extract`` writes)."""
-    from encapsulated_stl.model import read_encapsulated_model
+    from encapsulated_stl.iod.model import read_encapsulated_model
 
     stl = cache / (dicom.stem + ".stl")
     model = read_encapsulated_model(dicom)
@@ -83,9 +83,9 @@ def load_with_stl_reader(stl: Path):
 
 def load_ours(dicom: Path, parts: dict | None = None):
     """DICOM file -> polydata in RAS mm, as the Slicer module loads a model."""
-    from encapsulated_stl.acquisition_geometry import ras_from_lps
-    from encapsulated_stl.model import read_encapsulated_model
-    from encapsulated_stl.polydata import polydata_from_triangles
+    from encapsulated_stl.series.acquisition_geometry import ras_from_lps
+    from encapsulated_stl.iod.model import read_encapsulated_model
+    from encapsulated_stl.mesh.polydata import polydata_from_triangles
 
     clock = [time.perf_counter()]
 
@@ -105,8 +105,8 @@ def load_ours(dicom: Path, parts: dict | None = None):
 
 def merge_alone(dicom: Path, runs: int) -> float:
     """Best time of ``merge_identical_vertices`` on the model's STL records."""
-    from encapsulated_stl.model import read_encapsulated_model
-    from encapsulated_stl.shared_vertices import merge_identical_vertices
+    from encapsulated_stl.iod.model import read_encapsulated_model
+    from encapsulated_stl.mesh.shared_vertices import merge_identical_vertices
 
     triangles = read_encapsulated_model(dicom).mesh.triangles
     best = float("inf")
@@ -119,9 +119,9 @@ def merge_alone(dicom: Path, runs: int) -> float:
 
 def child(kind: str, path: Path, runs: int) -> dict:
     """Run in a fresh process: best time of ``runs`` and resident-set growth of the first."""
-    import encapsulated_stl.acquisition_geometry  # noqa: F401  (imports are not part of the cost)
-    import encapsulated_stl.model  # noqa: F401
-    import encapsulated_stl.polydata  # noqa: F401
+    import encapsulated_stl.series.acquisition_geometry  # noqa: F401  (imports are not part of the cost)
+    import encapsulated_stl.iod.model  # noqa: F401
+    import encapsulated_stl.mesh.polydata  # noqa: F401
     import vtkmodules.vtkIOGeometry  # noqa: F401
 
     parts: dict = {}
@@ -148,8 +148,8 @@ def child(kind: str, path: Path, runs: int) -> dict:
 def same_surface(dicom: Path, stl: Path) -> bool:
     """True when both polydata hold the same triangles and the same set of points."""
     import numpy as np
-    from encapsulated_stl.acquisition_geometry import ras_from_lps
-    from encapsulated_stl.polydata import mesh_from_polydata
+    from encapsulated_stl.series.acquisition_geometry import ras_from_lps
+    from encapsulated_stl.mesh.polydata import mesh_from_polydata
 
     ours_points, ours_faces = mesh_from_polydata(load_ours(dicom))
     their_points, their_faces = mesh_from_polydata(load_with_stl_reader(stl))

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from encapsulated_stl.cli import main as cli
-from encapsulated_stl.stl import MAP_THRESHOLD
+from encapsulated_stl.stl.format import MAP_THRESHOLD
 
 
 

@@ -18,8 +18,8 @@ import re
 import sys
 import warnings
 
-from .. import __version__
 from ..errors import EncapsulatedSTLError
+from ..version import __version__
 
 #: Modules of this package that add sub-commands, in the order shown in --help.
 COMMAND_MODULES = ("models", "meshing", "segmentations", "pacs")

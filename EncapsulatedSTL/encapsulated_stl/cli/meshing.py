@@ -15,13 +15,13 @@ from collections import Counter
 
 import numpy as np
 
-from ..ct_models import CtModel, ct_model
-from ..encapsulate import ModelMetadata, save_dataset
-from ..files import check_not_input, check_output_directory, check_output_path
 from ..errors import EncapsulatedSTLError, OutputError
+from ..files import check_not_input, check_output_directory, check_output_path
+from ..inputs.ct_models import CtModel, ct_model
+from ..iod.encapsulate import ModelMetadata, save_dataset
+from ..mesh.surface import DEFAULT_SMOOTHING
 from ..progress import Progress, task
-from ..source_series import SourceSeries, series_numbers, series_numbers_beside
-from ..surface import DEFAULT_SMOOTHING
+from ..series.source_series import SourceSeries, series_numbers_beside
 from . import notice_printer
 from .options import (
     add_meshing_arguments,
@@ -112,9 +112,9 @@ def make_ct_model(
     given = output
     output = check_output_path(given, force, inputs=[source] if isinstance(source, (str, os.PathLike)) else list(source))
 
-    def check(series: SourceSeries) -> set[int]:
+    def check(series: SourceSeries, seen: set[int]) -> set[int]:
         check_not_input(output, series.files, given)
-        check_series_number(metadata.series_number, series.study_series_numbers | series_numbers(series.datasets[:1]))
+        check_series_number(metadata.series_number, seen)
         return series_numbers_beside(output, series.study_instance_uid)
 
     made = ct_model(source, level, check_source=check, **options)
@@ -170,8 +170,8 @@ def _vector(values) -> str:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from ..model import read_encapsulated_model
-    from ..phantom import DEFAULT_OBJECTS, measure_object, write_phantom
+    from ..inputs.phantom import DEFAULT_OBJECTS, measure_object, write_phantom
+    from ..iod.model import read_encapsulated_model
 
     folder = check_output_directory(args.output, create=False)
     ct_folder = folder / "ct"

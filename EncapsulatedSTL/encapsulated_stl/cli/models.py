@@ -7,18 +7,18 @@ import json
 import sys
 from pathlib import Path
 
-from .. import codes
-from ..encapsulate import encapsulate_stl, save_dataset
-from ..files import check_not_input, check_output_path, write_atomically
 from ..errors import EncapsulatedSTLError
-from ..model import EncapsulatedModel, read_encapsulated_model
-from ..source_series import reference_series, series_numbers, series_numbers_beside
-from ..stl import (
+from ..files import check_not_input, check_output_path, write_atomically
+from ..iod import codes
+from ..iod.encapsulate import encapsulate_stl, save_dataset
+from ..iod.model import EncapsulatedModel, read_encapsulated_model
+from ..series.source_series import reference_series, series_numbers, series_numbers_beside
+from ..stl.format import (
+    ValueCheck,
     binary_stl_for_encapsulation,
     declared_triangle_count,
     read_stl_file,
     rescale_binary_stl,
-    ValueCheck,
 )
 from . import notice_printer, one_line
 from .options import (

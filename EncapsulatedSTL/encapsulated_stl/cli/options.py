@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import math
 
-from .. import codes
-from ..dicom_values import value_problem
-from ..encapsulate import ModelMetadata, NewStudy
 from ..errors import EncapsulatedSTLError
-from ..surface import check_decimate, check_smoothing
+from ..iod import codes
+from ..iod.encapsulate import ModelMetadata, NewStudy
+from ..iod.values import value_problem
+from ..mesh.surface import check_decimate, check_smoothing
 
 
 def _number(text: str, kind=float):

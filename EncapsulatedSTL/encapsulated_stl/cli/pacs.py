@@ -14,8 +14,7 @@ import os
 import sys
 
 from ..errors import EncapsulatedSTLError, PacsError
-from ..pacs import fetch_series, find_model_series, send_files
-from ..peers import (
+from ..pacs.peers import (
     DEFAULT_CALLING_AE_TITLE,
     DEFAULT_TIMEOUT,
     DicomNode,
@@ -24,6 +23,7 @@ from ..peers import (
     TlsFiles,
     check_timeout,
 )
+from ..pacs.transfer import fetch_series, find_model_series, send_files
 
 EXIT_TRANSFER_FAILED = 1
 

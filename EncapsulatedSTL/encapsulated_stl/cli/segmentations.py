@@ -7,21 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from ..dicom_values import fitted
-from ..encapsulate import save_dataset
 from ..files import check_output_directory, check_output_path
+from ..inputs.segments import segmentation_kind, segmentation_models
+from ..iod.encapsulate import save_dataset
+from ..mesh.surface import DEFAULT_SMOOTHING
 from ..progress import Progress
-from ..segments import (
-    models_from_segments,
-    read_segments,
-    reference_stack,
-    referenced_series_uids,
-    segmentation_kind,
-    segmentation_source,
-    select_segments,
-)
-from ..source_series import reference_series, series_numbers, series_numbers_beside
-from ..surface import DEFAULT_SMOOTHING
+from ..series.source_series import SourceSeries, series_numbers_beside
 from . import notice_printer
 from .options import (
     add_meshing_arguments,
@@ -72,31 +63,19 @@ def register(subparsers) -> None:
 
 def run_from_seg(args: argparse.Namespace) -> int:
     path = Path(args.segmentation)
-    kind = segmentation_kind(path)
+    segmentation_kind(path)  # an unknown file is refused before anything else is read
     output = check_output_directory(args.output, create=False)
-    preferred = referenced_series_uids(path) if kind in ("seg", "rtstruct") else []
-    series = reference_series(args.reference, args.series_uid, preferred)
-    stack, _geometry = reference_stack(series)
-    segments = select_segments(read_segments(path, series), args.segments, path)
     metadata = metadata_from_args(args)
-    if metadata.series_description is None:
-        metadata = metadata.replace(series_description=fitted(f"3D models from {path.name}", "SeriesDescription"))
-    made_from = segmentation_source(path)
-    # the study's series: beside the source, the segmentation's own, earlier models in the output
-    seen = series.study_series_numbers | series_numbers(header for header, _purpose in made_from)
-    check_series_number(metadata.series_number, seen | series_numbers(stack.datasets[:1]))
-    used = seen | series_numbers_beside(output, stack.study_instance_uid)  # and earlier models there
-    models = models_from_segments(
-        segments, stack, metadata,
-        merge=args.merge,
-        skip_empty=not args.segments,
-        smoothing=args.smoothing,
-        decimate=args.decimate,
-        notice=notice_printer(args),
-        progress=Progress(enabled=False if args.quiet else None),
-        made_from=made_from,
-        used_series_numbers=used,
-        patient_id=args.patient_id,
+
+    def check(stack: SourceSeries, seen: set[int]) -> set[int]:
+        check_series_number(metadata.series_number, seen)
+        return series_numbers_beside(output, stack.study_instance_uid)  # earlier models there
+
+    models, stack, series = segmentation_models(
+        path, args.reference, series_uid=args.series_uid, segments=args.segments, merge=args.merge,
+        smoothing=args.smoothing, decimate=args.decimate, metadata=metadata, patient_id=args.patient_id,
+        notice=notice_printer(args), progress=Progress(enabled=False if args.quiet else None),
+        check_source=check,
     )
     inputs = [path, *series.files]
     targets = [output / model.file_name for model in models]
@@ -114,7 +93,7 @@ def run_from_seg(args: argparse.Namespace) -> int:
 
 
 def run_rtstruct_rois(args: argparse.Namespace) -> int:
-    from ..rtstruct import list_rois
+    from ..inputs.rtstruct import list_rois
 
     rois = list_rois(args.rtstruct)
     if args.json:

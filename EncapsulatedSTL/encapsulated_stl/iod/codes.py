@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .errors import EncapsulatedSTLError
+from ..errors import EncapsulatedSTLError
 
 
 class Code(NamedTuple):

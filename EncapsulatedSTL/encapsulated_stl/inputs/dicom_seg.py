@@ -32,13 +32,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .color import rgb_from_dicom_lab
-from .files import check_memory
+from ..files import check_memory
+from ..iod.color import rgb_from_dicom_lab
+from ..series.slice_geometry import SliceGeometry
+from ..series.source_series import SourceSeries
 from .segment import (
-    Segment, SegmentationError, dicom_numbers, one_line, quiet_reading, read_dicom, shifted_geometry,
+    Segment,
+    SegmentationError,
+    dicom_numbers,
+    one_line,
+    quiet_reading,
+    read_dicom,
+    shifted_geometry,
 )
-from .slice_geometry import SliceGeometry
-from .source_series import SourceSeries
 
 #: Same orientation when the direction cosines differ by less than this.
 ORIENTATION_TOLERANCE = 1e-4

@@ -25,8 +25,8 @@ from itertools import chain
 
 import numpy as np
 
-from .errors import StlFormatError
-from .files import check_memory, open_input
+from ..errors import StlFormatError
+from ..files import check_memory, open_input
 
 HEADER_SIZE = 80
 PREAMBLE_SIZE = HEADER_SIZE + 4

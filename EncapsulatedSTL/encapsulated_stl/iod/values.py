@@ -16,7 +16,7 @@ import re
 
 import pydicom.datadict
 
-from .errors import EncapsulatedSTLError
+from ..errors import EncapsulatedSTLError
 
 #: Maximum length in bytes by value representation.
 MAX_LENGTH = {"AE": 16, "CS": 16, "DA": 8, "LO": 64, "LT": 10240, "PN": 64, "SH": 16, "ST": 1024, "UI": 64}

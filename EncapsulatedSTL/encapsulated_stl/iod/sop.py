@@ -12,9 +12,14 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 from pydicom.valuerep import DA, DT, TM
 
+from ..stl.format import parse_binary_stl
 from . import codes
-from .document import _STREAMED_VALUES, ENCAPSULATED_STL_SOP_CLASS_UID, encapsulated_stl_bytes, set_streamed_document
-from .stl import parse_binary_stl
+from .document import (
+    _STREAMED_VALUES,
+    ENCAPSULATED_STL_SOP_CLASS_UID,
+    encapsulated_stl_bytes,
+    set_streamed_document,
+)
 
 MIME_TYPE = "model/stl"
 MODALITY = "M3D"

@@ -32,8 +32,8 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from .errors import SeriesError
-from .files import check_input
+from ..errors import SeriesError
+from ..files import check_input
 from .slice_geometry import header_values
 
 #: SOP classes that cannot be the image source of a model (other models, documents,

@@ -7,7 +7,7 @@ Coding Scheme Designator), never meanings, and reports what it could not find
 instead of guessing silently.
 
 Hostile or damaged files end in the project's errors, never another exception: the
-file's structure is checked before pydicom reads it (:mod:`.dicom_structure`), and
+file's structure is checked before pydicom reads it (:mod:`~encapsulated_stl.iod.structure`), and
 every attribute a caller reads is taken through a check of its value, so an
 attribute with an unusable value reads as ``None`` and is named in
 :attr:`EncapsulatedModel.problems`.
@@ -28,20 +28,9 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.sequence import Sequence
 
-from . import codes
-from .color import rgb_from_dicom_lab
-from .dicom_structure import DEFLATED, StructureError, check_structure
-from .document import (
-    ENCAPSULATED_DOCUMENT_TAG,
-    ENCAPSULATED_STL_SOP_CLASS_UID,
-    DocumentReader,
-    set_streamed_document,
-    shown,
-    stl_in_document,
-)
-from .errors import EncapsulatedSTLError, NotEncapsulatedSTLError, StlFormatError
-from .files import available_memory, open_input
-from .stl import (
+from ..errors import EncapsulatedSTLError, NotEncapsulatedSTLError, StlFormatError
+from ..files import available_memory, open_input
+from ..stl.format import (
     MAP_THRESHOLD,
     StlMesh,
     binary_stl_bytes,
@@ -50,6 +39,17 @@ from .stl import (
     parse_ascii_stl,
     parse_binary_stl,
 )
+from . import codes
+from .color import rgb_from_dicom_lab
+from .document import (
+    ENCAPSULATED_DOCUMENT_TAG,
+    ENCAPSULATED_STL_SOP_CLASS_UID,
+    DocumentReader,
+    set_streamed_document,
+    shown,
+    stl_in_document,
+)
+from .structure import DEFLATED, StructureError, check_structure
 
 
 @dataclass
@@ -403,7 +403,7 @@ def read_dataset(path: str | os.PathLike) -> Dataset:
 
     The file must be a regular file (a FIFO, device or directory is refused at
     once) and whole: it must end exactly where its last element does, with every
-    value, sequence and item complete (:func:`.dicom_structure.check_structure`),
+    value, sequence and item complete (:func:`~encapsulated_stl.iod.structure.check_structure`),
     checked before pydicom reads it, so a declared length beyond the file is never
     allocated.
 

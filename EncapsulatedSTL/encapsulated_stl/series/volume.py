@@ -51,9 +51,9 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
 
-from .errors import SeriesError
-from .files import check_memory, open_input
-from .progress import Progress, task
+from ..errors import SeriesError
+from ..files import check_memory, open_input
+from ..progress import Progress, task
 from .slice_geometry import (
     SliceGeometry,
     attribute_name,
@@ -767,7 +767,7 @@ def read_series_volume(
     border:
         Allocate this many voxels of margin on every side and make ``voxels``
         the interior view of that array.  With ``border=1``,
-        :func:`.surface.extract_surface_mesh` (``overwrite_border=True``)
+        :func:`~encapsulated_stl.mesh.surface.extract_surface_mesh` (``overwrite_border=True``)
         contours the volume in place, filling the margin, instead of copying it.
 
     Returns

@@ -22,15 +22,16 @@ from pydicom.filebase import DicomFileLike
 from pydicom.filewriter import write_dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
-from . import __version__, codes
+from ..errors import EncapsulatedSTLError
+from ..files import write_atomically
+from ..series.source_series import SourceSeries, series_numbers
+from ..version import __version__
+from . import codes
 from .color import dicom_lab_from_rgb
-from .dicom_values import IS_RANGE, check_value, person_name
-from .errors import EncapsulatedSTLError
-from .file_format import write_file_format
-from .files import write_atomically
 from .document import ENCAPSULATED_DOCUMENT_TAG, DocumentReader
+from .file_format import write_file_format
 from .sop import EncapsulatedSTL
-from .source_series import SourceSeries, series_numbers
+from .values import IS_RANGE, check_value, person_name
 
 #: Equipment written into every object: this software, not the scanner.
 MANUFACTURER = "encapsulated-stl project"
@@ -125,7 +126,7 @@ def check_metadata(values, attributes: dict[str, str] = METADATA_ATTRIBUTES, pat
     Raises
     ------
     EncapsulatedSTLError
-        Naming the attribute, the problem and the limit (see :mod:`.dicom_values`).
+        Naming the attribute, the problem and the limit (see :mod:`~encapsulated_stl.iod.values`).
     """
     for field_name, keyword in attributes.items():
         value = getattr(values, field_name)

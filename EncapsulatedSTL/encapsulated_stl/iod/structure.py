@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+
 from pydicom.datadict import dictionary_description, dictionary_VR
 
 #: Explicit VRs whose length is a 4-byte field after 2 reserved bytes (PS3.5 7.1.2).

@@ -20,10 +20,9 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-from .errors import EncapsulatedSTLError
-from .files import open_input
-from .slice_geometry import AffineGeometry, SliceGeometry
-
+from ..errors import EncapsulatedSTLError
+from ..files import open_input
+from ..series.slice_geometry import AffineGeometry, SliceGeometry
 
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 LABEL_MAP_SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.7"

@@ -28,7 +28,7 @@ from decimal import Decimal
 import numpy as np
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 
-from .errors import SeriesError
+from ..errors import SeriesError
 
 #: Points per block in :meth:`SliceGeometry.lps_from_index`.
 _BLOCK = 1 << 15

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from .files import check_output_directory
+from ..files import check_output_directory
 from .peers import (
     MODEL_MODALITY,
     DicomNode,

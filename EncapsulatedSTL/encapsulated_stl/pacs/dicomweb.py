@@ -1,4 +1,4 @@
-"""DICOMweb transfers with dicomweb-client: STOW-RS, QIDO-RS and WADO-RS (see :mod:`.pacs`).
+"""DICOMweb transfers with dicomweb-client: STOW-RS, QIDO-RS and WADO-RS (see :mod:`~encapsulated_stl.pacs.transfer`).
 
 Credentials travel only in the ``Authorization`` header, set by a ``requests``
 authentication object at send time: they are not in the URL, not in any header
@@ -15,15 +15,15 @@ import requests
 from dicomweb_client.api import DICOMwebClient
 from pydicom.dataset import Dataset
 
-from .files import write_atomically
-from .errors import EncapsulatedSTLError, PacsError
-from .file_format import write_file_format
+from ..errors import EncapsulatedSTLError, PacsError
+from ..files import write_atomically
+from ..iod.file_format import write_file_format
 from .peers import (
     FAILED,
     NOT_SENT,
     STORED,
-    WRITTEN,
     WARNING,
+    WRITTEN,
     DicomWebServer,
     FileResult,
     OutgoingFile,

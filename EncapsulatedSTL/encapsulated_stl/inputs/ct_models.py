@@ -10,15 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import codes
-from .dicom_values import fitted
-from .encapsulate import ModelMetadata, NewStudy, encapsulate_stl
-from .errors import SeriesError
-from .progress import Progress, task
-from .source_series import SourceSeries
-from .stl import binary_stl_from_mesh
-from .surface import DEFAULT_SMOOTHING, check_decimate, check_smoothing, extract_surface_mesh
-from .volume import SeriesVolume, read_series_volume
+from ..errors import SeriesError
+from ..iod import codes
+from ..iod.encapsulate import ModelMetadata, NewStudy, encapsulate_stl
+from ..iod.values import fitted
+from ..mesh.surface import DEFAULT_SMOOTHING, check_decimate, check_smoothing, extract_surface_mesh
+from ..progress import Progress, task
+from ..series.source_series import SourceSeries, series_numbers
+from ..series.volume import SeriesVolume, read_series_volume
+from ..stl.format import binary_stl_from_mesh
 
 
 def describe_level(level, modality: str) -> str:
@@ -53,14 +53,14 @@ def ct_model(
     keep_voxels: bool = False,
     notice=None,
     patient_id: str | None = None,
-    check_source: Callable[[SourceSeries], set[int]] | None = None,
+    check_source: Callable[[SourceSeries, set[int]], set[int]] | None = None,
 ) -> CtModel:
     """Mesh one series at ``level`` and wrap the surface as Encapsulated STL.
 
     Parameters
     ----------
     source:
-        Directory or files of the series (see :func:`.volume.read_series_volume`).
+        Directory or files of the series (see :func:`~encapsulated_stl.series.volume.read_series_volume`).
     level:
         Iso value or ``(low, high)`` band in rescaled units (HU for CT).
     metadata:
@@ -70,13 +70,14 @@ def ct_model(
         Keep the voxel array in the result (by default it is released as soon as
         the surface is extracted, to halve peak memory).
     notice:
-        Told what the model leaves out rather than invent (see :func:`.encapsulate.encapsulate_stl`).
+        Told what the model leaves out rather than invent (see :func:`~encapsulated_stl.iod.encapsulate.encapsulate_stl`).
     patient_id:
-        Patient ID for a series that has none (see :func:`.encapsulate.encapsulate_stl`).
+        Patient ID for a series that has none (see :func:`~encapsulated_stl.iod.encapsulate.encapsulate_stl`).
     check_source:
-        Called with the series once its headers are read, before any meshing: raises
-        to stop (an output that is one of its files), returns Series Numbers the
-        model's should not take beyond the study's series beside it.
+        Called with the series and the Series Numbers of the study's series in sight,
+        once its headers are read and before any meshing: raises to stop (an output
+        that is one of its files, a Series Number the user gave that one of them has),
+        returns more numbers to avoid (earlier models beside the output).
 
     Raises
     ------
@@ -88,7 +89,8 @@ def ct_model(
     check_decimate(decimate)
     # read with a border so the volume itself becomes the field to contour
     series = read_series_volume(source, series_uid, progress=progress, border=1)
-    used = check_source(series.source) if check_source is not None else set()
+    seen = series.source.study_series_numbers | series_numbers(series.source.datasets[:1])
+    used = seen | (check_source(series.source, seen) if check_source is not None else set())
     label = series.source.files[0].parent
     low_value, high_value = series.value_range
 

@@ -19,7 +19,7 @@ fractional segment.
 What is refused rather than guessed (:class:`SegmentationError` naming the file
 and the field): a matrix or origin that is not finite, voxel axes of zero length
 or (nearly) in one plane, a grid reaching beyond any patient
-(:data:`.surface.MAX_COORDINATE_MM`); NIfTI voxel sizes (``pixdim[1..3]``) that
+(:data:`~encapsulated_stl.mesh.surface.MAX_COORDINATE_MM`); NIfTI voxel sizes (``pixdim[1..3]``) that
 are not positive finite numbers, although nibabel would silently take 1 mm for a
 zero (the NIfTI-1 standard requires them positive); unknown sform or qform codes;
 a map of more than :data:`.segment.MAX_SEGMENTS` labels; data larger than the
@@ -37,10 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import check_input, check_memory, open_input
+from ..files import check_input, check_memory, open_input
+from ..mesh.surface import MAX_COORDINATE_MM
+from ..series.slice_geometry import AffineGeometry
 from .segment import MAX_SEGMENTS, Segment, SegmentationError, one_line, quiet_reading
-from .slice_geometry import AffineGeometry
-from .surface import MAX_COORDINATE_MM
 
 #: Sign flips from a NRRD ``space`` to LPS.
 _NRRD_SPACES = {
@@ -87,7 +87,7 @@ def checked_geometry(matrix: np.ndarray, shape_ijk, path: Path, what: str) -> Af
     ------
     SegmentationError
         Non-finite entries, a voxel axis of zero length, axes (nearly) in one
-        plane, or a grid reaching farther than :data:`.surface.MAX_COORDINATE_MM`.
+        plane, or a grid reaching farther than :data:`~encapsulated_stl.mesh.surface.MAX_COORDINATE_MM`.
     """
     matrix = np.asarray(matrix, dtype=np.float64)
     if matrix.shape != (4, 4) or not np.isfinite(matrix[:3]).all():

@@ -17,7 +17,7 @@ Slicer ``.seg.nrrd``
 ================================  =====================================
 
 :func:`models_from_segments` meshes the chosen segments (each alone, or merged
-into one) with :func:`.surface.extract_surface` and wraps every mesh as an
+into one) with :func:`~encapsulated_stl.mesh.surface.extract_surface` and wraps every mesh as an
 Encapsulated STL object linked to the source series.  Segments exported together
 share one Series Instance UID and one Model Group UID.
 """
@@ -34,11 +34,15 @@ import highdicom as hd
 import numpy as np
 from pydicom.dataset import Dataset
 
-from . import codes
-from .dicom_values import fitted
-from .encapsulate import ModelMetadata, NewStudy, encapsulate_stl
-from .errors import EncapsulatedSTLError
-from .files import check_input, check_memory
+from ..errors import EncapsulatedSTLError
+from ..files import check_input, check_memory
+from ..iod import codes
+from ..iod.encapsulate import ModelMetadata, NewStudy, encapsulate_stl
+from ..iod.values import fitted
+from ..mesh.surface import DEFAULT_SMOOTHING, check_decimate, check_smoothing, extract_surface_mesh
+from ..series.slice_geometry import SliceGeometry
+from ..series.source_series import SourceSeries, reference_series, series_numbers
+from ..stl.format import binary_stl_from_mesh
 from .segment import (
     LABEL_MAP_SEGMENTATION_STORAGE,
     MAX_SEGMENTS,
@@ -50,10 +54,6 @@ from .segment import (
     quiet_reading,
     read_dicom_header,
 )
-from .slice_geometry import SliceGeometry
-from .source_series import SourceSeries
-from .stl import binary_stl_from_mesh
-from .surface import DEFAULT_SMOOTHING, check_decimate, check_smoothing, extract_surface_mesh
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _NRRD_SUFFIXES = (".nrrd", ".nhdr")
@@ -137,14 +137,14 @@ def reference_stack(series: SourceSeries) -> tuple[SourceSeries, SliceGeometry]:
     """The series' image slices sorted along the normal, and their exact geometry.
 
     Localizers and slices of another orientation, matrix or spacing are left out,
-    as :func:`.volume.read_series_volume` does, but no pixel data is read.
+    as :func:`~encapsulated_stl.series.volume.read_series_volume` does, but no pixel data is read.
 
     Raises
     ------
     SeriesError
         No cross-sectional slices, or two at one position.
     """
-    from .volume import image_stack
+    from ..series.volume import image_stack
 
     stack, _skipped = image_stack(series, series.files[0].parent if series.files else None)
     return stack, SliceGeometry.from_datasets(stack.datasets)
@@ -348,12 +348,12 @@ def models_from_segments(
         The segmentation instance the segments were read from, with its purpose of
         reference (:func:`segmentation_source`), listed after the images.
     used_series_numbers:
-        Series Numbers to avoid beyond the source's study (see :func:`.encapsulate.encapsulate_stl`).
+        Series Numbers to avoid beyond the source's study (see :func:`~encapsulated_stl.iod.encapsulate.encapsulate_stl`).
     patient_id:
         Patient ID for a source series that has none.
     smoothing, decimate, progress:
-        Passed to :func:`.surface.extract_surface`; ``smoothing`` defaults to
-        :data:`.surface.DEFAULT_SMOOTHING` (windowed sinc, which neither shrinks
+        Passed to :func:`~encapsulated_stl.mesh.surface.extract_surface`; ``smoothing`` defaults to
+        :data:`~encapsulated_stl.mesh.surface.DEFAULT_SMOOTHING` (windowed sinc, which neither shrinks
         nor shifts the surface); ``None`` or 0 turns it off.  ``smoothing`` must
         be in 0..1 and ``decimate`` at least 4 (a tetrahedron), else nothing is
         meshed.
@@ -364,7 +364,7 @@ def models_from_segments(
         An empty segment that may not be skipped, nothing left to export, more
         than :data:`MAX_SEGMENTS` models, a smoothing factor or decimation target
         out of range, or a surface that must not be written (flat, non-finite,
-        or opened by decimation; see :func:`.surface.extract_surface_mesh`).
+        or opened by decimation; see :func:`~encapsulated_stl.mesh.surface.extract_surface_mesh`).
     """
     metadata = metadata or ModelMetadata()
     segments = list(segments)
@@ -435,3 +435,61 @@ def models_from_segments(
         )
         models.append(SegmentModel(segment, dataset, file_name_for(segment, merge), len(faces)))
     return models
+
+
+def segmentation_models(
+    path: str | os.PathLike,
+    reference: str | os.PathLike | None = None,
+    *,
+    series_uid: str | None = None,
+    segments: Sequence[str] | None = None,
+    merge: bool = False,
+    smoothing: float | None = DEFAULT_SMOOTHING,
+    decimate: int | None = None,
+    metadata: ModelMetadata | None = None,
+    patient_id: str | None = None,
+    notice: Callable[[str], None] | None = None,
+    progress=None,
+    check_source: Callable[[SourceSeries, set[int]], set[int]] | None = None,
+) -> tuple[list[SegmentModel], SourceSeries, SourceSeries]:
+    """A segmentation file to models: the pipeline behind ``from-seg``, the Slicer-free
+    :func:`encapsulated_stl.from_segmentation` and scripts.
+
+    The source series is ``reference`` (a directory or one file; by default the folder
+    of ``path``), the one the segmentation references where there are several; the
+    chosen ``segments`` (numbers or names; every one not empty by default) are meshed
+    by :func:`models_from_segments`, listing the segmentation instance among the sources.
+
+    Parameters
+    ----------
+    check_source:
+        Called with the source's image stack and the Series Numbers of the study's
+        series in sight, before any meshing: raises to stop (a Series Number the user
+        gave that one of them has), returns more numbers to avoid (earlier models in the
+        output folder).
+
+    Returns
+    -------
+    (models, stack, series):
+        The models (datasets not yet written), the sorted source slices they reference,
+        and the whole source series (localizers included: files an output must not be).
+    """
+    path = Path(path)
+    kind = segmentation_kind(path)
+    preferred = referenced_series_uids(path) if kind in ("seg", "rtstruct") else []
+    series = reference_series(reference if reference is not None else path.parent, series_uid, preferred)
+    stack, _geometry = reference_stack(series)
+    chosen = select_segments(read_segments(path, series), segments, path)
+    metadata = metadata or ModelMetadata()
+    if metadata.series_description is None:
+        metadata = metadata.replace(series_description=fitted(f"3D models from {path.name}", "SeriesDescription"))
+    made_from = segmentation_source(path)
+    # the study's series in sight: beside the source, and the segmentation's own
+    seen = series.study_series_numbers | series_numbers(header for header, _purpose in made_from)
+    used = seen | (check_source(stack, seen) if check_source is not None else set())
+    models = models_from_segments(
+        chosen, stack, metadata, merge=merge, skip_empty=not segments, smoothing=smoothing,
+        decimate=decimate, notice=notice, progress=progress, made_from=made_from,
+        used_series_numbers=used, patient_id=patient_id,
+    )
+    return models, stack, series

@@ -1,4 +1,4 @@
-"""DIMSE transfers with pynetdicom: C-STORE, C-FIND and C-GET (see :mod:`.pacs`).
+"""DIMSE transfers with pynetdicom: C-STORE, C-FIND and C-GET (see :mod:`~encapsulated_stl.pacs.transfer`).
 
 Presentation contexts are proposed explicitly for the Encapsulated STL, OBJ and
 MTL SOP classes and for every SOP class among the files sent, with the files' own
@@ -15,11 +15,11 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import (
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    UID,
 )
 from pynetdicom import AE, StoragePresentationContexts, build_context, build_role, evt
 from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ, P_DATA_TF
@@ -28,15 +28,15 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelGet,
 )
 
-from .files import write_atomically
-from .errors import EncapsulatedSTLError, PacsError
+from ..errors import EncapsulatedSTLError, PacsError
+from ..files import write_atomically
 from .peers import (
     FAILED,
     MODEL_SOP_CLASS_UIDS,
     NOT_SENT,
     STORED,
-    WRITTEN,
     WARNING,
+    WRITTEN,
     DicomNode,
     FileResult,
     OutgoingFile,

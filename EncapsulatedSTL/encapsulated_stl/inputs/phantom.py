@@ -28,9 +28,9 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from .errors import OutputError
-from .file_format import write_file_format
-from .slice_geometry import SliceGeometry
+from ..errors import OutputError
+from ..iod.file_format import write_file_format
+from ..series.slice_geometry import SliceGeometry
 
 
 @dataclass(frozen=True)

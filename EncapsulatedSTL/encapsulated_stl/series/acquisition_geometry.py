@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import SeriesError
+from ..errors import SeriesError
 from .slice_geometry import SliceGeometry
 from .source_series import SourceSeries
 from .volume import decoded_pixels, image_size, rescale, sort_along_normal

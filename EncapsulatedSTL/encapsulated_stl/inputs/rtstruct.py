@@ -32,13 +32,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import check_memory
+from ..files import check_memory
+from ..series.slice_geometry import SliceGeometry
+from ..series.source_series import SourceSeries
 from .segment import (
-    RT_STRUCTURE_SET_STORAGE, Segment, SegmentationError, dicom_numbers, one_line, quiet_reading, read_dicom,
+    RT_STRUCTURE_SET_STORAGE,
+    Segment,
+    SegmentationError,
+    dicom_numbers,
+    one_line,
+    quiet_reading,
+    read_dicom,
     shifted_geometry,
 )
-from .slice_geometry import SliceGeometry
-from .source_series import SourceSeries
 
 #: Lines sampled across each pixel row for anti-aliased coverage.
 SUBSAMPLES_PER_ROW = 16

@@ -1,5 +1,5 @@
 """The PACS peers and what a transfer reports, shared by :mod:`.dimse`, :mod:`.dicomweb`
-and :mod:`.pacs` (which chooses between them).
+and :mod:`~encapsulated_stl.pacs.transfer` (which chooses between them).
 
 A peer is a :class:`DicomNode` (``AET@HOST:PORT``) or a :class:`DicomWebServer` (a base URL);
 every file's fate is a :class:`FileResult`.  Credentials are kept out of ``repr``, messages
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pydicom
 
-from .errors import EncapsulatedSTLError, PacsError
-from .document import ENCAPSULATED_STL_SOP_CLASS_UID
-from .files import check_input
+from ..errors import EncapsulatedSTLError, PacsError
+from ..files import check_input
+from ..iod.document import ENCAPSULATED_STL_SOP_CLASS_UID
 
 #: SOP Class UIDs of the three 3D manufacturing model objects (PS3.4 B.5).
 ENCAPSULATED_OBJ_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.4"

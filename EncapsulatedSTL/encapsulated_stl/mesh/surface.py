@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+
 # The modules themselves, not the ``vtk`` package, which imports all of VTK
 # (0.5 s at every start of the command line against 0.1 s for these).
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy
@@ -25,8 +26,8 @@ from vtkmodules.vtkCommonCore import vtkPoints, vtkSMPTools
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPolyData
 from vtkmodules.vtkFiltersCore import vtkFlyingEdges3D, vtkQuadricDecimation
 
-from .errors import EncapsulatedSTLError
-from .progress import observe_vtk, task
+from ..errors import EncapsulatedSTLError
+from ..progress import observe_vtk, task
 from .smoothing import windowed_sinc
 
 #: Default smoothing factor (0..1, Slicer's scale).  Light: grey-value iso-surfaces
