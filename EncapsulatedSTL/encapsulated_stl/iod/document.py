@@ -18,6 +18,8 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from ..stl.format import looks_like_ascii_stl
+
 #: SOP Class UID of Encapsulated STL Storage.
 ENCAPSULATED_STL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.3"
 ENCAPSULATED_DOCUMENT_TAG = 0x00420011
@@ -128,7 +130,9 @@ def stl_in_document(dataset: Dataset) -> tuple[memoryview, str | None]:
                 )
             return document[:own], problem
         stored = size if usable is None else usable
-        if count and own < stored < own + 50 and not looks_like_text(document[:stored]):
+        # text never holds a NUL; a binary header padded with zeros, or its count, does
+        text = looks_like_ascii_stl(document[:stored]) and b"\0" not in bytes(document[:84])
+        if count and own < stored < own + 50 and not text:
             extra = stored - own
             return document[:own], (
                 f"{extra} byte{'s' if extra > 1 else ''} after the binary STL's {count} triangles "
@@ -136,11 +140,6 @@ def stl_in_document(dataset: Dataset) -> tuple[memoryview, str | None]:
                 "it was wrapped)"
             )
     return (document if usable is None else document[:usable]), problem
-
-
-def looks_like_text(data) -> bool:
-    """True for bytes that begin like an ASCII STL ("solid", after blanks)."""
-    return bytes(data[:64]).lstrip().lower().startswith(b"solid") and b"\0" not in bytes(data[:84])
 
 
 def declared_document_length(dataset: Dataset) -> tuple[int | None, str | None]:
