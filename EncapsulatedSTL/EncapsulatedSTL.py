@@ -11,7 +11,6 @@ calls the same logic.  Everything about DICOM, STL and slice geometry is the
 
 import logging
 import os
-import re
 
 import numpy as np
 import vtk
@@ -556,14 +555,16 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
 
     # -- meshes ----------------------------------------------------------------
 
-    def worldSurfaces(self, node, segmentIds=None, mergeSegments=False):
-        """``[(name, triangles (n, 3, 3) world RAS mm, color or None, opacity or None)]``.
+    def worldSurfaces(self, node, segmentIds=None):
+        """``encapsulated_stl.inputs.surfaces.Surface`` of a model, or of each chosen
+        segment, in world RAS mm.
 
         Segments: the closed surface as displayed (the segmentation's conversion
         parameters), with the segmentation's parent transforms applied.  Models: the
         surface through the model's parent transforms.
         """
         from encapsulated_stl.errors import EncapsulatedSTLError
+        from encapsulated_stl.inputs.surfaces import Surface
         from encapsulated_stl.mesh.polydata import triangles_from_polydata
 
         if node.IsA("vtkMRMLModelNode"):
@@ -577,9 +578,8 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
                 raise EncapsulatedSTLError(f"model '{node.GetName()}' has no triangles to export")
             world = _transformPoints(toWorld, triangles.reshape(-1, 3)).reshape(-1, 3, 3)
             display = node.GetDisplayNode()
-            color = tuple(display.GetColor()) if display else None
-            opacity = display.GetOpacity() if display else None
-            return [(node.GetName(), world, color, opacity)]
+            return [Surface(node.GetName(), world, tuple(display.GetColor()) if display else None,
+                            display.GetOpacity() if display else None)]
 
         if not node.IsA("vtkMRMLSegmentationNode"):
             raise EncapsulatedSTLError(f"'{node.GetName()}' is neither a segmentation nor a model")
@@ -607,19 +607,18 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
                 raise EncapsulatedSTLError(
                     f"segment '{segment.GetName()}' of '{node.GetName()}' is empty: nothing to print; "
                     "paint it or leave it out")
-            opacity = display.GetSegmentOpacity3D(segmentId) if display else None
-            surfaces.append((segment.GetName(), triangles, tuple(segment.GetColor()), opacity))
-        if mergeSegments and len(surfaces) > 1:
-            merged = np.concatenate([s[1] for s in surfaces])
-            return [(node.GetName(), merged, None, None)]
+            surfaces.append(Surface(segment.GetName(), triangles, tuple(segment.GetColor()),
+                                    display.GetSegmentOpacity3D(segmentId) if display else None))
         return surfaces
 
-    def patientTriangles(self, trianglesRAS, volume, source):
-        """World RAS triangles -> exact patient LPS (mm), correcting once where the
-        reference volume is shown away from its DICOM slice positions."""
-        from encapsulated_stl.series import acquisition_geometry
-        if volume is None or source is None or volume.GetImageData() is None:
-            return acquisition_geometry.lps_from_ras(trianglesRAS)
+    @staticmethod
+    def shownVolume(volume):
+        """``encapsulated_stl.series.acquisition_geometry.ShownVolume``: how the volume's
+        voxels are placed in the world (IJK-to-RAS and every parent transform)."""
+        from encapsulated_stl.series.acquisition_geometry import ShownVolume
+
+        if volume is None or volume.GetImageData() is None:
+            return None
         ijkToRAS = vtk.vtkMatrix4x4()
         volume.GetIJKToRASMatrix(ijkToRAS)
         ijkToRAS = _numpyFromMatrix(ijkToRAS)
@@ -638,14 +637,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
             local = _transformPoints(fromWorld, ras) if parent is not None else ras
             return np.linalg.solve(ijkToRAS[:3, :3], (local - ijkToRAS[:3, 3]).T).T
 
-        check = acquisition_geometry.check_volume_geometry(
-            worldFromIndex, voxels.shape, source, lambda k: voxels[k])
-        self.messages.append(f"'{volume.GetName()}': {check.explanation}")
-        logging.info(f"Encapsulated STL geometry of '{volume.GetName()}': {check.explanation}")
-        if not check.needs_correction:
-            return acquisition_geometry.lps_from_ras(trianglesRAS)
-        flat = np.asarray(trianglesRAS).reshape(-1, 3)
-        return acquisition_geometry.exact_lps(flat, indexFromWorld, check.geometry).reshape(-1, 3, 3)
+        return ShownVolume(voxels.shape, worldFromIndex, indexFromWorld, lambda k: voxels[k])
 
     # -- export ----------------------------------------------------------------
 
@@ -660,18 +652,16 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         found; when one is found the objects keep its patient and study, and values of
         ``newStudy`` that differ from them are reported in :attr:`notices`.  Without a
         series number, or with one already used in the study, the next free number is used.
+        The work is ``encapsulated_stl.inputs.surfaces.surface_models``'s.
         """
-        import highdicom as hd
-
+        from encapsulated_stl.inputs.surfaces import merged_surface, surface_models
         from encapsulated_stl.iod import codes
+        from encapsulated_stl.iod.encapsulate import ModelMetadata, NewStudy
         from encapsulated_stl.iod.values import fitted
-        from encapsulated_stl.iod.encapsulate import ModelMetadata, NewStudy, encapsulate_stl
-        from encapsulated_stl.errors import EncapsulatedSTLError
-        from encapsulated_stl.stl.format import binary_stl_bytes
 
         self.messages, self.notices = [], []
         base = ModelMetadata(**metadata)
-        codes.units_key(base.units)
+        codes.units_key(base.units)  # before any surface is made
         source, volume, explanation = self.sourceSeriesFor(node, referenceVolumeNode)
         self.messages.append(explanation)
         study = newStudy or NewStudy()
@@ -679,40 +669,24 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
             self.messages.append("no source series: the objects get a new study and Frame of Reference")
             if not study.patient_id:
                 study = NewStudy(**{**study.__dict__, **self.patientOfNode(node)})
-            if study.study_instance_uid is None:
-                study = NewStudy(**{**study.__dict__, "study_instance_uid": hd.UID(),
-                                    "frame_of_reference_uid": study.frame_of_reference_uid or hd.UID()})
         else:
             self._noticeStudyDifferences(study, source)
-        surfaces = self.worldSurfaces(node, segmentIds, mergeSegments)
+        surfaces = self.worldSurfaces(node, segmentIds)
+        if mergeSegments and len(surfaces) > 1:
+            surfaces = [merged_surface(surfaces, node.GetName())]
         studyUID = source.study_instance_uid if source is not None else study.study_instance_uid
         base = base.replace(series_number=self._freeSeriesNumber(studyUID, base.series_number))
-        seriesUID = base.series_instance_uid or hd.UID()
-        groupUID = base.model_group_uid or (hd.UID() if len(surfaces) > 1 else None)
         if base.series_description is None:
             base = base.replace(series_description=fitted(node.GetName(), "SeriesDescription"))
+
+        def explain(sentence):
+            self.messages.append(f"'{volume.GetName()}': {sentence}")
+            logging.info(f"Encapsulated STL geometry of '{volume.GetName()}': {sentence}")
+
         # a segmentation's surfaces are made here; a model node's mesh was made elsewhere
-        family = codes.ALGORITHM_FAMILY_MANUAL if node.IsA("vtkMRMLSegmentationNode") else None
-        datasets = []
-        for number, (name, trianglesRAS, color, opacity) in enumerate(surfaces, start=1):
-            lps = self.patientTriangles(trianglesRAS, volume, source)
-            scaled = lps / codes.UNIT_MILLIMETRES[base.units]
-            if len(surfaces) > 1 and base.content_description:
-                description = fitted(f"{base.content_description}: {name}", "ContentDescription")
-            else:
-                description = base.content_description or fitted(name, "ContentDescription")
-            fields = base.replace(
-                content_description=description, series_instance_uid=seriesUID, instance_number=number,
-                model_group_uid=groupUID,
-                color=base.color if base.color is not None else color,
-                opacity=base.opacity if base.opacity is not None else opacity)
-            try:
-                datasets.append(encapsulate_stl(
-                    binary_stl_bytes(scaled), source, fields, study, algorithm_family=family,
-                    notice=self.notices.append if number == 1 else None))
-            except ValueError as error:
-                raise EncapsulatedSTLError(f"'{name}': {error}") from None
-        return datasets
+        return surface_models(surfaces, source, self.shownVolume(volume), base, study,
+                              made_here=node.IsA("vtkMRMLSegmentationNode"), notice=self.notices.append,
+                              explain=explain)
 
     #: The patient and study attributes compared between the dialog and the source images.
     STUDY_FIELDS = (("patient_name", "PatientName", "Patient Name"), ("patient_id", "PatientID", "Patient ID"),
@@ -812,28 +786,16 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
 
     def writeDatasets(self, datasets, outputDirectory):
         """Write every dataset as ``<SOP Instance UID>.dcm``; all or nothing."""
-        from encapsulated_stl.iod.encapsulate import save_dataset
-        from encapsulated_stl.errors import EncapsulatedSTLError, OutputError
+        from encapsulated_stl.errors import OutputError
+        from encapsulated_stl.iod.encapsulate import save_datasets
 
         directory = os.fspath(outputDirectory)
         if not os.path.isdir(directory):
             raise OutputError("the output folder does not exist; create it or choose another", directory)
         if not os.access(directory, os.W_OK | os.X_OK):
             raise OutputError("the output folder is not writable; choose another", directory)
-        written = []
-        try:
-            for dataset in datasets:
-                path = os.path.join(directory, f"{dataset.SOPInstanceUID}.dcm")
-                save_dataset(dataset, path)
-                written.append(path)
-        except (EncapsulatedSTLError, OSError):
-            for path in written:
-                try:
-                    os.remove(path)
-                except OSError:
-                    pass
-            raise
-        return written
+        return [str(path) for path in save_datasets(
+            (dataset, os.path.join(directory, f"{dataset.SOPInstanceUID}.dcm")) for dataset in datasets)]
 
     def exportNode(self, node, segmentIds=None, referenceVolumeNode=None, outputDirectory=None,
                    mergeSegments=False, newStudy=None, **metadata):
@@ -893,11 +855,15 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def isDicomWebDestination(destination):
         """True for a DICOMweb URL (``http://`` or ``https://``), False for ``AET@HOST:PORT``."""
-        return re.match(r"^\s*https?://", destination or "", re.IGNORECASE) is not None
+        from encapsulated_stl.pacs.peers import is_dicomweb_url
 
-    def pacsPeer(self, destination, callingAETitle=None, token=None, user=None, password=None,
+        return is_dicomweb_url(destination)
+
+    @staticmethod
+    def pacsPeer(destination, callingAETitle=None, token=None, user=None, password=None,
                  tlsCertificate=None, tlsKey=None, tlsCACertificates=None, timeout=None):
-        """The ``encapsulated_stl.pacs.peers`` peer a destination names.
+        """The ``encapsulated_stl.pacs.peers`` peer a destination names
+        (``peer_for_destination``, the same words).
 
         ``destination`` is ``AET@HOST:PORT`` (a DICOM node: C-STORE, with
         ``callingAETitle`` and optional DICOM TLS files) or a DICOMweb service root URL
@@ -905,37 +871,10 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         ``tlsCACertificates`` to verify an https server).  Raises
         ``encapsulated_stl.EncapsulatedSTLError`` with a message for the user.
         """
-        from encapsulated_stl.errors import EncapsulatedSTLError
-        from encapsulated_stl.pacs.peers import (
-            DEFAULT_CALLING_AE_TITLE,
-            DEFAULT_TIMEOUT,
-            DicomNode,
-            DicomWebServer,
-            TlsFiles,
-        )
+        from encapsulated_stl.pacs.peers import peer_for_destination
 
-        text = (destination or "").strip()
-        if not text:
-            raise EncapsulatedSTLError(
-                "give a destination: AET@HOST:PORT (a DICOM node, for example ORTHANC@127.0.0.1:4242) "
-                "or a DICOMweb URL (for example http://127.0.0.1:8042/dicom-web)")
-        timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
-        if self.isDicomWebDestination(text) or "://" in text:  # DicomWebServer refuses other schemes
-            if tlsCertificate or tlsKey:
-                raise EncapsulatedSTLError(
-                    "a client certificate and key are for DICOM TLS (AET@HOST:PORT); "
-                    "a DICOMweb server takes a token or a user and password")
-            return DicomWebServer(text, token=token or None, user=user or None, password=password or None,
-                                  timeout=timeout, ca_certificates=tlsCACertificates or None)
-        if token or user or password:
-            raise EncapsulatedSTLError(
-                "a token, user or password is for a DICOMweb server (http:// or https://); "
-                "a DICOM node (AET@HOST:PORT) is identified by AE titles only")
-        tls = None
-        if tlsCertificate or tlsKey or tlsCACertificates:
-            tls = TlsFiles(tlsCertificate or None, tlsKey or None, tlsCACertificates or None)
-        return DicomNode.parse(text, calling_ae_title=(callingAETitle or "").strip() or DEFAULT_CALLING_AE_TITLE,
-                               tls=tls, timeout=timeout)
+        return peer_for_destination(destination, callingAETitle, token, user, password,
+                                    tlsCertificate, tlsKey, tlsCACertificates, timeout)
 
     def sendFiles(self, files, destination, callingAETitle=None, token=None, user=None, password=None,
                   tlsCertificate=None, tlsKey=None, tlsCACertificates=None, timeout=None, onResult=None):

@@ -94,7 +94,10 @@ def wrap(stl, reference=None, *, series_uid: str | None = None, **metadata):
     Returns
     -------
     encapsulated_stl.iod.sop.EncapsulatedSTL
-        The object (a pydicom Dataset); write it with :func:`save`.
+        The object (a pydicom Dataset); write it with :func:`save`.  Its Encapsulated
+        Document refers to the STL bytes without copying them (under pydicom 3 a
+        stream); ``encapsulated_stl.iod.document.encapsulated_stl_bytes(dataset)``
+        gives them.
     """
     from .iod.encapsulate import encapsulate_stl
     from .stl.format import binary_stl_bytes, binary_stl_for_encapsulation, read_stl_file

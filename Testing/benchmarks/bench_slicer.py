@@ -101,6 +101,7 @@ def export_steps(harness) -> None:
 
     import slicer_scenes as scenes
     from encapsulated_stl.iod.encapsulate import encapsulate_stl
+    from encapsulated_stl.series.acquisition_geometry import patient_lps_mapping
     from encapsulated_stl.stl.format import binary_stl_bytes
 
     harness.new_scene()
@@ -125,15 +126,16 @@ def export_steps(harness) -> None:
     source, volume, _ = lap("find the source series in the database", lambda: logic.sourceSeriesFor(node))
     lap("closed surfaces (Slicer's conversion)", node.CreateClosedSurfaceRepresentation)
     surfaces = lap("surfaces in world RAS", lambda: logic.worldSurfaces(node))
-    lps = lap("exact patient LPS (geometry check + correction)",
-              lambda: [logic.patientTriangles(s[1], volume, source) for s in surfaces])
+    to_lps, _ = lap("exact patient LPS: check the shown volume",
+                    lambda: patient_lps_mapping(source, logic.shownVolume(volume)))
+    lps = lap("exact patient LPS: map the vertices", lambda: [to_lps(s.triangles_ras) for s in surfaces])
     datasets = lap("STL bytes + DICOM objects", lambda: [encapsulate_stl(binary_stl_bytes(t), source) for t in lps])
     out = Path(tempfile.mkdtemp(prefix="bench-export-out-"))
     lap("write the files", lambda: logic.writeDatasets(datasets, str(out)))
     node.RemoveClosedSurfaceRepresentation()
     total = lap("whole export (createDatasets + writeDatasets)",
                 lambda: logic.writeDatasets(logic.createDatasets(node), str(out)))
-    triangles = sum(len(s[1]) for s in surfaces)
+    triangles = sum(len(s.triangles_ras) for s in surfaces)
     print(f"3. export of a 5-segment segmentation ({triangles:,} triangles) on a tilted CT, each step once")
     for name, seconds in steps.items():
         print(f"   {name:<48} {seconds:.3f} s")

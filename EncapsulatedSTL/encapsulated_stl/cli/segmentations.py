@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..files import check_output_directory, check_output_path
 from ..inputs.segments import segmentation_kind, segmentation_models
-from ..iod.encapsulate import save_dataset
+from ..iod.encapsulate import save_datasets
 from ..mesh.surface import DEFAULT_SMOOTHING
 from ..progress import Progress
 from ..series.source_series import SourceSeries, series_numbers_beside
@@ -83,8 +83,9 @@ def run_from_seg(args: argparse.Namespace) -> int:
         for target in targets:
             check_output_path(target, args.force, inputs)
     check_output_directory(output)
+    save_datasets([(model.dataset, target) for model, target in zip(models, targets)],
+                  force=args.force, inputs=inputs)
     for model, target in zip(models, targets):
-        save_dataset(model.dataset, target, force=args.force, inputs=inputs)
         if not args.quiet:
             print(f"wrote {target}: {model.triangle_count} triangles, segment "
                   f"'{model.segment.title}', linked to {len(stack)} instance(s) of series "

@@ -326,6 +326,31 @@ def save_dataset(
     return write_atomically(path, write, force, verify, inputs)
 
 
+def save_datasets(
+    datasets_and_paths: Iterable[tuple[Dataset, str | os.PathLike]], force: bool = False, inputs=()
+) -> list[Path]:
+    """Write each dataset to its path (:func:`save_dataset`), all or none.
+
+    When one cannot be written, the files this call created are removed again before
+    the error is raised, so a run never leaves part of a series behind.  (A file that
+    ``force`` replaced cannot be given back; it keeps the new object.)
+
+    Returns the paths written, in order.
+    """
+    written, created = [], []
+    try:
+        for dataset, path in datasets_and_paths:
+            new = not os.path.exists(path)  # through a symlink: its target
+            written.append(save_dataset(dataset, path, force=force, inputs=inputs))
+            if new:
+                created.append(written[-1])
+    except BaseException:
+        for path in created:
+            Path(path).unlink(missing_ok=True)
+        raise
+    return written
+
+
 def write_dataset_spliced(dataset: Dataset, stream) -> bool:
     """Write ``dataset`` as a DICOM file with its Encapsulated Document spliced in.
 

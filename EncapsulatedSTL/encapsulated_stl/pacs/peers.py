@@ -186,6 +186,58 @@ class DicomWebServer:
         return self.url
 
 
+def is_dicomweb_url(destination: str | None) -> bool:
+    """True for a DICOMweb URL (``http://`` or ``https://``), False for ``AET@HOST:PORT``."""
+    return re.match(r"^\s*https?://", destination or "", re.IGNORECASE) is not None
+
+
+def peer_for_destination(
+    destination: str,
+    calling_ae_title: str | None = None,
+    token: str | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    tls_certificate: str | None = None,
+    tls_key: str | None = None,
+    tls_ca_certificates: str | None = None,
+    timeout: float | None = None,
+) -> DicomNode | DicomWebServer:
+    """The peer one destination text names, with the options that fit it.
+
+    ``AET@HOST:PORT`` is a :class:`DicomNode` (``calling_ae_title``, DICOM TLS files);
+    a URL is a :class:`DicomWebServer` (a bearer ``token``, or ``user`` and
+    ``password``; ``tls_ca_certificates`` to trust an https server).  Empty values
+    count as not given.
+
+    Raises
+    ------
+    EncapsulatedSTLError
+        No destination, an unusable one, or options that belong to the other kind.
+    """
+    text = (destination or "").strip()
+    if not text:
+        raise EncapsulatedSTLError(
+            "give a destination: AET@HOST:PORT (a DICOM node, for example ORTHANC@127.0.0.1:4242) "
+            "or a DICOMweb URL (for example http://127.0.0.1:8042/dicom-web)")
+    timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
+    if is_dicomweb_url(text) or "://" in text:  # DicomWebServer refuses other schemes
+        if tls_certificate or tls_key:
+            raise EncapsulatedSTLError(
+                "a client certificate and key are for DICOM TLS (AET@HOST:PORT); "
+                "a DICOMweb server takes a token or a user and password")
+        return DicomWebServer(text, token=token or None, user=user or None, password=password or None,
+                              timeout=timeout, ca_certificates=tls_ca_certificates or None)
+    if token or user or password:
+        raise EncapsulatedSTLError(
+            "a token, user or password is for a DICOMweb server (http:// or https://); "
+            "a DICOM node (AET@HOST:PORT) is identified by AE titles only")
+    tls = None
+    if tls_certificate or tls_key or tls_ca_certificates:
+        tls = TlsFiles(tls_certificate or None, tls_key or None, tls_ca_certificates or None)
+    return DicomNode.parse(text, calling_ae_title=(calling_ae_title or "").strip() or DEFAULT_CALLING_AE_TITLE,
+                           tls=tls, timeout=timeout)
+
+
 def _without_user_info(url: str) -> str:
     """The URL with any ``user:password@`` removed (for messages and storage)."""
     try:

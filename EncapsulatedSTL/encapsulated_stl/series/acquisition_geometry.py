@@ -196,3 +196,59 @@ def exact_lps(
     """
     points = np.asarray(points_ras, dtype=np.float64).reshape(-1, 3)
     return geometry.lps_from_index(index_from_world_ras(points))
+
+
+@dataclass(frozen=True)
+class ShownVolume:
+    """How a viewer shows a volume: its voxel grid placed in the world.
+
+    Attributes
+    ----------
+    shape:
+        The voxel array shape ``(k, j, i)``.
+    world_ras_from_index:
+        ``(n, 3)`` voxel indices ``(i, j, k)`` -> ``(n, 3)`` world RAS (mm), through
+        the volume's IJK-to-RAS matrix and every parent transform.
+    index_from_world_ras:
+        The inverse: world RAS (mm) -> voxel index.
+    voxels_of_slice:
+        The voxel values ``[j, i]`` of slice ``k``.
+    """
+
+    shape: tuple[int, int, int]
+    world_ras_from_index: Callable[[np.ndarray], np.ndarray]
+    index_from_world_ras: Callable[[np.ndarray], np.ndarray]
+    voxels_of_slice: Callable[[int], np.ndarray]
+
+
+def patient_lps_mapping(
+    source: SourceSeries | None, shown: ShownVolume | None
+) -> tuple[Callable[[np.ndarray], np.ndarray], str | None]:
+    """How to take world RAS points drawn on ``shown`` to exact patient LPS (mm).
+
+    The volume is checked once (:func:`check_volume_geometry`); the returned function
+    then maps any ``(..., 3)`` array of world RAS points, by the RAS/LPS flip where the
+    volume is shown at its DICOM positions (or was resampled, or there is no source
+    or no volume to compare), through the exact slice geometry where it is not.
+
+    Returns
+    -------
+    (to_lps, explanation)
+        ``explanation`` is the check's sentence, ``None`` when nothing was checked.
+
+    Raises
+    ------
+    SeriesError
+        A slice's geometry headers are unusable.
+    """
+    if source is None or shown is None:
+        return lps_from_ras, None
+    check = check_volume_geometry(shown.world_ras_from_index, shown.shape, source, shown.voxels_of_slice)
+    if not check.needs_correction:
+        return lps_from_ras, check.explanation
+
+    def to_lps(points_ras: np.ndarray) -> np.ndarray:
+        points = np.asarray(points_ras, dtype=np.float64)
+        return exact_lps(points, shown.index_from_world_ras, check.geometry).reshape(points.shape)
+
+    return to_lps, check.explanation

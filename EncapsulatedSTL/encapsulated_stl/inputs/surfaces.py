@@ -1,0 +1,117 @@
+"""Surfaces meshed elsewhere, as a viewer hands them over, to Encapsulated STL objects.
+
+3D Slicer's segments and model nodes are triangles in its world RAS (mm), drawn on a
+volume that may be shown away from its DICOM slice positions (a tilted or unevenly
+spaced CT).  :func:`surface_models` takes such surfaces to exact patient LPS once
+(:func:`~encapsulated_stl.series.acquisition_geometry.patient_lps_mapping`) and wraps
+each as an Encapsulated STL object of one series, as :mod:`.segments` does for the
+segments of a file.  The viewer's own code only converts its nodes to :class:`Surface`
+and its volume to a :class:`~encapsulated_stl.series.acquisition_geometry.ShownVolume`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import highdicom as hd
+import numpy as np
+
+from ..errors import EncapsulatedSTLError
+from ..iod import codes
+from ..iod.encapsulate import ModelMetadata, NewStudy, encapsulate_stl
+from ..iod.values import fitted
+from ..series.acquisition_geometry import ShownVolume, patient_lps_mapping
+from ..series.source_series import SourceSeries
+from ..stl.format import binary_stl_bytes
+
+
+@dataclass(frozen=True)
+class Surface:
+    """One closed surface: ``triangles_ras`` is ``(n, 3, 3)`` world RAS (mm); colour sRGB 0..1."""
+
+    name: str
+    triangles_ras: np.ndarray
+    color: tuple[float, float, float] | None = None
+    opacity: float | None = None
+
+
+def merged_surface(surfaces: Sequence[Surface], name: str) -> Surface:
+    """All surfaces as one, named ``name``, with no colour or opacity of its own."""
+    return Surface(name, np.concatenate([s.triangles_ras for s in surfaces]))
+
+
+def surface_models(
+    surfaces: Sequence[Surface],
+    source: SourceSeries | None = None,
+    shown: ShownVolume | None = None,
+    metadata: ModelMetadata | None = None,
+    new_study: NewStudy | None = None,
+    *,
+    made_here: bool = False,
+    notice: Callable[[str], None] | None = None,
+    explain: Callable[[str], None] | None = None,
+) -> list:
+    """One Encapsulated STL object per surface, in exact patient LPS, one series.
+
+    Parameters
+    ----------
+    surfaces:
+        The surfaces in world RAS (mm), in output order (Instance Number 1, 2...).
+    source:
+        The series the surfaces were drawn on (headers), or ``None``: then the
+        objects share one new study and Frame of Reference (``new_study``).
+    shown:
+        How the viewer showed ``source``; checked once, and vertices mapped through
+        the exact slice geometry where it was shown elsewhere.
+    metadata:
+        As for :func:`~encapsulated_stl.iod.encapsulate.encapsulate_stl`.  A
+        ``content_description`` given with several surfaces becomes
+        "description: surface name"; without one, the surface's name.  Colour and
+        opacity given override each surface's.
+    made_here:
+        The surfaces were made by this software (a segmentation's conversion), so
+        Derivation Algorithm Sequence is written; ``False`` for a mesh made elsewhere.
+    notice:
+        Told, once, what was left out rather than invented.
+    explain:
+        Told the geometry check's sentence.
+
+    Raises
+    ------
+    EncapsulatedSTLError
+        Unknown units, a value its attribute cannot hold, no Patient ID without a
+        source, or a surface that cannot be written (named).
+    """
+    metadata = metadata or ModelMetadata()
+    study = new_study or NewStudy()
+    if not surfaces:
+        raise EncapsulatedSTLError("no surfaces to export")
+    millimetres = codes.UNIT_MILLIMETRES[codes.units_key(metadata.units)]
+    if source is None and study.study_instance_uid is None:  # one new study for every object
+        study = NewStudy(**{**study.__dict__, "study_instance_uid": hd.UID(),
+                            "frame_of_reference_uid": study.frame_of_reference_uid or hd.UID()})
+    to_lps, explanation = patient_lps_mapping(source, shown)
+    if explanation and explain is not None:
+        explain(explanation)
+    series_uid = metadata.series_instance_uid or hd.UID()
+    group_uid = metadata.model_group_uid or (hd.UID() if len(surfaces) > 1 else None)
+    family = codes.ALGORITHM_FAMILY_MANUAL if made_here else None
+    datasets = []
+    for number, surface in enumerate(surfaces, start=1):
+        if len(surfaces) > 1 and metadata.content_description:
+            description = fitted(f"{metadata.content_description}: {surface.name}", "ContentDescription")
+        else:
+            description = metadata.content_description or fitted(surface.name, "ContentDescription")
+        fields = metadata.replace(
+            content_description=description, series_instance_uid=series_uid, instance_number=number,
+            model_group_uid=group_uid,
+            color=metadata.color if metadata.color is not None else surface.color,
+            opacity=metadata.opacity if metadata.opacity is not None else surface.opacity)
+        try:
+            stl = binary_stl_bytes(to_lps(surface.triangles_ras) / millimetres)
+            datasets.append(encapsulate_stl(stl, source, fields, study, algorithm_family=family,
+                                            notice=notice if number == 1 else None))
+        except ValueError as error:
+            raise EncapsulatedSTLError(f"'{surface.name}': {error}") from None
+    return datasets
