@@ -688,28 +688,16 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
                               made_here=node.IsA("vtkMRMLSegmentationNode"), notice=self.notices.append,
                               explain=explain)
 
-    #: The patient and study attributes compared between the dialog and the source images.
-    STUDY_FIELDS = (("patient_name", "PatientName", "Patient Name"), ("patient_id", "PatientID", "Patient ID"),
-                    ("patient_birth_date", "PatientBirthDate", "Patient Birth Date"),
-                    ("patient_sex", "PatientSex", "Patient Sex"),
-                    ("study_instance_uid", "StudyInstanceUID", "Study Instance UID"),
-                    ("study_id", "StudyID", "Study ID"), ("study_description", "StudyDescription", "Study Description"))
-
     #: What Slicer's DICOMPlugin.addSeriesInSubjectHierarchy shows for an empty value: the
     #: dialog then offers these words, which mean "empty", not another patient or study.
-    EMPTY_VALUE_PLACEHOLDERS = {"PatientName": "No name", "StudyDescription": "No study description"}
+    EMPTY_VALUE_PLACEHOLDERS = ("No name", "No study description")
 
     def _noticeStudyDifferences(self, study, source):
+        from encapsulated_stl.iod.encapsulate import study_differences
+
         header = source.datasets[0]
-        different = []
-        for field, keyword, label in self.STUDY_FIELDS:
-            given = (getattr(study, field) or "").strip()
-            kept = str(header.get(keyword, "") or "").strip()
-            if not kept and given in (self.EMPTY_VALUE_PLACEHOLDERS.get(keyword),
-                                      f"Patient-{header.get('StudyInstanceUID', '')}"):
-                continue
-            if given and given != kept:
-                different.append(f"{label} '{kept}' (not '{given}')")
+        placeholders = (*self.EMPTY_VALUE_PLACEHOLDERS, f"Patient-{header.get('StudyInstanceUID', '')}")
+        different = study_differences(study, header, placeholders)
         if different:
             self.notices.append(_(
                 "The models keep the patient and study of their source images: {values}. They are made from "

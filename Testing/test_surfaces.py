@@ -18,7 +18,7 @@ import slicer_scenes as scenes
 from encapsulated_stl.errors import EncapsulatedSTLError, OutputError
 from encapsulated_stl.inputs.surfaces import Surface, merged_surface, surface_models
 from encapsulated_stl.iod.document import encapsulated_stl_bytes
-from encapsulated_stl.iod.encapsulate import ModelMetadata, NewStudy, save_datasets
+from encapsulated_stl.iod.encapsulate import ModelMetadata, NewStudy, save_datasets, study_differences
 from encapsulated_stl.pacs.peers import DicomNode, DicomWebServer, peer_for_destination
 from encapsulated_stl.series.acquisition_geometry import ShownVolume, lps_from_ras
 from encapsulated_stl.series.slice_geometry import SliceGeometry
@@ -179,3 +179,16 @@ def test_one_destination_text_names_a_dicom_node_or_a_dicomweb_server():
     ]:
         with pytest.raises(EncapsulatedSTLError, match=problem):
             peer_for_destination(destination, **options)
+
+
+def test_patient_and_study_values_a_source_overrides_are_named(phantom):
+    source, _geometry, _voxels = phantom
+    header = source.datasets[0]  # Phantom^Tilted, PHANTOM-1, no birth date, no study description
+    given = NewStudy(patient_name="Other^Name", patient_id="PHANTOM-1", patient_birth_date="No name",
+                     study_description="No study description")
+    assert study_differences(given, header, ["No name", "No study description"]) == [
+        "Patient Name 'Phantom^Tilted' (not 'Other^Name')"]
+    assert study_differences(given, header) == [
+        "Patient Name 'Phantom^Tilted' (not 'Other^Name')", "Patient Birth Date '' (not 'No name')",
+        "Study Description '' (not 'No study description')"]
+    assert study_differences(NewStudy(), header) == []

@@ -162,6 +162,37 @@ class NewStudy:
     frame_of_reference_uid: str | None = None
 
 
+#: The patient and study fields of :class:`NewStudy` a source series decides, with their
+#: attributes and labels.
+SOURCE_STUDY_FIELDS = (
+    ("patient_name", "PatientName", "Patient Name"),
+    ("patient_id", "PatientID", "Patient ID"),
+    ("patient_birth_date", "PatientBirthDate", "Patient Birth Date"),
+    ("patient_sex", "PatientSex", "Patient Sex"),
+    ("study_instance_uid", "StudyInstanceUID", "Study Instance UID"),
+    ("study_id", "StudyID", "Study ID"),
+    ("study_description", "StudyDescription", "Study Description"),
+)
+
+
+def study_differences(study: NewStudy, header: Dataset, empty_words: Iterable[str] = ()) -> list[str]:
+    """What ``study`` says otherwise than the source image ``header`` it is ignored for.
+
+    A model made from a series keeps the series' patient and study (:func:`encapsulate_stl`);
+    each value given that differs is listed as "Label 'kept' (not 'given')".  A given
+    value in ``empty_words`` (a viewer's word for an empty value, such as Slicer's "No
+    name") against an empty value in the header is no difference.
+    """
+    empty_words = set(empty_words)
+    different = []
+    for field_name, keyword, label in SOURCE_STUDY_FIELDS:
+        given = (getattr(study, field_name) or "").strip()
+        kept = str(header.get(keyword, "") or "").strip()
+        if given and given != kept and not (not kept and given in empty_words):
+            different.append(f"{label} '{kept}' (not '{given}')")
+    return different
+
+
 def encapsulate_stl(
     stl: bytes,
     source: SourceSeries | list[Dataset] | None = None,
