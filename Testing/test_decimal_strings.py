@@ -34,12 +34,12 @@ def undecoded(text: str, keyword: str = "ContourData", implicit: bool = False) -
     tag = pydicom.datadict.tag_for_keyword(keyword)
     vr = pydicom.datadict.dictionary_VR(tag)
     raw = text.encode("ascii")
-    dataset[tag] = pydicom.DataElement(tag, vr, raw)  # bytes: written as given
     buffer = io.BytesIO()
     if int(pydicom.__version__.split(".")[0]) < 3:  # pydicom 3 writes by the Transfer Syntax UID
         dataset.is_little_endian, dataset.is_implicit_VR = True, implicit
     with warnings.catch_warnings():  # pydicom warns of the invalid texts written on purpose
         warnings.simplefilter("ignore")
+        dataset[tag] = pydicom.DataElement(tag, vr, raw)  # bytes: written as given
         pydicom.dcmwrite(buffer, dataset)
     read = pydicom.dcmread(io.BytesIO(buffer.getvalue()), force=True)
     assert isinstance(read.get_item(keyword), RawDataElement)
