@@ -71,8 +71,8 @@ _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 #: A whole DS or IS value: numbers as :data:`_DECIMAL` takes them, separated by backslashes,
-#: with the spaces either side that the VRs allow.
-_DECIMALS = re.compile(r"(?:\s*{0}\s*\\)*\s*{0}\s*".format(_DECIMAL.pattern))
+#: with the spaces (only spaces: numpy takes no other white space) that the VRs allow.
+_DECIMALS = re.compile(r"(?: *{0} *\\)* *{0} *".format(_DECIMAL.pattern))
 
 
 def _raw_numbers(item, keyword: str):
