@@ -16,3 +16,14 @@ def dciodvfy(path: Path) -> tuple[list[str], list[str]]:
     errors = [line for line in lines if line.startswith("Error")]
     warnings = [line for line in lines if line.startswith("Warning")]
     return errors, warnings
+
+
+def own_findings(path, source_file=None) -> list[str]:
+    """dciodvfy's errors and warnings on ``path`` that it does not also raise on the
+    source image the object copied its patient and study from."""
+    errors, warnings = dciodvfy(path)
+    if source_file is None:
+        return errors + warnings
+    source_errors, source_warnings = dciodvfy(source_file)
+    inherited = {line.split(" - ", 1)[-1] for line in source_errors + source_warnings}
+    return [line for line in errors + warnings if line.split(" - ", 1)[-1] not in inherited]

@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydicom.uid import generate_uid
 
-from dicom_checks import dciodvfy
+from dicom_checks import dciodvfy, own_findings
 from encapsulated_stl.iod import codes
 from encapsulated_stl.cli import main
 from encapsulated_stl.iod.values import CUT_MARKER
@@ -76,17 +76,6 @@ def _run(capsys, *args):
     code = main([str(a) for a in args])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def own_findings(path, source_file=None) -> list[str]:
-    """dciodvfy's errors and warnings on ``path`` that it does not also raise on the
-    source image the object copied its patient and study from."""
-    errors, warnings = dciodvfy(path)
-    if source_file is None:
-        return errors + warnings
-    source_errors, source_warnings = dciodvfy(source_file)
-    inherited = {line.split(" - ", 1)[-1] for line in source_errors + source_warnings}
-    return [line for line in errors + warnings if line.split(" - ", 1)[-1] not in inherited]
 
 
 # -- every configuration, valid ------------------------------------------------------

@@ -3,7 +3,9 @@
 Property: :func:`read_encapsulated_model` either reads the object, with every attribute
 a caller uses readable and, for a truncated file, exactly what the whole file holds,
 or raises the project's own error with a one-line message that starts with the file's
-name; never another exception, never a library warning.  The Slicer importer's
+name; never another exception, never a library warning.  An object that is read can be
+revised (:func:`~encapsulated_stl.iod.versions.new_version`) or the revision refused in
+one line, again with nothing else raised.  The Slicer importer's
 ``examineForImport`` never raises and never offers an object the core cannot read.
 
 Each failure class this fuzzing found is a named case in test_hostile_objects.py.
@@ -27,6 +29,7 @@ from conftest import require_tool
 from slicer_harness import qt
 from encapsulated_stl.errors import EncapsulatedSTLError
 from encapsulated_stl.iod.model import read_encapsulated_model
+from encapsulated_stl.iod.versions import new_version
 from test_hostile_objects import (
     STL, dcm4che_object, our_object, orthanc_object, rewritten, with_undefined_lengths,
 )
@@ -113,6 +116,11 @@ def read_all(path: Path):
     assert all(isinstance(p, str) and "\n" not in p for p in model.problems)
     model.bounds_mm()
     model.triangles_mm(assume_units="mm")
+    model.predecessors
+    try:  # a new version of whatever could be read: made, or refused in one line
+        new_version(STL, [model], "edited", patient_id="P-FUZZ")
+    except EncapsulatedSTLError as error:
+        assert "\n" not in str(error), str(error)
     return model
 
 

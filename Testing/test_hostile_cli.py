@@ -95,6 +95,16 @@ def test_wrap_refuses_a_bad_stl(case, tmp_path):
     assert_refused(["wrap", stl, "--patient-id", "P1", "-o", output], [stl], output, f"error: {stl}: ", *([expected] if expected else []))
 
 
+@pytest.mark.parametrize("case", list(STL_CASES))
+def test_revise_refuses_a_bad_stl(case, model_bytes, tmp_path):
+    data, expected = STL_CASES[case]
+    stl, earlier, output = tmp_path / "model.stl", tmp_path / "earlier.dcm", tmp_path / "out.dcm"
+    stl.write_bytes(data)
+    earlier.write_bytes(model_bytes)
+    assert_refused(["revise", earlier, stl, "-o", output], [stl, earlier], output, f"error: {stl}: ",
+                   *([expected] if expected else []))
+
+
 # -- Encapsulated STL objects ------------------------------------------------------------
 
 
@@ -120,14 +130,17 @@ def _cut(where: str, data: bytes) -> bytes:
     raise AssertionError(where)
 
 
-@pytest.mark.parametrize("command", ["info", "extract"])
+@pytest.mark.parametrize("command", ["info", "extract", "revise"])
 @pytest.mark.parametrize("where", ["inside the file meta group", "missing its last byte", "after its document"])
 def test_a_cut_object_is_refused(model_bytes, tmp_path, command, where):
     path = tmp_path / "cut.dcm"
     path.write_bytes(_cut(where, model_bytes))
-    output = tmp_path / "out.stl"
-    argv = [command, path] + (["-o", output] if command == "extract" else [])
-    assert_refused(argv, [path], output if command == "extract" else None, f"error: {path}: ")
+    stl = tmp_path / "edited.stl"
+    stl.write_bytes(binary_stl_by_hand(CUBE))
+    output = tmp_path / ("out.dcm" if command == "revise" else "out.stl")
+    argv = {"info": ["info", path], "extract": ["extract", path, "-o", output],
+            "revise": ["revise", path, stl, "-o", output]}[command]
+    assert_refused(argv, [path, stl], output if command != "info" else None, f"error: {path}: ")
 
 
 # -- source series -------------------------------------------------------------------------

@@ -100,19 +100,69 @@ def wrap(stl, reference=None, *, series_uid: str | None = None, **metadata):
         gives them.
     """
     from .iod.encapsulate import encapsulate_stl
-    from .stl.format import binary_stl_bytes, binary_stl_for_encapsulation, read_stl_file
 
     model, study = _split_metadata(metadata)
-    path = None
+    stl, path = _stl_bytes(stl)
+    return encapsulate_stl(stl, _source(reference, series_uid), model, study, path=path)
+
+
+def _stl_bytes(stl) -> tuple[bytes, Path | None]:
+    """(binary STL bytes, the file's path or None) of what :func:`wrap` takes."""
+    from .stl.format import binary_stl_bytes, binary_stl_for_encapsulation, read_stl_file
+
     if isinstance(stl, (str, os.PathLike)):
         path = Path(stl)
-        stl = binary_stl_for_encapsulation(read_stl_file(path), path)[0]
-    elif isinstance(stl, np.ndarray):
+        return binary_stl_for_encapsulation(read_stl_file(path), path)[0], path
+    if isinstance(stl, np.ndarray):
         try:
-            stl = binary_stl_bytes(stl)
+            return binary_stl_bytes(stl), None
         except ValueError as error:
             raise EncapsulatedSTLError(f"triangles: {error}") from None
-    return encapsulate_stl(stl, _source(reference, series_uid), model, study, path=path)
+    return stl, None
+
+
+def revise(stl, earlier, *, purpose: str = "edited", **metadata):
+    """Wrap an STL as a new version of earlier Encapsulated STL objects.
+
+    Parameters
+    ----------
+    stl : str, os.PathLike, bytes or numpy.ndarray
+        As for :func:`wrap`, in the earlier models' Frame of Reference (patient LPS).
+    earlier : str, os.PathLike, EncapsulatedModel, or a sequence of them
+        The object(s) this model is a new version of: one patient, study and Frame
+        of Reference.
+    purpose : {"edited", "component"}
+        CID 7062: the earlier model changed (129010 "Edited Model"), or the earlier
+        models are parts of this one (129011 "Component Model").
+    **metadata
+        Fields of :class:`~encapsulated_stl.iod.encapsulate.ModelMetadata`; those not
+        given (``units`` included) are the first earlier model's where it states
+        them (units and usage; for an edit also laterality, the descriptions, colour
+        and opacity).  ``patient_id`` only for earlier objects that have none.
+
+    Returns
+    -------
+    encapsulated_stl.iod.sop.EncapsulatedSTL
+        A new instance in a new series of the earlier models' study and Frame of
+        Reference, naming them in Predecessor Documents Sequence (0040,A360) and
+        referencing their source instances.
+    """
+    from .iod.model import EncapsulatedModel
+    from .iod.versions import new_version
+
+    patient_id = metadata.pop("patient_id", None)
+    given, study = _split_metadata({"units": None, **metadata})
+    kept = sorted(name for name, value in study.__dict__.items() if value is not None)
+    if kept:
+        raise EncapsulatedSTLError(
+            f"a new version keeps the earlier models' patient and study; {', '.join(kept)} cannot be given")
+    if isinstance(earlier, (str, os.PathLike, EncapsulatedModel)):
+        earlier = [earlier]
+    earlier = [e if isinstance(e, EncapsulatedModel) else read(e) for e in earlier]
+    if not earlier:
+        raise EncapsulatedSTLError("no earlier model to revise")
+    data, path = _stl_bytes(stl)
+    return new_version(data, earlier, purpose, given, patient_id, path=path)
 
 
 def from_ct(series, threshold, *, series_uid: str | None = None, smoothing: float | None = None,

@@ -12,6 +12,7 @@ from ..files import check_not_input, check_output_path, write_atomically
 from ..iod import codes
 from ..iod.encapsulate import encapsulate_stl, save_dataset
 from ..iod.model import EncapsulatedModel, read_encapsulated_model
+from ..iod.versions import new_version, successors_in
 from ..series.source_series import reference_series, series_numbers, series_numbers_beside
 from ..stl.format import (
     ValueCheck,
@@ -24,6 +25,7 @@ from . import notice_printer, one_line
 from .options import (
     add_metadata_arguments,
     add_new_study_arguments,
+    add_patient_id_argument,
     add_reference_arguments,
     check_series_number,
     metadata_from_args,
@@ -74,7 +76,32 @@ def register(subparsers) -> None:
     )
     info.add_argument("dicom", metavar="IN.dcm", help="Encapsulated STL file")
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
+    info.add_argument("--in", dest="search", metavar="DIR",
+                      help="also list the later versions of the model found under DIR")
     info.set_defaults(run=run_info)
+
+    revise = subparsers.add_parser(
+        "revise",
+        help="store an edited or combined model as a new version of earlier ones",
+        description="Wrap an STL as a new version of earlier Encapsulated STL objects: same "
+        "patient, study and Frame of Reference, a new series, the earlier objects named in "
+        "Predecessor Documents Sequence with their purpose (CID 7062), their source "
+        "instances referenced again. Units and usage (and, for an edit, laterality, "
+        "description, series description, colour and opacity) are the first earlier "
+        "object's unless given.",
+    )
+    revise.add_argument("earlier", nargs="+", metavar="EARLIER.dcm",
+                        help="the Encapsulated STL object(s) this model is a new version of")
+    revise.add_argument("stl", metavar="MODEL.stl", help="STL file, in the earlier models' coordinates")
+    revise.add_argument("-o", "--output", required=True, metavar="OUT.dcm", help="output DICOM file")
+    revise.add_argument(
+        "--purpose", choices=list(codes.PREDECESSOR_PURPOSES), default="edited",
+        help="edited: the earlier model, changed (129010); component: the earlier models are parts "
+        "of this one (129011). Default: edited",
+    )
+    add_metadata_arguments(revise, units_default=None, units_help="default: the earlier model's")
+    add_patient_id_argument(revise, "only for earlier models that have none: it is never written empty")
+    revise.set_defaults(run=run_revise)
 
 
 def run_wrap(args: argparse.Namespace) -> int:
@@ -108,6 +135,29 @@ def run_wrap(args: argparse.Namespace) -> int:
         print(
             f"wrote {output}: {declared_triangle_count(stl)} triangles, {args.units}, {linked}{note}"
         )
+    return 0
+
+
+def run_revise(args: argparse.Namespace) -> int:
+    stl_path = Path(args.stl)
+    earlier_paths = [Path(path) for path in args.earlier]
+    inputs = [stl_path, *earlier_paths]
+    output = check_output_path(args.output, args.force, inputs=inputs)
+    earlier = [read_encapsulated_model(path) for path in earlier_paths]
+    stl, converted = binary_stl_for_encapsulation(read_stl_file(stl_path), stl_path)
+    scan = ValueCheck(stl, stl_path)
+    metadata = metadata_from_args(args)
+    check_series_number(metadata.series_number, series_numbers(model.dataset for model in earlier))
+    dataset = new_version(
+        stl, earlier, args.purpose, metadata, args.patient_id, path=stl_path, notice=notice_printer(args),
+        used_series_numbers=series_numbers_beside(output, earlier[0].study_instance_uid),
+    )
+    save_dataset(dataset, output, force=args.force, verify=scan.wait, inputs=inputs)
+    if not args.quiet:
+        note = " (ASCII STL converted to binary)" if converted else ""
+        print(f"wrote {output}: {declared_triangle_count(stl)} triangles, {dataset.MeasurementUnitsCodeSequence[0].CodeValue}, "
+              f"{args.purpose} version of {len(earlier)} earlier model(s), series {dataset.SeriesNumber} "
+              f"of study {dataset.StudyInstanceUID}{note}")
     return 0
 
 
@@ -167,6 +217,11 @@ def describe(model: EncapsulatedModel) -> dict:
             for s in model.source_series
         ],
         "source_instances": len(model.source_instance_uids),
+        "predecessors": [
+            {"sop_instance_uid": p.sop_instance_uid, "series_instance_uid": p.series_instance_uid,
+             "study_instance_uid": p.study_instance_uid, "purpose": p.purpose}
+            for p in model.predecessors
+        ],
         "title": model.title,
         "description": model.description,
         "series_description": model.series_description,
@@ -180,8 +235,21 @@ def describe(model: EncapsulatedModel) -> dict:
     }
 
 
+#: How a later version relates to the one it names, by CID 7062 purpose.
+_RELATION = {"edited": "an edit of", "component": "built with, as a component,"}
+
+
 def run_info(args: argparse.Namespace) -> int:
-    facts = describe(read_encapsulated_model(args.dicom))
+    model = read_encapsulated_model(args.dicom)
+    facts = describe(model)
+    if args.search is not None:
+        if not Path(args.search).is_dir():
+            raise EncapsulatedSTLError("is not a directory to look for later versions in", "--in")
+        facts["successors"] = [
+            {"file": str(s.path), "sop_instance_uid": s.sop_instance_uid,
+             "version_of": s.predecessor_uid, "purpose": s.purpose}
+            for s in successors_in(args.search, model.sop_instance_uid or "")
+        ]
     if facts["problems"] and not args.quiet:  # the model is whole; how it was stored, or some descriptions, are not
         print(one_line(f"warning: {args.dicom}: " + "; ".join(facts["problems"])), file=sys.stderr)
     if args.json:
@@ -208,12 +276,19 @@ def run_info(args: argparse.Namespace) -> int:
         ("Study", facts["study_instance_uid"]),
         ("Series", facts["series_instance_uid"]),
         ("Source series", source_text),
+        ("Earlier versions", "; ".join(f"{p['sop_instance_uid']} ({p['purpose'] or 'purpose not stated'})"
+                                       for p in facts["predecessors"]) or "none named"),
         ("Title", facts["title"]),
         ("Description", facts["description"]),
         ("Usage", facts["usage"]),
         ("Laterality", facts["laterality"]),
         ("Producer", facts["producer"]),
     ]
+    if "successors" in facts:
+        rows.append(("Later versions", "; ".join(
+            f"{s['sop_instance_uid']} ({_RELATION.get(s['purpose'], 'a new version of')} {s['version_of']}, "
+            f"in {s['file']})"
+            for s in facts["successors"]) or f"none in {args.search}"))
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         # one_line: a hostile file's values must not move the cursor or clear the screen

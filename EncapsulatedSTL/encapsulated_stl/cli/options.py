@@ -71,12 +71,13 @@ def add_meshing_arguments(parser: argparse.ArgumentParser, default_smoothing: fl
     )
 
 
-def add_metadata_arguments(parser: argparse.ArgumentParser) -> None:
+def add_metadata_arguments(parser: argparse.ArgumentParser, units_default: str | None = "mm",
+                           units_help: str = "default: mm") -> None:
     """Options describing the model (units, usage, laterality...) and its series."""
     group = parser.add_argument_group("model metadata")
     group.add_argument(
-        "--units", choices=list(codes.UNIT_MILLIMETRES), default="mm",
-        help="units of the STL coordinates (default: mm)",
+        "--units", choices=list(codes.UNIT_MILLIMETRES), default=units_default,
+        help=f"units of the STL coordinates ({units_help})",
     )
     group.add_argument("--description", type=attribute("ContentDescription"),
                        help="Content Description: what the model shows (at most 64 characters)")

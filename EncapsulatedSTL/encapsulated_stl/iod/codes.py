@@ -1,4 +1,4 @@
-"""Coded concepts of Supplement 205 (PS3.16 CIDs 7060, 7061, 7063, 7064).
+"""Coded concepts of Supplement 205 (PS3.16 CIDs 7060, 7061, 7062, 7063, 7064).
 
 One place builds every code item; the rest of the package asks for them by the
 short keys users type on the command line (``--usage planning``, ``--units mm``).
@@ -36,6 +36,22 @@ SOURCE_IMAGE_PURPOSE = Code("121324", "DCM", "Source image")
 #: 7060 (extensible) has no code for a structure set; DCM's "Source Document" says what
 #: it was.
 SOURCE_DOCUMENT_PURPOSE = Code("121335", "DCM", "Source Document")
+
+#: CID 7062 "Purpose of Reference to Predecessor 3D Model": why a new version names an
+#: earlier model in Predecessor Documents Sequence (0040,A360).
+PREDECESSOR_PURPOSES = {
+    "edited": Code("129010", "DCM", "Edited Model"),
+    "component": Code("129011", "DCM", "Component Model"),
+}
+
+
+def predecessor_purpose(key: str) -> Code:
+    """The CID 7062 code for ``edited`` or ``component``; raises otherwise."""
+    if key not in PREDECESSOR_PURPOSES:
+        raise EncapsulatedSTLError(
+            f"unknown purpose '{key}'; a new version is {' or '.join(PREDECESSOR_PURPOSES)} (CID 7062)")
+    return PREDECESSOR_PURPOSES[key]
+
 
 #: CID 7061 "Model Document Titles", by the source images' Modality (0008,0060):
 #: LS is Laser Surface Scan; XC (External-camera Photography) and OSS (Optical

@@ -11,11 +11,14 @@ import dataclasses
 import datetime
 import os
 import struct
+import warnings
 from collections.abc import Callable, Iterable
+from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
 
 import highdicom as hd
+import pydicom
 from pydicom.charset import default_encoding
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomFileLike
@@ -206,6 +209,7 @@ def encapsulate_stl(
     other_sources: Iterable[tuple[Dataset, codes.Code]] = (),
     used_series_numbers: Iterable[int] = (),
     notice: Callable[[str], None] | None = None,
+    predecessors: Iterable[tuple[Dataset, codes.Code]] = (),
 ) -> EncapsulatedSTL:
     """Wrap binary STL bytes as an Encapsulated STL object.
 
@@ -235,6 +239,10 @@ def encapsulate_stl(
     notice:
         Told what was left out rather than invented (see
         :attr:`ModelMetadata.deidentification_method`).
+    predecessors:
+        Earlier models this one is a new version of, with their CID 7062 purpose
+        (see :func:`revise_stl`).  Without a source they give patient, study and
+        Frame of Reference.
     path:
         The STL's file name, used in error messages only.
     check_values:
@@ -253,8 +261,10 @@ def encapsulate_stl(
     datasets = list(source.datasets if isinstance(source, SourceSeries) else source or [])
     study = new_study or NewStudy()
     check_metadata(metadata)
-    source_patient_id = str(datasets[0].get("PatientID", "") or "").strip() if datasets else ""
-    if not datasets:
+    predecessors = list(predecessors)
+    carrier = datasets[0] if datasets else predecessors[0][0] if predecessors else None  # patient, study
+    source_patient_id = str(carrier.get("PatientID", "") or "").strip() if carrier is not None else ""
+    if carrier is None:
         check_metadata(study, NEW_STUDY_ATTRIBUTES)
         if not (study.patient_id or "").strip():
             raise EncapsulatedSTLError(
@@ -263,13 +273,14 @@ def encapsulate_stl(
     elif not source_patient_id:
         if not (study.patient_id or "").strip():
             raise EncapsulatedSTLError(
-                "the source images have no Patient ID, and the model's is never empty: archives file "
-                "objects by it; give the patient's with --patient-id", path)
+                f"{'the source images have' if datasets else 'the earlier model has'} no Patient ID, and the "
+                "model's is never empty: archives file objects by it; give the patient's with --patient-id", path)
         check_value(study.patient_id, "PatientID", path)
     series_number = metadata.series_number
     if series_number is None:
         seen = getattr(source, "study_series_numbers", set()) if isinstance(source, SourceSeries) else set()
-        series_number = free_series_number(series_numbers(datasets) | set(seen) | set(used_series_numbers))
+        series_number = free_series_number(series_numbers(datasets) | set(seen) | set(used_series_numbers)
+                                           | series_numbers(ds for ds, _purpose in predecessors))
     usage = codes.usage_code(metadata.usage) if metadata.usage else None
     arguments = dict(
         measurement_units=metadata.units,
@@ -292,7 +303,7 @@ def encapsulate_stl(
         recommended_presentation_opacity=metadata.opacity,
         series_description=metadata.series_description,
     )
-    if not datasets:
+    if carrier is None:
         arguments.update(
             study_instance_uid=study.study_instance_uid or hd.UID(),
             frame_of_reference_uid=study.frame_of_reference_uid or hd.UID(),
@@ -324,6 +335,7 @@ def encapsulate_stl(
             device_serial_number=DEVICE_SERIAL_NUMBER,
             check_values=check_values,
             other_sources=list(other_sources),
+            predecessors=predecessors,
             deidentification_method=metadata.deidentification_method,
             notice=notice,
             **arguments,
@@ -334,9 +346,112 @@ def encapsulate_stl(
         raise
     except (ValueError, TypeError) as error:
         raise EncapsulatedSTLError(str(error), path) from None
-    if datasets and not source_patient_id:
+    if carrier is not None and not source_patient_id:
         dataset.PatientID = study.patient_id.strip()  # the user's, for sources that have none
     return dataset
+
+
+def _check_copyable(dataset: Dataset, path=None) -> None:
+    """Refuse an earlier model with an attribute pydicom cannot read cleanly: a new
+    version copies its patient, study and references, and must not copy damage."""
+
+    def first_damaged(items: Dataset, where: str) -> str | None:
+        for tag in list(items.keys()):
+            if tag == ENCAPSULATED_DOCUMENT_TAG:
+                continue
+            name = where + (pydicom.datadict.keyword_for_tag(tag) or f"({tag.group:04X},{tag.element:04X})")
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error")
+                    element = items[tag]
+                    items_of_sequence = list(element.value or []) if element.VR == "SQ" else []
+                    if not items_of_sequence:
+                        deepcopy(element)  # as the new version copies it: its value checked again
+            except Exception as error:  # pydicom's conversion of a damaged value: any type, or a warning
+                return f"{name} ({str(error).splitlines()[0][:100] if str(error) else type(error).__name__})"
+            if pydicom.datadict.dictionary_has_tag(tag):
+                expected = pydicom.datadict.dictionary_VR(tag)
+                if element.VR not in expected.split(" or "):  # copied into an element of the right VR
+                    return f"{name} (VR {element.VR} where the standard has {expected})"
+                if pydicom.datadict.dictionary_VM(tag) == "1" and element.VM > 1:
+                    return f"{name} ({element.VM} values where the standard has 1)"
+            for number, item in enumerate(items_of_sequence, start=1):
+                found = first_damaged(item, f"{name} item {number} > ")
+                if found:
+                    return found
+        return None
+
+    damaged = first_damaged(dataset, "")
+    if damaged:
+        where = getattr(dataset, "filename", None)
+        raise EncapsulatedSTLError(
+            f"the earlier model's {damaged} cannot be read cleanly: a new version would copy it",
+            where if isinstance(where, (str, os.PathLike)) else path)
+
+
+def revise_stl(
+    stl: bytes,
+    earlier: Iterable[Dataset],
+    purpose: str = "edited",
+    metadata: ModelMetadata | None = None,
+    new_study: NewStudy | None = None,
+    *,
+    path: str | os.PathLike | None = None,
+    used_series_numbers: Iterable[int] = (),
+    notice: Callable[[str], None] | None = None,
+) -> EncapsulatedSTL:
+    """A new version of earlier models: an object in their study and Frame of Reference
+    that names them in Predecessor Documents Sequence (0040,A360).
+
+    Supplement 205: "Updates to models are addressed by storing new instances, with
+    reference back to earlier instances".  The new instance is in a new series (the
+    series' equipment is this software's), references the source instances the
+    earlier ones reference, and gives each earlier one the CID 7062 purpose
+    ``edited`` (129010 "Edited Model") or ``component`` (129011 "Component Model").
+
+    Parameters
+    ----------
+    stl:
+        Binary STL bytes in the earlier models' Frame of Reference (LPS).
+    earlier:
+        The Encapsulated STL datasets revised, of one patient, study and Frame of
+        Reference; the first gives patient, study and document title.
+    metadata, new_study:
+        As for :func:`encapsulate_stl` (``new_study.patient_id`` only for earlier
+        models without a Patient ID).  See :func:`revision_metadata` for what to
+        carry over.
+
+    Raises
+    ------
+    EncapsulatedSTLError
+        Unknown purpose, earlier models of different patients, studies or Frames of
+        Reference, or one without a Study Instance or Frame of Reference UID.
+    """
+    code = codes.predecessor_purpose(purpose)
+    earlier = list(earlier)
+    if not earlier:
+        raise EncapsulatedSTLError("no earlier model to revise", path)
+    for dataset in earlier:
+        _check_copyable(dataset, path)
+        for keyword in ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID"):
+            if not str(dataset.get(keyword, "") or "").strip():
+                raise EncapsulatedSTLError(
+                    f"an earlier model has no {pydicom.datadict.dictionary_description(keyword)}: "
+                    "a new version could not name it", path)
+    for keyword, what, whats in (("StudyInstanceUID", "study", "studies"),
+                                 ("FrameOfReferenceUID", "Frame of Reference", "Frames of Reference"),
+                                 ("PatientID", "patient", "patients")):
+        values = {str(ds.get(keyword, "") or "").strip() for ds in earlier}
+        if keyword != "PatientID" and "" in values:
+            raise EncapsulatedSTLError(
+                f"an earlier model has no {what} UID ({keyword}): a new version could not be placed "
+                "where it was", path)
+        if len(values) > 1:
+            raise EncapsulatedSTLError(
+                f"the earlier models belong to {len(values)} different {whats}; a new version stays in "
+                f"its predecessors' {what}", path)
+    return encapsulate_stl(stl, None, metadata, new_study, path=path, used_series_numbers=used_series_numbers,
+                           notice=notice, predecessors=[(ds, code) for ds in earlier])
 
 
 def save_dataset(

@@ -62,6 +62,18 @@ class SourceSeriesReference:
 
 
 @dataclass
+class PredecessorReference:
+    """An earlier model this one is a new version of (Predecessor Documents Sequence)."""
+
+    sop_instance_uid: str
+    sop_class_uid: str | None
+    series_instance_uid: str | None
+    study_instance_uid: str | None
+    purpose: str | None
+    """``edited``, ``component``, the Code Meaning of another purpose, or None."""
+
+
+@dataclass
 class EncapsulatedModel:
     """An Encapsulated STL object, read and checked.
 
@@ -173,17 +185,37 @@ class EncapsulatedModel:
 
     @property
     def source_series(self) -> list[SourceSeriesReference]:
-        """Source series with their instances, from Common Instance Reference.
+        """Source series with their instances, from Common Instance Reference (where the
+        earlier versions named in :attr:`predecessors` are listed too, and left out here).
 
         Instances listed only in Source Instance Sequence (producers that write no
         Common Instance Reference module) are gathered in one entry with an
         unknown series.
         """
-        found = _referenced_instances_by_series(self.dataset)
+        earlier = {p.sop_instance_uid for p in self.predecessors}  # versions, not sources
+        found = []
+        for series in _referenced_instances_by_series(self.dataset):
+            series.sop_instance_uids = [uid for uid in series.sop_instance_uids if uid not in earlier]
+            if series.sop_instance_uids:
+                found.append(series)
         listed = {uid for series in found for uid in series.sop_instance_uids}
         unlisted = [uid for uid in self.source_instance_uids if uid not in listed]
         if unlisted:
             found.append(SourceSeriesReference(None, None, unlisted))
+        return found
+
+    @property
+    def predecessors(self) -> list[PredecessorReference]:
+        """The earlier models named in Predecessor Documents Sequence (0040,A360), in order."""
+        found = []
+        for study in _items(self.dataset, "PredecessorDocumentsSequence")[0]:
+            for series in _items(study, "ReferencedSeriesSequence")[0]:
+                for item in _items(series, "ReferencedSOPSequence")[0]:
+                    uid = _text(item, "ReferencedSOPInstanceUID")
+                    if uid:
+                        found.append(PredecessorReference(
+                            uid, _text(item, "ReferencedSOPClassUID"), _text(series, "SeriesInstanceUID"),
+                            _text(study, "StudyInstanceUID"), predecessor_purpose_key(item)))
         return found
 
     @property
@@ -314,6 +346,17 @@ def _code(dataset: Dataset, keyword: str) -> tuple[tuple[str, str, str] | None, 
     item = items[0]
     return (_text(item, "CodeValue") or "", _text(item, "CodingSchemeDesignator") or "",
             _text(item, "CodeMeaning") or ""), None
+
+
+def predecessor_purpose_key(item: Dataset) -> str | None:
+    """``edited`` or ``component`` for a CID 7062 purpose, another purpose's Code Meaning, or None."""
+    code, _problem = _code(item, "PurposeOfReferenceCodeSequence")
+    if code is None:
+        return None
+    for key, known in codes.PREDECESSOR_PURPOSES.items():
+        if (known.value, known.scheme_designator) == code[:2]:
+            return key
+    return code[2] or None
 
 
 def _usage(dataset: Dataset) -> tuple[str | None, str | None]:

@@ -16,6 +16,7 @@ from ..stl.format import parse_binary_stl
 from . import codes
 from .document import (
     _STREAMED_VALUES,
+    ENCAPSULATED_DOCUMENT_TAG,
     ENCAPSULATED_STL_SOP_CLASS_UID,
     encapsulated_stl_bytes,
     set_streamed_document,
@@ -43,6 +44,48 @@ def _has_non_ascii(dataset: Dataset) -> bool:
         if any(not str(v).isascii() for v in values):
             return True
     return False
+
+
+def _header_copy(dataset: Dataset) -> Dataset:
+    """A deep copy of everything but the Encapsulated Document (a model's own bytes, maybe
+    a mapped file: never copied)."""
+    header = Dataset()
+    for element in dataset:
+        if element.tag != ENCAPSULATED_DOCUMENT_TAG:
+            header.add(deepcopy(element))
+    return header
+
+
+def _predecessor_uids(dataset: Dataset) -> set[str]:
+    return {str(item.get("ReferencedSOPInstanceUID", ""))
+            for study in dataset.get("PredecessorDocumentsSequence") or []
+            for series in study.get("ReferencedSeriesSequence") or []
+            for item in series.get("ReferencedSOPSequence") or []}
+
+
+def _referenced_by(*objects: Dataset) -> list[Dataset]:
+    """The source instances objects list in Common Instance Reference (their own earlier
+    versions left out), as headers with the four identifying UIDs, once each, to
+    reference them again."""
+    found: dict[str, Dataset] = {}
+    earlier_versions = set().union(*(_predecessor_uids(dataset) for dataset in objects))
+
+    def add(study_uid, series_items):
+        for series in series_items or []:
+            for item in series.get("ReferencedInstanceSequence") or []:
+                uids = (study_uid, series.get("SeriesInstanceUID"), item.get("ReferencedSOPClassUID"),
+                        item.get("ReferencedSOPInstanceUID"))
+                if all(uids) and str(uids[3]) not in earlier_versions:  # nor an incomplete one
+                    header = Dataset()
+                    (header.StudyInstanceUID, header.SeriesInstanceUID, header.SOPClassUID,
+                     header.SOPInstanceUID) = (str(uid) for uid in uids)
+                    found.setdefault(header.SOPInstanceUID, header)
+
+    for dataset in objects:
+        add(dataset.get("StudyInstanceUID"), dataset.get("ReferencedSeriesSequence"))
+        for study in dataset.get("StudiesContainingOtherReferencedInstancesSequence") or []:
+            add(study.get("StudyInstanceUID"), study.get("ReferencedSeriesSequence"))
+    return list(found.values())
 
 
 class EncapsulatedSTL(hd.SOPClass):
@@ -105,6 +148,7 @@ class EncapsulatedSTL(hd.SOPClass):
         other_sources: Sequence[tuple[Dataset, codes.Code]] = (),
         deidentification_method: str | None = None,
         notice: Callable[[str], None] | None = None,
+        predecessors: Sequence[tuple[Dataset, codes.Code]] = (),
     ):
         """
         Parameters
@@ -142,6 +186,13 @@ class EncapsulatedSTL(hd.SOPClass):
             Instances other than images the model was made from, each with its
             purpose of reference (a DICOM SEG or RTSTRUCT: see :mod:`.codes`); listed
             after the images in Source Instance Sequence and Common Instance Reference.
+        predecessors:
+            Earlier models this one is a new version of (Supplement 205: "updates to
+            models are addressed by storing new instances, with reference back to
+            earlier instances"), each with its CID 7062 purpose, listed in
+            Predecessor Documents Sequence.  Without ``source_images`` the first
+            gives patient, study, Frame of Reference and document title, and the
+            source instances they all reference are referenced again.
         deidentification_method:
             De-identification Method for a source that says Patient Identity
             Removed YES but names none (invalid, Type 1C).  Without it the claim is
@@ -158,6 +209,11 @@ class EncapsulatedSTL(hd.SOPClass):
         for ds in source_images or []:
             instances.setdefault(str(ds.get("SOPInstanceUID", id(ds))), ds)
         source_images = list(instances.values())
+        predecessors = list(predecessors)
+        earlier = predecessors[0][0] if predecessors and not source_images else None
+        if earlier is not None:
+            frame_of_reference_uid = str(earlier.FrameOfReferenceUID)
+            study_instance_uid = str(earlier.StudyInstanceUID)
         if source_images:
             frames = {str(ds.get("FrameOfReferenceUID", "")) for ds in source_images}
             frames.discard("")
@@ -218,13 +274,17 @@ class EncapsulatedSTL(hd.SOPClass):
             # the caller's datasets must never change.
             self.copy_patient_and_study_information(deepcopy(source_images[0]))
             self._keep_deidentification_valid(deidentification_method, notice)
+        elif earlier is not None:
+            self.copy_patient_and_study_information(_header_copy(earlier))
+            self._keep_deidentification_valid(deidentification_method, notice)
         elif study_description:
             self.StudyDescription = study_description
 
         # Frame of Reference: the STL's coordinates are this frame's LPS axes.
         self.FrameOfReferenceUID = frame_of_reference_uid
+        placed_by = source_images[0] if source_images else earlier
         self.PositionReferenceIndicator = (
-            source_images[0].get("PositionReferenceIndicator", None) if source_images else None
+            placed_by.get("PositionReferenceIndicator", None) if placed_by is not None else None
         )
 
         # Encapsulated Document
@@ -236,6 +296,10 @@ class EncapsulatedSTL(hd.SOPClass):
             )
         if image_laterality is not None:
             self.ImageLaterality = image_laterality
+        if document_title_code is None and document_title is None and earlier is not None:
+            document_title = str(earlier.get("DocumentTitle", "") or "") or None
+            titles = earlier.get("ConceptNameCodeSequence") or []
+            document_title_code = deepcopy(titles[0]) if len(titles) == 1 else None
         if document_title_code is None and document_title is None:
             modalities = {str(ds.get("Modality", "")) for ds in source_images}
             document_title_code = codes.document_title_code(modalities)
@@ -258,7 +322,15 @@ class EncapsulatedSTL(hd.SOPClass):
         sources = [(ds, codes.SOURCE_IMAGE_PURPOSE) for ds in source_images] + list(other_sources)
         if sources:
             self.SourceInstanceSequence = [self._source_item(ds, purpose) for ds, purpose in sources]
-            self._add_common_instance_reference([ds for ds, _purpose in sources])
+        referenced = [ds for ds, _purpose in sources]
+        if predecessors:
+            if earlier is not None:  # the sources of the earlier versions, referenced again
+                self._reference_sources_of([ds for ds, _purpose in predecessors])
+                referenced += _referenced_by(*(ds for ds, _purpose in predecessors))
+            self.PredecessorDocumentsSequence = self._hierarchical_references(predecessors)
+            referenced += [ds for ds, _purpose in predecessors]
+        if referenced:
+            self._add_common_instance_reference(referenced)
 
         # Manufacturing 3D Model
         self.MeasurementUnitsCodeSequence = [codes.units_code(measurement_units)]
@@ -350,6 +422,39 @@ class EncapsulatedSTL(hd.SOPClass):
                 study_item.ReferencedSeriesSequence = series_items(by_series)
                 other.append(study_item)
             self.StudiesContainingOtherReferencedInstancesSequence = other
+
+    def _reference_sources_of(self, earlier: Sequence[Dataset]) -> None:
+        """Source Instance Sequence: every item of the earlier versions', once."""
+        items: dict[str, Dataset] = {}
+        for dataset in earlier:
+            for item in dataset.get("SourceInstanceSequence") or []:
+                items.setdefault(str(item.get("ReferencedSOPInstanceUID", "")), deepcopy(item))
+        items.pop("", None)
+        if items:
+            self.SourceInstanceSequence = list(items.values())
+
+    @staticmethod
+    def _hierarchical_references(references: Sequence[tuple[Dataset, codes.Code]]) -> list[Dataset]:
+        """Items of the Hierarchical SOP Instance Reference Macro (PS3.3 Table C.17-3):
+        by study, then series, each instance with its purpose of reference."""
+        studies: dict[str, dict[str, list[Dataset]]] = {}
+        for dataset, purpose in references:
+            item = EncapsulatedSTL._instance_item(dataset)
+            item.PurposeOfReferenceCodeSequence = [codes.coded(purpose)]
+            by_series = studies.setdefault(str(dataset.StudyInstanceUID), {})
+            by_series.setdefault(str(dataset.SeriesInstanceUID), []).append(item)
+        found = []
+        for study_uid, by_series in studies.items():
+            study = Dataset()
+            study.StudyInstanceUID = study_uid
+            study.ReferencedSeriesSequence = []
+            for series_uid, items in by_series.items():
+                series = Dataset()
+                series.SeriesInstanceUID = series_uid
+                series.ReferencedSOPSequence = items
+                study.ReferencedSeriesSequence.append(series)
+            found.append(study)
+        return found
 
     @staticmethod
     def _instance_item(dataset: Dataset) -> Dataset:
