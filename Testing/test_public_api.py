@@ -50,6 +50,9 @@ def test_the_readme_python_section_runs_as_written(workspace):
     ball = estl.read(folder / "segment1.dcm")
     assert ball.name.startswith("Ball") and len(ball.source_instance_uids) == len(phantom.files) + 1
     np.testing.assert_allclose(namespace["triangles"], skull.triangles_mm())
+    second = estl.read(folder / "skull-v2.dcm")
+    assert [(p.sop_instance_uid, p.purpose) for p in second.predecessors] == [(skull.sop_instance_uid, "edited")]
+    assert (second.description, second.usage) == ("Skull, smoothed", "planning")
 
 
 def test_one_import_reads_without_highdicom_or_vtk():
@@ -66,10 +69,10 @@ def test_every_public_name_is_there_and_documented():
     for name in estl.__all__:
         value = getattr(estl, name)
         assert value.__doc__, name
-    for function in (estl.read, estl.wrap, estl.from_ct, estl.from_segmentation, estl.save):
+    for function in (estl.read, estl.wrap, estl.revise, estl.from_ct, estl.from_segmentation, estl.save):
         doc = function.__doc__
         assert "Parameters" in doc and "Returns" in doc, function.__name__
-    for function in (estl.wrap, estl.from_ct, estl.from_segmentation):
+    for function in (estl.wrap, estl.revise, estl.from_ct, estl.from_segmentation):
         assert "LPS" in function.__doc__ and ("mm" in function.__doc__ or "millimetre" in function.__doc__)
 
 

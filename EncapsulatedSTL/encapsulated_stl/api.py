@@ -127,7 +127,8 @@ def revise(stl, earlier, *, purpose: str = "edited", **metadata):
     Parameters
     ----------
     stl : str, os.PathLike, bytes or numpy.ndarray
-        As for :func:`wrap`, in the earlier models' Frame of Reference (patient LPS).
+        As for :func:`wrap`: coordinates in patient LPS of the earlier models' Frame of
+        Reference, in ``units`` (by default the earlier model's, else mm).
     earlier : str, os.PathLike, EncapsulatedModel, or a sequence of them
         The object(s) this model is a new version of: one patient, study and Frame
         of Reference.
