@@ -51,6 +51,9 @@ EXPORT_TAGS = {
     "Segments": "separate",
     # for source images that say their identity was removed but not how: else not repeated
     "DeidentificationMethod": "",
+    # "new", or for a node loaded from Encapsulated STL objects "edited" (the default then)
+    # or "component": a new version naming them in Predecessor Documents Sequence (CID 7062)
+    "Version": "new",
 }
 
 
@@ -221,6 +224,12 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
                 explanation=explanation)
         for tag, default in EXPORT_TAGS.items():
             exportable.setTag(tag, default)
+        origins = logic.loadedFrom(node)
+        if origins and all(origins):
+            exportable.setTag("Version", "edited")
+            exportable.tooltip += " " + _(
+                "It was loaded from Encapsulated STL: by default it is stored as a new version of that object "
+                "(Version: edited, or component); 'new' stores a new model instead.")
         exportable.setTag("SeriesDescription", _seriesDescription(node))
         studyUID = source.study_instance_uid if source is not None else logic.studyInstanceUIDOfItem(subjectHierarchyItemID)
         exportable.setTag("SeriesNumber", str(logic.nextSeriesNumber(studyUID)))
@@ -250,7 +259,8 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
                         name=shNode.GetItemName(exportable.subjectHierarchyItemID))
                 datasets = logic.createDatasets(
                     node, mergeSegments=(exportable.tag("Segments") or "").strip().lower() == "merged",
-                    newStudy=self._studyFromDialog(exportable), **self._metadata(exportable, node))
+                    newStudy=self._studyFromDialog(exportable), newVersion=self._version(exportable),
+                    **self._metadata(exportable, node))
                 notices += logic.notices
                 planned.append((datasets, exportable.directory))
             for datasets, directory in planned:
@@ -290,6 +300,18 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
             units=tag("MeasurementUnits") or "mm",
             deidentification_method=tag("DeidentificationMethod") or None,
         )
+
+    @staticmethod
+    def _version(exportable):
+        """None for a new model, else the CID 7062 purpose of a new version."""
+        from encapsulated_stl.iod.codes import PREDECESSOR_PURPOSES
+
+        value = (exportable.tag("Version") or "").strip().lower()
+        if value in ("", "new"):
+            return None
+        if value not in PREDECESSOR_PURPOSES:
+            raise ValueError(_("Version must be new, edited or component, not '{value}'").format(value=value))
+        return value
 
     @staticmethod
     def _studyFromDialog(exportable):

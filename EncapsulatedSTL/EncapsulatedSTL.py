@@ -210,6 +210,13 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
 
         self.mergeCheck = qt.QCheckBox(_("one model with all segments"))
         form.addRow(_("Merge:"), self.mergeCheck)
+        self.versionCombo = qt.QComboBox()
+        self.versionCombo.addItems([_("new model"), _("new version of the loaded object (edited)"),
+                                    _("new version of the loaded objects (component)")])
+        self.versionCombo.toolTip = _(
+            "For a model or segments loaded from Encapsulated STL: store the export as a new version that "
+            "names the loaded object(s) as its predecessors, in their study and Frame of Reference.")
+        form.addRow(_("Store as:"), self.versionCombo)
         self.descriptionEdit = qt.QLineEdit()
         self.descriptionEdit.placeholderText = _("segment names")
         form.addRow(_("Content description:"), self.descriptionEdit)
@@ -407,6 +414,10 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
         self.segmentsSelector.setSegmentationNode(node if isSegmentation else None)
         self.segmentsSelector.enabled = isSegmentation
         self.mergeCheck.enabled = isSegmentation
+        origins = self.logic.loadedFrom(node) if node is not None else []
+        loaded = bool(origins) and all(origins)
+        self.versionCombo.enabled = loaded
+        self.versionCombo.currentIndex = 1 if loaded else 0
         if isSegmentation:
             reference = node.GetNodeReference(slicer.vtkMRMLSegmentationNode.GetReferenceImageGeometryReferenceRole())
             if reference is not None and reference.IsA("vtkMRMLScalarVolumeNode"):
@@ -418,6 +429,7 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
             return
         segmentIds = list(self.segmentsSelector.selectedSegmentIDs()) or None
         metadata = dict(
+            newVersion=self.VERSION_PURPOSES[self.versionCombo.currentIndex] if self.versionCombo.enabled else None,
             content_description=self.descriptionEdit.text or None,
             series_description=self.seriesDescriptionEdit.text or None,
             usage=self.usageCombo.currentText or None,
@@ -440,6 +452,9 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
                 logging.info(message)
             if self.logic.notices:
                 slicer.util.warningDisplay("\n\n".join(self.logic.notices), windowTitle=_("Encapsulated STL export"))
+
+    #: The "Store as" choices: a new model, or a new version with its CID 7062 purpose.
+    VERSION_PURPOSES = (None, "edited", "component")
 
     def onLoad(self):
         import qt
@@ -639,10 +654,55 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
 
         return ShownVolume(voxels.shape, worldFromIndex, indexFromWorld, lambda k: voxels[k])
 
+    # -- versions ----------------------------------------------------------------
+
+    def loadedFrom(self, node, segmentIds=None):
+        """``[(SOP Instance UID, file) or None]``: the Encapsulated STL object the node (or
+        each chosen segment) was loaded from, in the order of :meth:`worldSurfaces`."""
+        def origin(uid, path):
+            return (uid, path or None) if uid else None
+
+        if node.IsA("vtkMRMLModelNode"):
+            return [origin(node.GetAttribute(self.LOADED_FROM_UID), node.GetAttribute(self.LOADED_FROM_FILE))]
+        segmentation = node.GetSegmentation()
+        segmentIds = list(segmentIds) if segmentIds else [
+            segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())]
+        found = []
+        for segmentId in segmentIds:
+            segment = segmentation.GetSegment(segmentId)
+            uid, path = "", ""
+            if segment is not None:
+                uid = self._segmentTag(segment, self.LOADED_FROM_UID)
+                path = self._segmentTag(segment, self.LOADED_FROM_FILE)
+            found.append(origin(uid, path))
+        return found
+
+    @staticmethod
+    def _segmentTag(segment, key):
+        value = vtk.reference("")  # vtkSegment.GetTag fills a std::string argument
+        return str(value) if segment.GetTag(key, value) else ""
+
+    def earlierModel(self, uid, path=None):
+        """The Encapsulated STL object ``uid`` as read from the DICOM database, or from the
+        file it was loaded from; raises ``EncapsulatedSTLError`` when neither has it."""
+        from encapsulated_stl.errors import EncapsulatedSTLError
+        from encapsulated_stl.iod.model import read_encapsulated_model
+
+        database = getattr(slicer, "dicomDatabase", None)
+        candidates = [database.fileForInstance(uid) if database is not None else "", path]
+        for candidate in candidates:
+            if candidate and os.path.isfile(candidate):
+                model = read_encapsulated_model(candidate)
+                if model.sop_instance_uid == uid:
+                    return model
+        raise EncapsulatedSTLError(
+            f"the object {uid} it was loaded from is neither in the DICOM database nor in its file any more; "
+            "export it as a new model")
+
     # -- export ----------------------------------------------------------------
 
     def createDatasets(self, node, segmentIds=None, referenceVolumeNode=None, mergeSegments=False,
-                       newStudy=None, **metadata):
+                       newStudy=None, newVersion=None, **metadata):
         """Encapsulated STL datasets for a segmentation (one per segment, or merged) or a model.
 
         ``metadata`` takes the fields of ``encapsulated_stl.iod.encapsulate.ModelMetadata``
@@ -653,7 +713,13 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         ``newStudy`` that differ from them are reported in :attr:`notices`.  Without a
         series number, or with one already used in the study, the next free number is used.
         The work is ``encapsulated_stl.inputs.surfaces.surface_models``'s.
+
+        ``newVersion`` ("edited" or "component", CID 7062) stores a node (or each segment)
+        loaded from Encapsulated STL objects as a new version of the object it came from
+        (:meth:`versionDatasets`).
         """
+        if newVersion:
+            return self.versionDatasets(node, segmentIds, mergeSegments, newVersion, newStudy, **metadata)
         from encapsulated_stl.inputs.surfaces import merged_surface, surface_models
         from encapsulated_stl.iod import codes
         from encapsulated_stl.iod.encapsulate import ModelMetadata, NewStudy
@@ -688,6 +754,41 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
                               made_here=node.IsA("vtkMRMLSegmentationNode"), notice=self.notices.append,
                               explain=explain)
 
+    def versionDatasets(self, node, segmentIds=None, mergeSegments=False, purpose="edited", newStudy=None,
+                        **metadata):
+        """New versions of the objects a node's surfaces were loaded from
+        (``encapsulated_stl.inputs.surfaces.surface_versions``), one series: in their study
+        and Frame of Reference, naming them in Predecessor Documents Sequence with the CID
+        7062 ``purpose``.  Merged segments are one version of all their objects."""
+        from encapsulated_stl.errors import EncapsulatedSTLError
+        from encapsulated_stl.inputs.surfaces import merged_surface, surface_versions
+        from encapsulated_stl.iod import codes
+        from encapsulated_stl.iod.encapsulate import ModelMetadata
+
+        self.messages, self.notices = [], []
+        codes.predecessor_purpose(purpose)
+        base = ModelMetadata(**{"units": None, **metadata})
+        if base.units is not None:
+            codes.units_key(base.units)
+        origins = self.loadedFrom(node, segmentIds)
+        surfaces = self.worldSurfaces(node, segmentIds)
+        missing = [surface.name for surface, origin in zip(surfaces, origins) if origin is None]
+        if missing:
+            raise EncapsulatedSTLError(
+                f"'{missing[0]}' was not loaded from an Encapsulated STL object, so it has no earlier version; "
+                "export it as a new model")
+        earlier = [[self.earlierModel(*origin)] for origin in origins]
+        if mergeSegments and len(surfaces) > 1:
+            surfaces = [merged_surface(surfaces, node.GetName())]
+            earlier = [list({m.sop_instance_uid: m for models in earlier for m in models}.values())]
+        first = earlier[0][0]
+        if newStudy is not None:
+            self._noticeStudyDifferences(newStudy, first.dataset)
+        base = base.replace(series_number=self._freeSeriesNumber(first.study_instance_uid, base.series_number))
+        self.messages.append(f"{purpose} version of {sum(len(e) for e in earlier)} loaded object(s) in study "
+                             f"{first.study_instance_uid}")
+        return surface_versions(surfaces, earlier, purpose, base, notice=self.notices.append)
+
     #: What Slicer's DICOMPlugin.addSeriesInSubjectHierarchy shows for an empty value: the
     #: dialog then offers these words, which mean "empty", not another patient or study.
     EMPTY_VALUE_PLACEHOLDERS = ("No name", "No study description")
@@ -695,7 +796,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
     def _noticeStudyDifferences(self, study, source):
         from encapsulated_stl.iod.encapsulate import study_differences
 
-        header = source.datasets[0]
+        header = source.datasets[0] if hasattr(source, "datasets") else source
         placeholders = (*self.EMPTY_VALUE_PLACEHOLDERS, f"Patient-{header.get('StudyInstanceUID', '')}")
         different = study_differences(study, header, placeholders)
         if different:
@@ -957,6 +1058,9 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
                     self.polyDataRAS(model), model.name, list(color))
                 if model.opacity is not None:
                     segmentationNode.GetDisplayNode().SetSegmentOpacity3D(segmentId, model.opacity)
+                segment = segmentationNode.GetSegmentation().GetSegment(segmentId)
+                for key, value in self._origin(model).items():
+                    segment.SetTag(key, value)
             return [segmentationNode]
         nodes = []
         for model in models:
@@ -969,8 +1073,23 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
                 display.SetColor(*model.color)
             if model.opacity is not None:
                 display.SetOpacity(model.opacity)
+            for key, value in self._origin(model).items():
+                modelNode.SetAttribute(key, value)
             nodes.append(modelNode)
         return nodes
+
+    #: Node attributes (segment tags for segments) naming the object a surface was loaded
+    #: from, so that its export can be a new version of it.
+    LOADED_FROM_UID = "EncapsulatedSTL.SOPInstanceUID"
+    LOADED_FROM_FILE = "EncapsulatedSTL.File"
+
+    def _origin(self, model):
+        origin = {}
+        if model.sop_instance_uid:
+            origin[self.LOADED_FROM_UID] = model.sop_instance_uid
+        if model.path is not None:
+            origin[self.LOADED_FROM_FILE] = os.fspath(model.path)
+        return origin
 
     def loadFiles(self, paths, asSegmentation=False, name=None):
         """Load Encapsulated STL files: model nodes, or one segmentation with a segment per

@@ -400,3 +400,84 @@ def test_the_modules_export_without_a_source_takes_the_patient_it_sits_under_or_
     (path,) = logic.exportNode(model, outputDirectory=str(tmp_path))
     written = pydicom.dcmread(path)
     assert written.PatientID == "P-7" and str(written.PatientName) == "Doe^Jane"
+
+
+def _exported_and_loaded(mrml, phantom_ct, folder):
+    """Two segments exported from the CT into the database, then loaded back by the DICOM
+    browser as one segmentation (one Model Group): (objects, segmentation node)."""
+    from DICOMLib import DICOMUtils
+
+    volume = load_ct(mrml, phantom_ct)
+    segmentation, _ = segment_volume(mrml, volume, segments=(("Sphere", (0.9, 0.3, 0.2)), ("Lower half", (0.2, 0.5, 0.9))))
+    folder.mkdir()
+    first = open_dialog(mrml, segmentation).export(str(folder))
+    assert first.ok, first.error
+    for path in first.files:
+        mrml.database.insert(path)
+    objects = read(first.files)
+    node_ids = DICOMUtils.loadSeriesByUID([str(objects[0].SeriesInstanceUID)])
+    loaded = next(mrml.slicer.mrmlScene.GetNodeByID(i) for i in node_ids
+                  if mrml.slicer.mrmlScene.GetNodeByID(i).IsA("vtkMRMLSegmentationNode"))
+    return {str(o.ContentDescription): o for o in objects}, loaded
+
+
+def test_segments_loaded_from_objects_are_offered_as_new_versions_of_them(mrml, phantom_ct, tmp_path):
+    from encapsulated_stl.iod.model import read_encapsulated_model
+    from dicom_checks import own_findings
+
+    earlier, loaded = _exported_and_loaded(mrml, phantom_ct, tmp_path / "first")
+    dialog = open_dialog(mrml, loaded)
+    exportable = dialog.exportables[0]
+    assert exportable.tag("Version") == "edited" and "new version" in exportable.tooltip
+    (tmp_path / "second").mkdir()
+    result = dialog.export(str(tmp_path / "second"))
+    assert result.ok, result.error
+    for path in result.files:
+        version = read_encapsulated_model(path)
+        before = earlier[version.description]  # the segment's name is the earlier description
+        assert [(p.sop_instance_uid, p.purpose) for p in version.predecessors] == [(before.SOPInstanceUID, "edited")]
+        for keyword in ("StudyInstanceUID", "FrameOfReferenceUID", "PatientID"):
+            assert version.dataset.get(keyword) == before.get(keyword)
+        assert version.series_instance_uid != before.SeriesInstanceUID
+        assert set(version.source_instance_uids) == {i.ReferencedSOPInstanceUID for i in before.SourceInstanceSequence}
+        from encapsulated_stl.iod.model import model_from_dataset
+
+        difference = np.abs(version.triangles_mm() - model_from_dataset(before).triangles_mm()).max()
+        assert difference < ROUND_TRIP_MM, difference
+    assert len({read_encapsulated_model(p).series_instance_uid for p in result.files}) == 1
+    assert own_findings(result.files[0], next(phantom_ct.iterdir())) == []
+
+
+def test_merged_loaded_segments_are_one_version_of_both_and_new_is_a_new_model(mrml, phantom_ct, tmp_path):
+    from encapsulated_stl.iod.model import read_encapsulated_model
+
+    earlier, loaded = _exported_and_loaded(mrml, phantom_ct, tmp_path / "first")
+    dialog = open_dialog(mrml, loaded)
+    dialog.edit("Segments", "merged")
+    dialog.edit("Version", "component")
+    (tmp_path / "merged").mkdir()
+    merged = dialog.export(str(tmp_path / "merged"))
+    assert merged.ok and len(merged.files) == 1, merged.error
+    version = read_encapsulated_model(merged.files[0])
+    assert sorted((p.sop_instance_uid, p.purpose) for p in version.predecessors) == sorted(
+        (o.SOPInstanceUID, "component") for o in earlier.values())
+
+    dialog = open_dialog(mrml, loaded)
+    dialog.edit("Version", "new")
+    (tmp_path / "new").mkdir()
+    new = dialog.export(str(tmp_path / "new"))
+    assert new.ok, new.error
+    assert all(not read_encapsulated_model(p).predecessors for p in new.files)
+
+
+@pytest.mark.parametrize("value, problem", [("edited", "was not loaded from an Encapsulated STL object"),
+                                            ("copy", "Version must be new, edited or component")])
+def test_a_version_of_what_was_not_loaded_or_a_bad_version_is_a_message(mrml, phantom_ct, tmp_path, value, problem):
+    volume = load_ct(mrml, phantom_ct)
+    segmentation, _ = segment_volume(mrml, volume)
+    dialog = open_dialog(mrml, segmentation)
+    assert dialog.exportables[0].tag("Version") == "new"
+    dialog.edit("Version", value)
+    result = dialog.export(str(tmp_path))
+    assert not result.ok and problem in result.error
+    assert list(tmp_path.iterdir()) == []

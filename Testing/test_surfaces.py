@@ -192,3 +192,28 @@ def test_patient_and_study_values_a_source_overrides_are_named(phantom):
         "Patient Name 'Phantom^Tilted' (not 'Other^Name')", "Patient Birth Date '' (not 'No name')",
         "Study Description '' (not 'No study description')"]
     assert study_differences(NewStudy(), header) == []
+
+
+def test_surfaces_loaded_from_objects_become_new_versions_of_them(tmp_path):
+    from encapsulated_stl.inputs.surfaces import surface_versions
+    from encapsulated_stl.iod.model import read_encapsulated_model
+    from encapsulated_stl.series.acquisition_geometry import ras_from_lps
+
+    triangles = index_triangles(6)
+    earlier = []
+    for name in ("a", "b"):
+        dataset = surface_models([Surface(name, ras_from_lps(triangles))], metadata=ModelMetadata(units="cm"),
+                                 new_study=NewStudy(patient_id="P-15", study_instance_uid="1.2.826.0.1.3680043.8.498.15",
+                                                    frame_of_reference_uid="1.2.826.0.1.3680043.8.498.16"))[0]
+        earlier.append(read_encapsulated_model(save_datasets([(dataset, tmp_path / f"{name}.dcm")])[0]))
+    edited = [Surface("a", ras_from_lps(triangles + 1.0), (0.1, 0.2, 0.3)), Surface("b", ras_from_lps(triangles))]
+    made = surface_versions(edited, [[earlier[0]], [earlier[1]]])
+    assert len({ds.SeriesInstanceUID for ds in made}) == 1 and [int(ds.InstanceNumber) for ds in made] == [1, 2]
+    for dataset, before, surface in zip(made, earlier, edited):
+        named = dataset.PredecessorDocumentsSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
+        assert named.ReferencedSOPInstanceUID == before.sop_instance_uid
+        assert dataset.MeasurementUnitsCodeSequence[0].CodeValue == "cm"  # the earlier object's units
+        np.testing.assert_allclose(stl_triangles(dataset) * 10.0, lps_from_ras(surface.triangles_ras), atol=1e-4)
+        assert dataset.FrameOfReferenceUID == "1.2.826.0.1.3680043.8.498.16"
+    with pytest.raises(EncapsulatedSTLError, match="one list of earlier objects per surface"):
+        surface_versions(edited, [[earlier[0]]])

@@ -20,8 +20,10 @@ import numpy as np
 from ..errors import EncapsulatedSTLError
 from ..iod import codes
 from ..iod.encapsulate import ModelMetadata, NewStudy, encapsulate_stl
+from ..iod.model import EncapsulatedModel
 from ..iod.values import fitted
-from ..series.acquisition_geometry import ShownVolume, patient_lps_mapping
+from ..iod.versions import new_version
+from ..series.acquisition_geometry import ShownVolume, lps_from_ras, patient_lps_mapping
 from ..series.source_series import SourceSeries
 from ..stl.format import binary_stl_bytes
 
@@ -114,4 +116,53 @@ def surface_models(
                                             notice=notice if number == 1 else None))
         except ValueError as error:
             raise EncapsulatedSTLError(f"'{surface.name}': {error}") from None
+    return datasets
+
+
+def surface_versions(
+    surfaces: Sequence[Surface],
+    earlier: Sequence[Sequence[EncapsulatedModel]],
+    purpose: str = "edited",
+    metadata: ModelMetadata | None = None,
+    *,
+    notice: Callable[[str], None] | None = None,
+) -> list:
+    """New versions of the objects surfaces were loaded from (see
+    :func:`~encapsulated_stl.iod.versions.new_version`), one series.
+
+    Parameters
+    ----------
+    surfaces:
+        The surfaces in world RAS (mm), as edited in the viewer.
+    earlier:
+        For each surface, the object(s) it is a new version of; all of one study and
+        Frame of Reference.  The viewer showed them by the RAS/LPS flip alone, so the
+        surfaces go back to LPS by the same flip.
+    metadata:
+        As for :func:`surface_models`; ``None`` fields (``units`` included) are the
+        earlier object's.  Each surface's colour and opacity are kept.
+
+    Raises
+    ------
+    EncapsulatedSTLError
+        As :func:`~encapsulated_stl.iod.encapsulate.revise_stl`, naming the surface.
+    """
+    metadata = metadata or ModelMetadata(units=None)
+    if not surfaces or len(surfaces) != len(earlier):
+        raise EncapsulatedSTLError("give one list of earlier objects per surface")
+    series_uid = metadata.series_instance_uid or hd.UID()
+    datasets = []
+    for number, (surface, before) in enumerate(zip(surfaces, earlier), start=1):
+        units = metadata.units or before[0].units or "mm"
+        fields = metadata.replace(
+            units=units, series_instance_uid=series_uid, instance_number=number,
+            color=metadata.color if metadata.color is not None else surface.color,
+            opacity=metadata.opacity if metadata.opacity is not None else surface.opacity)
+        try:
+            stl = binary_stl_bytes(lps_from_ras(surface.triangles_ras) / codes.UNIT_MILLIMETRES[codes.units_key(units)])
+            datasets.append(new_version(stl, list(before), purpose, fields, notice=notice))
+        except ValueError as error:
+            raise EncapsulatedSTLError(f"'{surface.name}': {error}") from None
+        except EncapsulatedSTLError as error:
+            raise EncapsulatedSTLError(f"'{surface.name}': {error.reason}", error.path) from None
     return datasets
