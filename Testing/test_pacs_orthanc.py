@@ -465,3 +465,39 @@ def test_send_refused_after_the_association_was_accepted(echo_for_anyone, models
     assert err == f"0 of 2 file(s) stored ({orthanc.node}); 2 not stored\n"
     assert orthanc.rest("/instances") == []
     assert 'Rejected Store request from remote DICOM modality with AET "STRANGER"' in orthanc.log_text()
+
+
+# --------------------------------------------------------------------------- versions
+
+
+@pytest.mark.parametrize("protocol", ["c-get", "wado-rs"])
+def test_info_finds_the_later_versions_a_pacs_holds(orthanc, models, capsys, tmp_path, monkeypatch, protocol):
+    import tempfile
+
+    first = models["paths"][0]
+    assert main(["-q", "extract", str(first), "-o", str(tmp_path / "edited.stl")]) == 0
+    assert main(["-q", "revise", str(first), str(tmp_path / "edited.stl"), "-o", str(tmp_path / "v2.dcm")]) == 0
+    send_files([*models["paths"], tmp_path / "v2.dcm"], DicomWebServer(orthanc.dicomweb_url, user=USER,
+                                                                      password=PASSWORD))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the study's models are retrieved to
+    if protocol == "wado-rs":
+        monkeypatch.setenv("ENCAPSULATED_STL_DICOMWEB_PASSWORD", PASSWORD)
+        peer, label = [orthanc.dicomweb_url, "--user", USER], orthanc.dicomweb_url
+    else:
+        peer, label = [orthanc.node, "--calling-aet", CALLING_AE_TITLE], orthanc.node
+    code, out, err = run(capsys, "info", first, "--in", *peer)
+    assert code == 0, err
+    earlier, later = pydicom.dcmread(first), pydicom.dcmread(tmp_path / "v2.dcm")
+    assert (f"Later versions      {later.SOPInstanceUID} (an edit of {earlier.SOPInstanceUID}, in {label}, "
+            f"series {later.SeriesInstanceUID})") in out
+    assert SECRET not in out + err and PASSWORD not in out + err
+    assert list(scratch.iterdir()) == []  # the retrieved models are removed again
+    code, out, err = run(capsys, "info", tmp_path / "v2.dcm", "--in", *peer)
+    assert code == 0 and "Later versions      none in" in out
+
+
+def test_info_with_a_pacs_that_does_not_answer_is_a_transfer_failure(models, capsys):
+    code, out, err = run(capsys, "info", models["paths"][0], "--in", f"NOBODY@127.0.0.1:{free_port()}")
+    assert code == 1 and len(err.strip().splitlines()) == 1 and err.startswith("error: ")

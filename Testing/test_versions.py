@@ -141,12 +141,13 @@ def test_info_shows_the_earlier_versions_and_with_in_the_later_ones(versions, ca
     assert f"{v2} (an edit of {v1}, in {chain / 'v2.dcm'}); {v3} (an edit of {v2}, in {chain / 'v3.dcm'})" in out
     code, out, _ = run(capsys, "info", root / "v1.dcm", "--in", chain, "--json")
     facts = json.loads(out)
-    assert [(s["sop_instance_uid"], s["version_of"], s["purpose"]) for s in facts["successors"]] == [
-        (v2, v1, "edited"), (v3, v2, "edited")]
+    assert [(s["sop_instance_uid"], s["version_of"], s["purpose"], s["location"]) for s in facts["successors"]] == [
+        (v2, v1, "edited", str(chain / "v2.dcm")), (v3, v2, "edited", str(chain / "v3.dcm"))]
     assert [s.sop_instance_uid for s in successors_in(chain, v2)] == [v3]
     assert successors_in(chain, v3) == []
     code, _, err = run(capsys, "info", root / "v1.dcm", "--in", chain / "notes.txt")
-    assert code == 2 and err.strip() == "error: --in: is not a directory to look for later versions in"
+    assert code == 2 and err.strip() == (
+        "error: --in: is neither a directory nor a PACS (AET@HOST:PORT or a DICOMweb URL)")
 
 
 def test_what_the_earlier_model_does_not_say_is_asked_for_or_said(versions, capsys, tmp_path):

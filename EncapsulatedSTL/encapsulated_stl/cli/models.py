@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from ..errors import EncapsulatedSTLError
+from ..errors import EncapsulatedSTLError, PacsError
 from ..files import check_not_input, check_output_path, write_atomically
 from ..iod import codes
 from ..iod.encapsulate import encapsulate_stl, save_dataset
 from ..iod.model import EncapsulatedModel, read_encapsulated_model
 from ..iod.versions import new_version, successors_in
+from ..pacs.peers import peer_for_destination
+from ..pacs.transfer import successors_on
+from .pacs import EXIT_TRANSFER_FAILED, PASSWORD_VARIABLE, TOKEN_VARIABLE
 from ..series.source_series import reference_series, series_numbers, series_numbers_beside
 from ..stl.format import (
     ValueCheck,
@@ -76,8 +80,12 @@ def register(subparsers) -> None:
     )
     info.add_argument("dicom", metavar="IN.dcm", help="Encapsulated STL file")
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
-    info.add_argument("--in", dest="search", metavar="DIR",
-                      help="also list the later versions of the model found under DIR")
+    info.add_argument("--in", dest="search", metavar="DIR|PACS",
+                      help="also list the later versions of the model found under DIR, or on a PACS "
+                      "(AET@HOST:PORT, or a DICOMweb URL with --user, or the token in "
+                      "ENCAPSULATED_STL_DICOMWEB_TOKEN): every model series of its study is retrieved")
+    info.add_argument("--calling-aet", metavar="AET", help="our AE title, for --in AET@HOST:PORT")
+    info.add_argument("--user", help="DICOMweb user, for --in URL (password in ENCAPSULATED_STL_DICOMWEB_PASSWORD)")
     info.set_defaults(run=run_info)
 
     revise = subparsers.add_parser(
@@ -235,6 +243,21 @@ def describe(model: EncapsulatedModel) -> dict:
     }
 
 
+def later_versions(args: argparse.Namespace, model: EncapsulatedModel) -> list:
+    """The later versions under ``--in`` DIR, or on the PACS it names."""
+    if Path(args.search).is_dir():
+        return successors_in(args.search, model.sop_instance_uid or "")
+    if "@" not in args.search and "://" not in args.search:
+        raise EncapsulatedSTLError("is neither a directory nor a PACS (AET@HOST:PORT or a DICOMweb URL)", "--in")
+    try:
+        peer = peer_for_destination(
+            args.search, calling_ae_title=args.calling_aet, token=None if args.user else os.environ.get(TOKEN_VARIABLE),
+            user=args.user, password=os.environ.get(PASSWORD_VARIABLE) if args.user else None)
+    except EncapsulatedSTLError as error:
+        raise EncapsulatedSTLError(error.reason, "--in") from None
+    return successors_on(peer, model.study_instance_uid or "", model.sop_instance_uid or "")
+
+
 #: How a later version relates to the one it names, by CID 7062 purpose.
 _RELATION = {"edited": "an edit of", "component": "built with, as a component,"}
 
@@ -243,12 +266,15 @@ def run_info(args: argparse.Namespace) -> int:
     model = read_encapsulated_model(args.dicom)
     facts = describe(model)
     if args.search is not None:
-        if not Path(args.search).is_dir():
-            raise EncapsulatedSTLError("is not a directory to look for later versions in", "--in")
+        try:
+            later = later_versions(args, model)
+        except PacsError as error:  # as find and fetch: the transfer failed, not the input
+            print(one_line(f"error: {error}"), file=sys.stderr)
+            return EXIT_TRANSFER_FAILED
         facts["successors"] = [
-            {"file": str(s.path), "sop_instance_uid": s.sop_instance_uid,
+            {"location": s.location, "sop_instance_uid": s.sop_instance_uid,
              "version_of": s.predecessor_uid, "purpose": s.purpose}
-            for s in successors_in(args.search, model.sop_instance_uid or "")
+            for s in later
         ]
     if facts["problems"] and not args.quiet:  # the model is whole; how it was stored, or some descriptions, are not
         print(one_line(f"warning: {args.dicom}: " + "; ".join(facts["problems"])), file=sys.stderr)
@@ -287,7 +313,7 @@ def run_info(args: argparse.Namespace) -> int:
     if "successors" in facts:
         rows.append(("Later versions", "; ".join(
             f"{s['sop_instance_uid']} ({_RELATION.get(s['purpose'], 'a new version of')} {s['version_of']}, "
-            f"in {s['file']})"
+            f"in {s['location']})"
             for s in facts["successors"]) or f"none in {args.search}"))
     width = max(len(label) for label, _ in rows)
     for label, value in rows:

@@ -108,9 +108,10 @@ def apart_from(earlier: Sequence[EncapsulatedModel], stl, units: str) -> list[st
 
 @dataclass
 class Successor:
-    """A later version found in a folder: its file, instance, and what it is of which."""
+    """A later version found: where (its file, or its series on a PACS), its instance,
+    and of which instance it is a version, why."""
 
-    path: Path
+    location: str
     sop_instance_uid: str
     predecessor_uid: str
     purpose: str | None
@@ -137,13 +138,15 @@ def _predecessors_of(path: str) -> tuple[str, list[tuple[str, str | None]]] | No
         return None
 
 
-def successors_in(directory: str | os.PathLike, sop_instance_uid: str) -> list[Successor]:
+def successors_in(directory: str | os.PathLike, sop_instance_uid: str, where=None) -> list[Successor]:
     """Every model under ``directory`` that is a later version of ``sop_instance_uid``,
     directly or through other versions, nearest first.
 
     Only regular files are read (at most :data:`MAX_FILES_SCANNED`), each up to
     Predecessor Documents Sequence; files that are not Encapsulated STL are passed over.
+    ``where(path)`` names a file's location (default: its path).
     """
+    where = where or str
     named_by: dict[str, list[Successor]] = {}
     scanned = 0
     for folder, _dirs, files in os.walk(directory):
@@ -157,7 +160,7 @@ def successors_in(directory: str | os.PathLike, sop_instance_uid: str) -> list[S
                 continue
             uid, predecessors = found
             for predecessor, purpose in predecessors:
-                named_by.setdefault(predecessor, []).append(Successor(Path(path), uid, predecessor, purpose))
+                named_by.setdefault(predecessor, []).append(Successor(where(Path(path)), uid, predecessor, purpose))
     chain, seen, frontier = [], {sop_instance_uid}, [sop_instance_uid]
     while frontier:  # breadth first: direct successors, then theirs
         following = []

@@ -6,7 +6,8 @@ One interface for both protocols, used by the command line and by Slicer:
   or a :class:`.peers.DicomWebServer` (a base URL for STOW-RS / QIDO-RS / WADO-RS);
 - :func:`send_files` sends files and directories and reports every file;
 - :func:`find_model_series` lists 3D model series (Modality M3D);
-- :func:`fetch_series` retrieves one series into a directory.
+- :func:`fetch_series` retrieves one series into a directory;
+- :func:`successors_on` finds the later versions of a model among its study's models.
 
 Every file's fate is a :class:`.peers.FileResult`, so a caller can show one line per file
 and a summary, and tell stored from failed.  A peer that cannot be reached or that
@@ -18,9 +19,13 @@ by its URL without user information.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
+from ..errors import PacsError
 from ..files import check_output_directory
+from ..iod.versions import Successor, successors_in
 from .peers import (
     MODEL_MODALITY,
     DicomNode,
@@ -130,3 +135,26 @@ def fetch_series(
     else:
         raise TypeError("peer must be a DicomNode or a DicomWebServer")
     return TransferReport(peer.label, results)
+
+
+def successors_on(peer: DicomNode | DicomWebServer, study_instance_uid: str, sop_instance_uid: str) -> list[Successor]:
+    """The later versions of a model that the peer holds in its study, nearest first.
+
+    No query key matches Predecessor Documents Sequence, so every model series of the
+    study is retrieved (into a temporary folder, removed afterwards) and read up to it.
+
+    Raises
+    ------
+    PacsError
+        The peer cannot be reached, refuses, or does not give every instance.
+    """
+    series = find_model_series(peer, study_instance_uid=study_instance_uid)
+    with tempfile.TemporaryDirectory(prefix="encapsulated-stl-versions-") as folder:
+        for found in series:
+            report = fetch_series(peer, found.series_instance_uid, Path(folder) / found.series_instance_uid,
+                                  study_instance_uid=study_instance_uid)
+            if not report.ok:
+                raise PacsError(f"{peer.label}: {report.summary('retrieved')} of series "
+                                f"{found.series_instance_uid}; the later versions cannot all be seen")
+        return successors_in(folder, sop_instance_uid,
+                             where=lambda path: f"{peer.label}, series {path.parent.name}")
