@@ -119,6 +119,28 @@ REFERENCE_CONFIGURATIONS = {
 }
 
 
+REVISE_CONFIGURATIONS = {
+    "an edit, defaults": (),
+    "an edit in micrometres, both sides": ("--units", "um", "--laterality", "B"),
+    "a component, every description at its limit": ("--purpose", "component", "--description", LIMIT_TEXT,
+                                                    "--series-description", LIMIT_UTF8),
+    "a component, series number at the IS maximum": ("--purpose", "component", "--series-number", str(2**31 - 1)),
+    "an edit for another use": ("--usage", "education"),
+}
+
+
+@pytest.mark.parametrize("options", REVISE_CONFIGURATIONS.values(), ids=REVISE_CONFIGURATIONS.keys())
+def test_revise_is_valid_in_every_configuration(study, capsys, tmp_path, options):
+    earlier, out = tmp_path / "earlier.dcm", tmp_path / "new.dcm"
+    code, _, err = _run(capsys, "-q", "wrap", study["stl"], "--reference", study["ct"],
+                        "--series-uid", study["series_uid"], "-o", earlier, "--usage", "planning")
+    assert code == 0, err
+    code, _, err = _run(capsys, "-q", "revise", earlier, study["stl"], "-o", out, *options)
+    assert code == 0, err
+    assert "PredecessorDocumentsSequence" in pydicom.dcmread(out)
+    assert own_findings(out, study["first"]) == []
+
+
 @pytest.mark.parametrize("options", REFERENCE_CONFIGURATIONS.values(), ids=REFERENCE_CONFIGURATIONS.keys())
 def test_wrap_with_a_source_is_valid_in_every_configuration(study, capsys, tmp_path, options):
     out = tmp_path / "model.dcm"
