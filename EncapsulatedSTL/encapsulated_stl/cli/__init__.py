@@ -22,7 +22,7 @@ from ..errors import EncapsulatedSTLError
 from ..version import __version__
 
 #: Modules of this package that add sub-commands, in the order shown in --help.
-COMMAND_MODULES = ("models", "meshing", "segmentations", "pacs")
+COMMAND_MODULES = ("models", "meshing", "segmentations", "checks", "pacs")
 
 EXIT_BAD_INPUT = 2
 #: An error this program did not expect: a bug, reported in one line all the same.
@@ -30,7 +30,7 @@ EXIT_INTERNAL_ERROR = 70
 
 #: The argument each command is about, named in an error that names no file.  Not
 #: the DICOMweb URL, which may hold a password: its errors name it themselves.
-SUBJECTS = ("stl", "dicom", "segmentation", "rtstruct", "source", "node", "paths", "output")
+SUBJECTS = ("stl", "dicom", "model", "segmentation", "rtstruct", "source", "node", "paths", "output")
 
 
 class _Parser(argparse.ArgumentParser):

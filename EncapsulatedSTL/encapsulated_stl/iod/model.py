@@ -694,3 +694,39 @@ def read_encapsulated_model(path: str | os.PathLike, *, check_values: bool = Tru
         The encapsulated STL is truncated or malformed.
     """
     return model_from_dataset(read_dataset(path), path, check_values=check_values)
+
+
+#: How the units of :func:`model_triangles_mm` were known.
+UNITS_DECLARED, UNITS_GIVEN, UNITS_ASSUMED = "declared", "given", "assumed"
+
+
+def model_triangles_mm(path: str | os.PathLike, units: str | None = None) -> tuple[np.ndarray, str, str]:
+    """The ``(n, 3, 3)`` float64 triangles in millimetres of any model file: an
+    Encapsulated STL object of any producer, or an STL file.
+
+    Returns
+    -------
+    (triangles, units, how)
+        ``how`` is :data:`UNITS_DECLARED` (the object says), :data:`UNITS_GIVEN`
+        (``units``, for an STL file or an object that declares none) or
+        :data:`UNITS_ASSUMED` (millimetres: neither says).
+
+    Raises
+    ------
+    NotEncapsulatedSTLError, StlFormatError
+        A file that is neither, or a broken one.
+    """
+    from ..stl.format import parse_stl, read_stl_file
+
+    with open_input(path, NotEncapsulatedSTLError) as stream:
+        head = stream.read(132)
+    if len(head) == 132 and head[128:132] == b"DICM":
+        model = read_encapsulated_model(path)
+        if model.units is not None:
+            return model.triangles_mm(), model.units, UNITS_DECLARED
+        chosen = units or "mm"
+        return model.triangles_mm(assume_units=chosen), chosen, UNITS_GIVEN if units else UNITS_ASSUMED
+    mesh = parse_stl(read_stl_file(path), path)
+    chosen = units or "mm"
+    scale = codes.UNIT_MILLIMETRES[codes.units_key(chosen)]
+    return mesh.triangles.astype(np.float64) * scale, chosen, UNITS_GIVEN if units else UNITS_ASSUMED

@@ -1,0 +1,100 @@
+"""``check``: would a model print?  Exit 0 when it would, 1 when not, 2 for bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..iod import codes
+from ..iod.model import model_triangles_mm
+from ..mesh.printability import Printability, check_printability
+from . import one_line
+
+EXIT_NOT_PRINTABLE = 1
+
+
+def register(subparsers) -> None:
+    check = subparsers.add_parser(
+        "check",
+        help="check that a model would print: closed, manifold, oriented, not self-intersecting",
+        description="Check an STL file or an Encapsulated STL object (any producer) for 3D "
+        "printing: boundary edges, non-manifold edges and vertices, orientation (normals out "
+        "of the material, cavities included), degenerate and duplicate triangles, "
+        "self-intersections, connected components with their volumes, enclosed volume and "
+        "bounds in mm. Exit 0 when it would print, 1 when not, 2 for a file that cannot be read.",
+    )
+    check.add_argument("model", metavar="MODEL", help="STL file or Encapsulated STL object")
+    check.add_argument("--units", choices=list(codes.UNIT_MILLIMETRES),
+                       help="units of an STL file, or of an object that declares none (default: mm)")
+    check.add_argument("--json", action="store_true", help="print JSON instead of text")
+    check.set_defaults(run=run_check)
+
+
+def facts(result: Printability, units: str, how: str, path: str) -> dict:
+    """What ``check`` reports, as plain JSON-ready values."""
+    return {
+        "file": path,
+        "units": units,
+        "units_known": how,
+        "triangles": result.triangles,
+        "points": result.points,
+        "bounds_mm": {"min": result.bounds[0], "max": result.bounds[1]},
+        "closed": result.closed,
+        "boundary_edges": result.boundary_edges,
+        "manifold": result.manifold,
+        "non_manifold_edges": result.non_manifold_edges,
+        "non_manifold_vertices": result.non_manifold_vertices,
+        "oriented": result.oriented,
+        "inconsistent_edges": result.inconsistent_edges,
+        "wrongly_oriented_components": result.wrongly_oriented_components,
+        "degenerate_triangles": result.degenerate_triangles,
+        "duplicate_triangles": result.duplicate_triangles,
+        "self_intersections": result.self_intersections,
+        "components": [{"triangles": c.triangles, "volume_mm3": c.volume,
+                        "kind": "cavity" if c.enclosed_by == 1 and c.volume < 0 else "shell"}
+                       for c in result.components],
+        "volume_mm3": result.volume,
+        "printable": result.printable,
+        "problems": result.problems,
+    }
+
+
+def run_check(args: argparse.Namespace) -> int:
+    triangles, units, how = model_triangles_mm(args.model, args.units)
+    result = check_printability(triangles)
+    report = facts(result, units, how, args.model)
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        print()
+        return 0 if result.printable else EXIT_NOT_PRINTABLE
+    low, high = report["bounds_mm"]["min"], report["bounds_mm"]["max"]
+    shells = sum(1 for c in report["components"] if c["kind"] == "shell")
+    largest = max((abs(c["volume_mm3"]) for c in report["components"]), default=0.0)
+
+    def yes(flag: bool) -> str:
+        return "yes" if flag else "no"
+
+    rows = [
+        ("File", args.model),
+        ("Triangles", f"{result.triangles:,} ({result.points:,} points)"),
+        ("Units", f"{units} ({how})"),
+        ("Bounds (mm)", "  ".join(f"{axis} {lo:.2f}..{hi:.2f}" for axis, lo, hi in zip("LPS", low, high))),
+        ("Closed", f"{yes(result.closed)} ({result.boundary_edges} boundary edges)"),
+        ("Manifold", f"{yes(result.manifold)} ({result.non_manifold_edges} non-manifold edges, "
+                     f"{result.non_manifold_vertices} non-manifold vertices)"),
+        ("Oriented", f"{yes(result.oriented)} ({result.inconsistent_edges} inconsistent edges, "
+                     f"{result.wrongly_oriented_components} components facing the wrong way)"),
+        ("Degenerate", f"{result.degenerate_triangles} triangles"),
+        ("Duplicates", f"{result.duplicate_triangles} triangles"),
+        ("Self-intersecting", f"{result.self_intersections} triangle pairs"),
+        ("Components", f"{len(result.components)}: {shells} shell(s), {len(result.components) - shells} "
+                       f"cavit{'y' if len(result.components) - shells == 1 else 'ies'}; largest "
+                       f"{largest:.1f} mm³"),
+        ("Volume", f"{result.volume:.1f} mm³"),
+        ("Printable", "yes" if result.printable else "no: " + "; ".join(result.problems)),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(one_line(f"{label:<{width}}  {value}"))
+    return 0 if result.printable else EXIT_NOT_PRINTABLE

@@ -1,0 +1,488 @@
+"""Would this mesh print?  The checks a 3D-printing lab makes before slicing a model.
+
+A printer (its slicer software) needs a closed, manifold, consistently oriented
+surface that does not cross itself: only then is "inside" defined.  From
+``(n, 3, 3)`` triangles (identical vertices merged by
+:func:`~.shared_vertices.merge_identical_vertices`: no tolerance), this module
+counts:
+
+- **boundary edges**: edges of one triangle only (a hole: the surface is not closed);
+- **non-manifold edges**: edges of three or more triangles;
+- **non-manifold vertices**: vertices where two or more fans of triangles meet at a
+  point only (a bow tie);
+- **inconsistent edges**: edges whose two triangles run the same way along them (a
+  triangle turned over: the orientation is not consistent);
+- **degenerate triangles**: a vertex used twice, or three collinear vertices (no area);
+- **duplicate triangles**: the same three vertices twice;
+- **self-intersections**: pairs of triangles sharing no vertex whose surfaces cross or
+  overlap (a grid of cells finds the candidates; each pair is tested exactly once);
+- **components**: surfaces connected through shared vertices, each with its enclosed
+  volume (positive when its normals point outwards).
+
+Edges and faces are counted with numpy; union-find and the intersection search are
+compiled with numba.  Coordinates are in the model's units (the caller scales to mm).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit, prange
+
+from .shared_vertices import merge_identical_vertices
+
+#: Cells per axis of the self-intersection grid at most (the grid's count array stays
+#: under 128 MB).
+MAX_GRID_CELLS_PER_AXIS = 256
+
+
+@dataclass
+class Component:
+    """A connected surface: its triangles, the volume it encloses (mm³ when the
+    coordinates are mm; negative when its normals point inwards, as a cavity's must),
+    and the winding number of the other components around it (0: it lies in the open,
+    so it is an outer shell; 1: it lies in material, so it bounds a cavity)."""
+
+    triangles: int
+    volume: float
+    enclosed_by: int = 0
+
+
+@dataclass
+class Printability:
+    """What :func:`check_printability` found."""
+
+    triangles: int
+    points: int
+    boundary_edges: int
+    non_manifold_edges: int
+    non_manifold_vertices: int
+    inconsistent_edges: int
+    degenerate_triangles: int
+    duplicate_triangles: int
+    self_intersections: int
+    components: list[Component] = field(default_factory=list)
+    wrongly_oriented_components: int = 0
+    bounds: tuple[list[float], list[float]] = ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
+
+    @property
+    def closed(self) -> bool:
+        return self.boundary_edges == 0
+
+    @property
+    def manifold(self) -> bool:
+        return self.non_manifold_edges == 0 and self.non_manifold_vertices == 0
+
+    @property
+    def oriented(self) -> bool:
+        """Consistently oriented, every normal pointing out of the material: outer shells
+        enclose positive volumes, cavities (components inside material) negative ones."""
+        return self.inconsistent_edges == 0 and self.wrongly_oriented_components == 0
+
+    @property
+    def volume(self) -> float:
+        """The volume of material: shells' volumes less the cavities'."""
+        return float(sum(c.volume for c in self.components))
+
+    @property
+    def problems(self) -> list[str]:
+        """One phrase per reason the mesh would not print; empty when it would."""
+        found = []
+        for count, what in ((self.boundary_edges, "boundary edge(s): the surface is not closed"),
+                            (self.non_manifold_edges, "non-manifold edge(s)"),
+                            (self.non_manifold_vertices, "non-manifold vertex(es)"),
+                            (self.inconsistent_edges, "edge(s) with inconsistently oriented triangles"),
+                            (self.degenerate_triangles, "degenerate triangle(s)"),
+                            (self.duplicate_triangles, "duplicate triangle(s)"),
+                            (self.self_intersections, "self-intersecting triangle pair(s)")):
+            if count:
+                found.append(f"{count} {what}")
+        if self.wrongly_oriented_components and not self.inconsistent_edges:
+            found.append(f"{self.wrongly_oriented_components} component(s) with normals pointing into the "
+                         "material, or inside two solids at once")
+        return found
+
+    @property
+    def printable(self) -> bool:
+        return not self.problems
+
+
+def check_printability(triangles: np.ndarray) -> Printability:
+    """Check a triangle soup (``(n, 3, 3)``, at least one triangle) for printing."""
+    triangles = np.asarray(triangles)
+    points, faces = merge_identical_vertices(triangles)
+    points = np.asarray(points, dtype=np.float64)
+    faces = np.ascontiguousarray(faces, dtype=np.int64)
+    count = len(faces)
+
+    # degenerate: a vertex twice, or no area
+    repeated = (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 0] == faces[:, 2])
+    corners = points[faces]
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    degenerate = repeated | ~np.any(normals != 0.0, axis=1)
+
+    ordered = np.sort(faces, axis=1)
+    ordered = ordered[np.lexsort((ordered[:, 2], ordered[:, 1], ordered[:, 0]))]
+    duplicates = int(np.count_nonzero(np.all(ordered[1:] == ordered[:-1], axis=1)))
+
+    # edges: directed k -> k+1 of every face; undirected key (low, high)
+    starts = faces.reshape(-1)
+    ends = faces[:, [1, 2, 0]].reshape(-1)
+    low, high = np.minimum(starts, ends), np.maximum(starts, ends)
+    keys = low * np.int64(len(points)) + high
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    first = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
+    uses = np.diff(np.append(first, len(keys)))
+    valid = ~np.repeat(repeated, 3)  # a degenerate face's collapsed edge is no edge
+    forward = np.where(starts < ends, 1, -1)
+    direction_sum = np.add.reduceat(forward[order], first)
+    boundary = int(np.count_nonzero((uses == 1) & valid[order][first]))
+    non_manifold = int(np.count_nonzero(uses > 2))
+    pairs = first[uses == 2]
+    inconsistent = int(np.count_nonzero(direction_sum[uses == 2] != 0))
+
+    # fans around each vertex: corners joined across the edges two triangles share
+    # (a corner is only ever joined to corners of its own vertex: one root corner per fan)
+    corner_roots = _corner_fans(faces, order[pairs], order[pairs + 1])
+    fan_roots = corner_roots == np.arange(len(corner_roots))
+    fans_per_vertex = np.bincount(starts[fan_roots], minlength=len(points))
+    non_manifold_vertices = int(np.count_nonzero(fans_per_vertex > 1))
+
+    # components through shared vertices, and their enclosed volumes
+    labels = _components(faces, len(points))
+    _, component_of_face = np.unique(labels[faces[:, 0]], return_inverse=True)
+    signed = np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2])) / 6.0
+    volumes = np.bincount(component_of_face, weights=signed)
+    sizes = np.bincount(component_of_face)
+    grid = _Grid(points, faces, degenerate)
+    crossings = grid.crossings()
+    enclosing = grid.winding_numbers(component_of_face, len(volumes))
+    inward = (volumes > 0) != (enclosing == 0)  # a shell in the open, or a cavity in material
+    misplaced = (enclosing != 0) & (enclosing != 1)  # inside two solids at once, or impossible
+    components = sorted((Component(int(n), float(v), int(w)) for n, v, w in zip(sizes, volumes, enclosing)),
+                        key=lambda c: -abs(c.volume))
+    return Printability(
+        triangles=count, points=len(points), boundary_edges=boundary, non_manifold_edges=non_manifold,
+        non_manifold_vertices=non_manifold_vertices, inconsistent_edges=inconsistent,
+        degenerate_triangles=int(np.count_nonzero(degenerate)), duplicate_triangles=int(duplicates),
+        self_intersections=int(crossings), components=components,
+        wrongly_oriented_components=int(np.count_nonzero(inward | misplaced)),
+        bounds=(points.min(axis=0).tolist(), points.max(axis=0).tolist()),
+    )
+
+
+# -- union-find ------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _find(parent, item):
+    root = item
+    while parent[root] != root:
+        root = parent[root]
+    while parent[item] != root:  # path compression
+        parent[item], item = root, parent[item]
+    return root
+
+
+@njit(cache=True)
+def _union(parent, a, b):
+    ra, rb = _find(parent, a), _find(parent, b)
+    if ra != rb:
+        if ra < rb:
+            parent[rb] = ra
+        else:
+            parent[ra] = rb
+
+
+@njit(cache=True)
+def _corner_fans(faces, first_edges, second_edges):
+    """Root corner of every face corner, corners joined across shared manifold edges."""
+    parent = np.arange(faces.shape[0] * 3)
+    for index in range(first_edges.shape[0]):
+        e1, e2 = first_edges[index], second_edges[index]
+        f1, k1, f2, k2 = e1 // 3, e1 % 3, e2 // 3, e2 % 3
+        start1, end1 = 3 * f1 + k1, 3 * f1 + (k1 + 1) % 3
+        start2, end2 = 3 * f2 + k2, 3 * f2 + (k2 + 1) % 3
+        if faces[f1, k1] == faces[f2, k2]:
+            _union(parent, start1, start2)
+            _union(parent, end1, end2)
+        else:
+            _union(parent, start1, end2)
+            _union(parent, end1, start2)
+    roots = np.empty(parent.shape[0], dtype=np.int64)
+    for corner in range(parent.shape[0]):
+        roots[corner] = _find(parent, corner)
+    return roots
+
+
+@njit(cache=True)
+def _components(faces, point_count):
+    parent = np.arange(point_count)
+    for face in range(faces.shape[0]):
+        _union(parent, faces[face, 0], faces[face, 1])
+        _union(parent, faces[face, 0], faces[face, 2])
+    roots = np.empty(point_count, dtype=np.int64)
+    for point in range(point_count):
+        roots[point] = _find(parent, point)
+    return roots
+
+
+# -- self-intersections -------------------------------------------------------------
+
+
+class _Grid:
+    """The non-degenerate triangles binned in a grid of cells, for the searches that
+    need neighbours: crossings between triangles, and rays for winding numbers."""
+
+    def __init__(self, points: np.ndarray, faces: np.ndarray, degenerate: np.ndarray):
+        self.usable = np.flatnonzero(~degenerate)
+        self.faces = np.ascontiguousarray(faces[self.usable])
+        self.corners = np.ascontiguousarray(points[self.faces])
+        if len(self.usable) == 0:
+            return
+        self.low, self.high = self.corners.min(axis=1), self.corners.max(axis=1)
+        self.origin = self.low.min(axis=0)
+        extent = self.high.max(axis=0) - self.origin
+        edge = float(np.median(np.linalg.norm(self.corners[:, 1] - self.corners[:, 0], axis=1)))
+        self.size = max(2.0 * edge, float(extent.max()) / MAX_GRID_CELLS_PER_AXIS, 1e-9)
+        self.shape = np.maximum(np.ceil(extent / self.size).astype(np.int64), 1)
+        first_cell = np.minimum(((self.low - self.origin) / self.size).astype(np.int64), self.shape - 1)
+        last_cell = np.minimum(((self.high - self.origin) / self.size).astype(np.int64), self.shape - 1)
+        self.starts, self.members = _bin_faces(first_cell, last_cell, self.shape)
+
+    def crossings(self) -> int:
+        """Pairs of triangles sharing no vertex that cross or overlap, each counted once."""
+        if len(self.usable) < 2:
+            return 0
+        return int(_count_crossings(self.corners, self.faces, self.low, self.high, self.origin, self.size,
+                                    self.shape, self.starts, self.members))
+
+    def winding_numbers(self, component_of_face: np.ndarray, count: int) -> np.ndarray:
+        """For each component, the winding number of the others at a point of it (a ray
+        to +x from the centre of one of its triangles, counting crossings by the sign
+        of their normal; another triangle is tried where a ray grazes an edge)."""
+        if len(self.usable) == 0:
+            return np.zeros(count, dtype=np.int64)
+        component = np.ascontiguousarray(component_of_face[self.usable])
+        order = np.argsort(component, kind="stable")
+        first = np.searchsorted(component[order], np.arange(count + 1))
+        return _winding_numbers(self.corners, component, order, first, self.origin, self.size, self.shape,
+                                self.starts, self.members)
+
+
+@njit(cache=True)
+def _bin_faces(first_cell, last_cell, shape):
+    """Cells as CSR: ``members[starts[c]:starts[c + 1]]`` are the faces whose box meets cell c."""
+    cells = shape[0] * shape[1] * shape[2]
+    counts = np.zeros(cells + 1, dtype=np.int64)
+    for face in range(first_cell.shape[0]):
+        for x in range(first_cell[face, 0], last_cell[face, 0] + 1):
+            for y in range(first_cell[face, 1], last_cell[face, 1] + 1):
+                for z in range(first_cell[face, 2], last_cell[face, 2] + 1):
+                    counts[(x * shape[1] + y) * shape[2] + z + 1] += 1
+    starts = np.cumsum(counts)
+    filled = starts[:-1].copy()
+    members = np.empty(starts[-1], dtype=np.int64)
+    for face in range(first_cell.shape[0]):
+        for x in range(first_cell[face, 0], last_cell[face, 0] + 1):
+            for y in range(first_cell[face, 1], last_cell[face, 1] + 1):
+                for z in range(first_cell[face, 2], last_cell[face, 2] + 1):
+                    cell = (x * shape[1] + y) * shape[2] + z
+                    members[filled[cell]] = face
+                    filled[cell] += 1
+    return starts, members
+
+
+@njit(cache=True, parallel=True)
+def _count_crossings(corners, faces, low, high, origin, size, shape, starts, members):
+    cells = starts.shape[0] - 1
+    found = np.zeros(cells, dtype=np.int64)
+    for cell in prange(cells):
+        for a in range(starts[cell], starts[cell + 1]):
+            i = members[a]
+            for b in range(a + 1, starts[cell + 1]):
+                j = members[b]
+                if (faces[i, 0] == faces[j, 0] or faces[i, 0] == faces[j, 1] or faces[i, 0] == faces[j, 2]
+                        or faces[i, 1] == faces[j, 0] or faces[i, 1] == faces[j, 1] or faces[i, 1] == faces[j, 2]
+                        or faces[i, 2] == faces[j, 0] or faces[i, 2] == faces[j, 1] or faces[i, 2] == faces[j, 2]):
+                    continue
+                overlap = True
+                owner = np.empty(3, dtype=np.int64)
+                for axis in range(3):
+                    lo = max(low[i, axis], low[j, axis])
+                    if lo > min(high[i, axis], high[j, axis]):
+                        overlap = False
+                        break
+                    owner[axis] = min(int((lo - origin[axis]) / size), shape[axis] - 1)
+                if not overlap:
+                    continue
+                if (owner[0] * shape[1] + owner[1]) * shape[2] + owner[2] != cell:
+                    continue  # tested in the cell where both boxes begin to overlap
+                if _triangles_cross(corners[i], corners[j]):
+                    found[cell] += 1
+    return found.sum()
+
+
+@njit(cache=True, inline="always")
+def _cross(a, b):
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+
+
+@njit(cache=True)
+def _signed_distances(normal, point, triangle, tolerance):
+    d = np.empty(3)
+    for k in range(3):
+        value = (normal[0] * (triangle[k, 0] - point[0]) + normal[1] * (triangle[k, 1] - point[1])
+                 + normal[2] * (triangle[k, 2] - point[2]))
+        d[k] = 0.0 if abs(value) <= tolerance else value
+    return d
+
+
+@njit(cache=True)
+def _interval(triangle, distances, axis):
+    """The segment where a triangle meets the other's plane, projected on ``axis``."""
+    values = np.empty(2)
+    found = 0
+    for k in range(3):
+        if distances[k] == 0.0 and found < 2:
+            values[found] = triangle[k, axis]
+            found += 1
+    for k in range(3):
+        m = (k + 1) % 3
+        if distances[k] * distances[m] < 0.0 and found < 2:
+            t = distances[k] / (distances[k] - distances[m])
+            values[found] = triangle[k, axis] + t * (triangle[m, axis] - triangle[k, axis])
+            found += 1
+    if found == 1:
+        values[1] = values[0]
+    return min(values[0], values[1]), max(values[0], values[1])
+
+
+@njit(cache=True)
+def _triangles_cross(p, q):
+    """Do two triangles (3 x 3) cross or overlap?  Möller's interval test; coplanar
+    triangles by their edges and corners in the plane."""
+    scale = 0.0
+    for k in range(3):
+        for axis in range(3):
+            scale = max(scale, abs(p[k, axis]), abs(q[k, axis]))
+    np_ = _cross(p[1] - p[0], p[2] - p[0])
+    nq = _cross(q[1] - q[0], q[2] - q[0])
+    length_p = math.sqrt(np_[0] ** 2 + np_[1] ** 2 + np_[2] ** 2)
+    length_q = math.sqrt(nq[0] ** 2 + nq[1] ** 2 + nq[2] ** 2)
+    if length_p == 0.0 or length_q == 0.0:
+        return False
+    tolerance = 1e-12 * max(scale, 1.0)
+    dq = _signed_distances(np_ / length_p, p[0], q, tolerance)
+    if (dq[0] > 0 and dq[1] > 0 and dq[2] > 0) or (dq[0] < 0 and dq[1] < 0 and dq[2] < 0):
+        return False
+    dp = _signed_distances(nq / length_q, q[0], p, tolerance)
+    if (dp[0] > 0 and dp[1] > 0 and dp[2] > 0) or (dp[0] < 0 and dp[1] < 0 and dp[2] < 0):
+        return False
+    if dq[0] == 0.0 and dq[1] == 0.0 and dq[2] == 0.0:
+        return _coplanar_cross(p, q, np_)
+    line = _cross(np_, nq)
+    axis = 0
+    for k in range(1, 3):
+        if abs(line[k]) > abs(line[axis]):
+            axis = k
+    p_low, p_high = _interval(p, dp, axis)
+    q_low, q_high = _interval(q, dq, axis)
+    overlap = min(p_high, q_high) - max(p_low, q_low)
+    return overlap > tolerance
+
+
+@njit(cache=True)
+def _segments_cross(a, b, c, d):
+    """Do 2D segments ab and cd cross (properly, not just touch)?"""
+    d1 = (d[0] - c[0]) * (a[1] - c[1]) - (d[1] - c[1]) * (a[0] - c[0])
+    d2 = (d[0] - c[0]) * (b[1] - c[1]) - (d[1] - c[1]) * (b[0] - c[0])
+    d3 = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+    d4 = (b[0] - a[0]) * (d[1] - a[1]) - (b[1] - a[1]) * (d[0] - a[0])
+    return d1 * d2 < 0.0 and d3 * d4 < 0.0
+
+
+@njit(cache=True)
+def _inside(point, triangle):
+    """Is a 2D point strictly inside a 2D triangle?"""
+    signs = np.empty(3)
+    for k in range(3):
+        m = (k + 1) % 3
+        signs[k] = ((triangle[m, 0] - triangle[k, 0]) * (point[1] - triangle[k, 1])
+                    - (triangle[m, 1] - triangle[k, 1]) * (point[0] - triangle[k, 0]))
+    return (signs[0] > 0 and signs[1] > 0 and signs[2] > 0) or (signs[0] < 0 and signs[1] < 0 and signs[2] < 0)
+
+
+@njit(cache=True)
+def _coplanar_cross(p, q, normal):
+    drop = 0
+    for k in range(1, 3):
+        if abs(normal[k]) > abs(normal[drop]):
+            drop = k
+    keep0, keep1 = (1, 2) if drop == 0 else ((0, 2) if drop == 1 else (0, 1))
+    p2 = np.empty((3, 2))
+    q2 = np.empty((3, 2))
+    for k in range(3):
+        p2[k, 0], p2[k, 1] = p[k, keep0], p[k, keep1]
+        q2[k, 0], q2[k, 1] = q[k, keep0], q[k, keep1]
+    for k in range(3):
+        for m in range(3):
+            if _segments_cross(p2[k], p2[(k + 1) % 3], q2[m], q2[(m + 1) % 3]):
+                return True
+    for k in range(3):
+        if _inside(p2[k], q2) or _inside(q2[k], p2):
+            return True
+    return False
+
+
+@njit(cache=True, parallel=True)
+def _winding_numbers(corners, component, order, first, origin, size, shape, starts, members):
+    count = first.shape[0] - 1
+    result = np.zeros(count, dtype=np.int64)
+    for c in prange(count):
+        for attempt in range(first[c], min(first[c + 1], first[c] + 16)):
+            face = order[attempt]
+            py = (corners[face, 0, 1] + corners[face, 1, 1] + corners[face, 2, 1]) / 3.0
+            pz = (corners[face, 0, 2] + corners[face, 1, 2] + corners[face, 2, 2]) / 3.0
+            px = (corners[face, 0, 0] + corners[face, 1, 0] + corners[face, 2, 0]) / 3.0
+            winding, grazed = _ray_winding(corners, component, c, px, py, pz, origin, size, shape, starts, members)
+            if not grazed:
+                result[c] = winding
+                break
+    return result
+
+
+@njit(cache=True)
+def _ray_winding(corners, component, own, px, py, pz, origin, size, shape, starts, members):
+    """Signed crossings of the ray from (px, py, pz) to +x with other components' triangles."""
+    y = min(max(int((py - origin[1]) / size), 0), shape[1] - 1)
+    z = min(max(int((pz - origin[2]) / size), 0), shape[2] - 1)
+    x0 = min(max(int((px - origin[0]) / size), 0), shape[0] - 1)
+    winding = 0
+    for x in range(x0, shape[0]):
+        cell = (x * shape[1] + y) * shape[2] + z
+        for m in range(starts[cell], starts[cell + 1]):
+            face = members[m]
+            if component[face] == own:
+                continue
+            e = np.empty(3)
+            for k in range(3):
+                a, b = corners[face, k], corners[face, (k + 1) % 3]
+                e[k] = (b[1] - a[1]) * (pz - a[2]) - (b[2] - a[2]) * (py - a[1])
+            if e[0] == 0.0 or e[1] == 0.0 or e[2] == 0.0:
+                inside_or_on = (e[0] >= 0 and e[1] >= 0 and e[2] >= 0) or (e[0] <= 0 and e[1] <= 0 and e[2] <= 0)
+                if inside_or_on:
+                    return 0, True  # on an edge or a vertex: try another point
+                continue
+            if not ((e[0] > 0 and e[1] > 0 and e[2] > 0) or (e[0] < 0 and e[1] < 0 and e[2] < 0)):
+                continue
+            total = e[0] + e[1] + e[2]
+            # e[k] weighs the vertex opposite edge k, which is vertex k + 2
+            hit = (e[0] * corners[face, 2, 0] + e[1] * corners[face, 0, 0] + e[2] * corners[face, 1, 0]) / total
+            if hit <= px or min(max(int((hit - origin[0]) / size), 0), shape[0] - 1) != x:
+                continue  # behind the start, or counted in the cell where it is hit
+            winding += 1 if total > 0 else -1
+    return winding, False

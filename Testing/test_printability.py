@@ -1,0 +1,111 @@
+"""``check`` (issue 15, point 3): would a model print?  Each defect made by hand on a cube
+of known volume, counted exactly; exit 0 printable, 1 not, 2 for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from encapsulated_stl.cli import main
+from encapsulated_stl.mesh.printability import check_printability
+from stl_samples import binary_stl_by_hand, cube_triangles
+
+CUBE = cube_triangles(10.0).astype(np.float64)  # 1000 mm³, outward normals
+INNER = cube_triangles(4.0, origin=(3.0, 3.0, 3.0)).astype(np.float64)  # 64 mm³
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_closed_cube_prints():
+    result = check_printability(CUBE)
+    assert result.printable and result.problems == []
+    assert (result.triangles, result.points) == (12, 8)
+    assert result.volume == pytest.approx(1000.0, abs=1e-9)
+    assert result.bounds == ([0.0, 0.0, 0.0], [10.0, 10.0, 10.0])
+
+
+CASES = {
+    # name: (triangles, the one problem expected, its count attribute, count)
+    "a hole": (CUBE[:-1], "boundary edge", "boundary_edges", 3),
+    "two cubes touching at a corner": (np.concatenate([CUBE, CUBE + 10.0]), "non-manifold vertex",
+                                       "non_manifold_vertices", 1),
+    "a triangle turned over": (np.concatenate([CUBE[:1, ::-1], CUBE[1:]]), "inconsistently oriented",
+                               "inconsistent_edges", 3),
+    "every normal inwards": (CUBE[:, ::-1], "normals pointing into the material", "wrongly_oriented_components", 1),
+    "a cavity facing outwards": (np.concatenate([CUBE, INNER]), "normals pointing into the material",
+                                 "wrongly_oriented_components", 1),
+    "two cubes overlapping": (np.concatenate([CUBE, CUBE + 5.0]), "self-intersecting", "self_intersections", None),
+    "a zero-area triangle": (np.concatenate([CUBE, [[[20, 0, 0], [21, 0, 0], [22, 0, 0]]]]), "degenerate",
+                             "degenerate_triangles", 1),
+    "a triangle twice": (np.concatenate([CUBE, CUBE[:1]]), "duplicate", "duplicate_triangles", 1),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_defect_is_found_and_named(case):
+    triangles, phrase, attribute, count = CASES[case]
+    result = check_printability(triangles)
+    assert not result.printable
+    assert any(phrase in problem for problem in result.problems), result.problems
+    if count is not None:
+        assert getattr(result, attribute) == count
+    else:
+        assert getattr(result, attribute) > 0
+
+
+def test_cavities_and_islands_in_them_are_printable_material():
+    hollow = np.concatenate([CUBE, INNER[:, ::-1]])  # a cavity: its normals point into it
+    result = check_printability(hollow)
+    assert result.printable, result.problems
+    assert result.volume == pytest.approx(1000.0 - 64.0, abs=1e-9)
+    assert sorted(c.enclosed_by for c in result.components) == [0, 1]
+    island = cube_triangles(1.0, origin=(4.5, 4.5, 4.5)).astype(np.float64)  # a solid inside the cavity
+    result = check_printability(np.concatenate([hollow, island]))
+    assert result.printable and result.volume == pytest.approx(1000.0 - 64.0 + 1.0, abs=1e-9)
+
+
+def test_triangles_that_only_touch_or_share_an_edge_do_not_cross_and_coplanar_overlaps_do():
+    apart = np.concatenate([CUBE, CUBE + np.array([10.0, 0.0, 0.0])])  # two cubes sharing a face
+    assert check_printability(apart).self_intersections == 0
+    flat = np.array([[[0, 0, 0], [4, 0, 0], [0, 4, 0]], [[1, 1, 0], [5, 1, 0], [1, 5, 0]]], dtype=np.float64)
+    assert check_printability(flat).self_intersections == 1
+    crossing = np.array([[[0, 0, 0], [4, 0, 0], [0, 4, 0]], [[1, 1, -1], [1, 1, 1], [3, 3, 0]]], dtype=np.float64)
+    assert check_printability(crossing).self_intersections == 1
+    above = crossing + np.array([0.0, 0.0, 0.0])
+    above[1] += np.array([0.0, 0.0, 2.0])  # the same triangle lifted clear of the plane
+    assert check_printability(above).self_intersections == 0
+
+
+def test_the_command_reports_in_mm_and_exits_by_the_verdict(capsys, tmp_path):
+    good, bad = tmp_path / "cube.stl", tmp_path / "open.stl"
+    good.write_bytes(binary_stl_by_hand(cube_triangles(1.0)))
+    bad.write_bytes(binary_stl_by_hand(CUBE[:-1]))
+    code, out, _ = run(capsys, "check", good, "--units", "cm", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["printable"] and report["units"] == "cm" and report["units_known"] == "given"
+    assert report["volume_mm3"] == pytest.approx(1000.0, rel=1e-6)
+    assert report["bounds_mm"] == {"min": [0.0, 0.0, 0.0], "max": [10.0, 10.0, 10.0]}
+    code, out, _ = run(capsys, "check", bad)
+    assert code == 1 and "Printable          no: 3 boundary edge(s): the surface is not closed" in out
+    assert "mm (assumed)" in out
+
+    dicom = tmp_path / "cube.dcm"
+    assert main(["-q", "wrap", str(good), "--units", "cm", "--patient-id", "P-15", "-o", str(dicom)]) == 0
+    code, out, _ = run(capsys, "check", dicom, "--json")
+    report = json.loads(out)
+    assert code == 0 and (report["units"], report["units_known"]) == ("cm", "declared")
+    assert report["volume_mm3"] == pytest.approx(1000.0, rel=1e-6)
+
+
+@pytest.mark.parametrize("content", [b"", b"solid x\nfacet normal\n", b"\0" * 84 + b"\1"])
+def test_bad_input_is_exit_2_in_one_line(capsys, tmp_path, content):
+    path = tmp_path / "broken.stl"
+    path.write_bytes(content)
+    code, out, err = run(capsys, "check", path)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and err.startswith(f"error: {path}")
