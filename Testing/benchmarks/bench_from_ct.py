@@ -84,7 +84,9 @@ def parts(folder: Path, runs: int) -> dict:
         best["flying_edges"] = min(best["flying_edges"], time.perf_counter() - start)
     mesh = contour.GetOutput()
     points, faces = surface._triangles(mesh)
-    faces = surface._merge_vertices_on_voxels(points, faces)
+    faces, on_voxels = surface._merge_vertices_on_voxels(points, faces)
+    if on_voxels is not None:
+        points, faces = surface._printable_at_voxels(points, faces, on_voxels)
     points = series.geometry.lps_from_index(points)
     for _ in range(runs):
         start = time.perf_counter()

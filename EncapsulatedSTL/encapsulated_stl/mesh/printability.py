@@ -130,12 +130,7 @@ def check_printability(triangles: np.ndarray) -> Printability:
     # edges: directed k -> k+1 of every face; undirected key (low, high)
     starts = faces.reshape(-1)
     ends = faces[:, [1, 2, 0]].reshape(-1)
-    low, high = np.minimum(starts, ends), np.maximum(starts, ends)
-    keys = low * np.int64(len(points)) + high
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    first = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
-    uses = np.diff(np.append(first, len(keys)))
+    order, first, uses = edge_pairs(faces, len(points))
     valid = ~np.repeat(repeated, 3)  # a degenerate face's collapsed edge is no edge
     forward = np.where(starts < ends, 1, -1)
     direction_sum = np.add.reduceat(forward[order], first)
@@ -152,7 +147,7 @@ def check_printability(triangles: np.ndarray) -> Printability:
     non_manifold_vertices = int(np.count_nonzero(fans_per_vertex > 1))
 
     # components through shared vertices, and their enclosed volumes
-    labels = _components(faces, len(points))
+    labels = component_labels(faces, len(points))
     _, component_of_face = np.unique(labels[faces[:, 0]], return_inverse=True)
     signed = np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2])) / 6.0
     volumes = np.bincount(component_of_face, weights=signed)
@@ -172,6 +167,111 @@ def check_printability(triangles: np.ndarray) -> Printability:
         wrongly_oriented_components=int(np.count_nonzero(inward | misplaced)),
         bounds=(points.min(axis=0).tolist(), points.max(axis=0).tolist()),
     )
+
+
+def edge_pairs(faces: np.ndarray, point_count: int):
+    """The undirected edges of a mesh: for the directed edges ``3 * face + k`` (from
+    corner k to k + 1), their order sorted by edge, where each edge's run starts, and
+    how many directed edges it has."""
+    starts = faces.reshape(-1)
+    ends = faces[:, [1, 2, 0]].reshape(-1)
+    keys = np.minimum(starts, ends) * np.int64(point_count) + np.maximum(starts, ends)
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    first = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
+    uses = np.diff(np.append(first, len(keys)))
+    return order, first, uses
+
+
+def fan_roots(faces: np.ndarray, point_count: int) -> np.ndarray:
+    """For every face corner ``3 * face + k``, the first corner of its fan: the corners
+    of one vertex joined across the edges exactly two triangles share.  A vertex whose
+    corners have more than one root is where sheets of the surface meet at a point
+    (or along an edge of three or more triangles)."""
+    order, first, uses = edge_pairs(faces, point_count)
+    pairs = first[uses == 2]
+    return _corner_fans(faces, order[pairs], order[pairs + 1])
+
+
+def crossing_faces(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Which faces cross another face they share no vertex with (a boolean per face)."""
+    corners = points[faces]
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    degenerate = ~np.any(normals != 0.0, axis=1)
+    grid = _Grid(np.asarray(points, dtype=np.float64), np.ascontiguousarray(faces, dtype=np.int64), degenerate)
+    found = np.zeros(len(faces), dtype=bool)
+    found[grid.usable] = grid.crossing_pairs()[1]
+    return found
+
+
+def drop_folded_pairs(faces: np.ndarray) -> np.ndarray:
+    """The faces without pairs that are one triangle twice, facing opposite ways: a fin of
+    no volume (an edge collapse on a voxel can leave one), which no printer can make."""
+    faces = np.ascontiguousarray(faces, dtype=np.int64)
+    ordered = np.sort(faces, axis=1)
+    order = np.lexsort((ordered[:, 2], ordered[:, 1], ordered[:, 0]))
+    same = np.all(ordered[order][1:] == ordered[order][:-1], axis=1)
+    if not same.any():
+        return faces
+    drop = np.zeros(len(faces), dtype=bool)
+    for position in np.flatnonzero(same):
+        a, b = order[position], order[position + 1]
+        if drop[a] or drop[b]:
+            continue
+        # opposite orientation: b is a reversed rotation of a
+        reversed_a = faces[a, ::-1]
+        if any(np.array_equal(np.roll(reversed_a, shift), faces[b]) for shift in range(3)):
+            drop[a] = drop[b] = True
+    return faces[~drop]
+
+
+def separate_sheets(points: np.ndarray, faces: np.ndarray, offset: float = 1e-3,
+                    only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The mesh with every vertex where sheets meet (several fans) split into one vertex
+    per fan, each moved towards its own fan by ``offset`` of the distance to the fan's
+    other corners: what was a pinch point, or an edge of four triangles, becomes two
+    surfaces a hair apart, each closed and manifold.  Other vertices are untouched.
+
+    An iso-surface passing exactly through a voxel (the voxel's value equals the
+    level) touches itself there; this is how it is made printable.  ``only`` (a mask
+    over the points) limits the splitting to those points; ``faces`` may then be just
+    the faces around them, which hold every fan of those points.
+    """
+    faces = np.ascontiguousarray(faces, dtype=np.int64)
+    roots = fan_roots(faces, len(points))
+    corners = faces.reshape(-1)
+    is_root = roots == np.arange(len(roots))
+    fans = np.bincount(corners[is_root], minlength=len(points))
+    if only is not None:
+        fans[~only] = 1
+    if not np.any(fans > 1):
+        return points, faces
+    # each fan beyond a vertex's first gets a new point
+    root_corners = np.flatnonzero(is_root)
+    vertex = corners[root_corners]
+    order = np.argsort(vertex, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    boundaries = np.concatenate(([0], np.flatnonzero(np.diff(vertex[order])) + 1))
+    rank[order] = np.arange(len(order)) - np.repeat(boundaries, np.diff(np.append(boundaries, len(order))))
+    extra = (rank > 0) & (fans[vertex] > 1)
+    new_index = np.full(len(roots), -1, dtype=np.int64)
+    new_index[root_corners[extra]] = len(points) + np.arange(np.count_nonzero(extra))
+    moved = new_index[roots]
+    new_corners = np.where(moved >= 0, moved, corners)
+    new_points = np.concatenate([points, points[corners[root_corners[extra]]]])
+    new_faces = new_corners.reshape(-1, 3)
+    # every copy of a split vertex, the first one included, steps into its own fan
+    split = fans[corners] > 1
+    neighbour_sum = np.zeros_like(new_points)
+    neighbour_count = np.zeros(len(new_points))
+    for k in (1, 2):
+        others = new_faces[:, [(0 + k) % 3, (1 + k) % 3, (2 + k) % 3]].reshape(-1)
+        np.add.at(neighbour_sum, new_corners[split], new_points[others[split]])
+        np.add.at(neighbour_count, new_corners[split], 1.0)
+    targets = np.unique(new_corners[split])
+    centre = neighbour_sum[targets] / neighbour_count[targets, None]
+    new_points[targets] += offset * (centre - new_points[targets])
+    return new_points, new_faces
 
 
 # -- union-find ------------------------------------------------------------------
@@ -219,7 +319,8 @@ def _corner_fans(faces, first_edges, second_edges):
 
 
 @njit(cache=True)
-def _components(faces, point_count):
+def component_labels(faces, point_count):
+    """For every point, the smallest point of the surface connected to it."""
     parent = np.arange(point_count)
     for face in range(faces.shape[0]):
         _union(parent, faces[face, 0], faces[face, 1])
@@ -255,10 +356,16 @@ class _Grid:
 
     def crossings(self) -> int:
         """Pairs of triangles sharing no vertex that cross or overlap, each counted once."""
+        return self.crossing_pairs()[0]
+
+    def crossing_pairs(self) -> tuple[int, np.ndarray]:
+        """(how many pairs cross, which of the usable triangles are in one)."""
+        flags = np.zeros(len(self.usable), dtype=np.bool_)
         if len(self.usable) < 2:
-            return 0
-        return int(_count_crossings(self.corners, self.faces, self.low, self.high, self.origin, self.size,
-                                    self.shape, self.starts, self.members))
+            return 0, flags
+        count = _count_crossings(self.corners, self.faces, self.low, self.high, self.origin, self.size,
+                                 self.shape, self.starts, self.members, flags)
+        return int(count), flags
 
     def winding_numbers(self, component_of_face: np.ndarray, count: int) -> np.ndarray:
         """For each component, the winding number of the others at a point of it (a ray
@@ -297,7 +404,7 @@ def _bin_faces(first_cell, last_cell, shape):
 
 
 @njit(cache=True, parallel=True)
-def _count_crossings(corners, faces, low, high, origin, size, shape, starts, members):
+def _count_crossings(corners, faces, low, high, origin, size, shape, starts, members, flags):
     cells = starts.shape[0] - 1
     found = np.zeros(cells, dtype=np.int64)
     for cell in prange(cells):
@@ -323,6 +430,8 @@ def _count_crossings(corners, faces, low, high, origin, size, shape, starts, mem
                     continue  # tested in the cell where both boxes begin to overlap
                 if _triangles_cross(corners[i], corners[j]):
                     found[cell] += 1
+                    flags[i] = True  # only ever set: concurrent writes agree
+                    flags[j] = True
     return found.sum()
 
 

@@ -28,6 +28,7 @@ from vtkmodules.vtkFiltersCore import vtkFlyingEdges3D, vtkQuadricDecimation
 
 from ..errors import EncapsulatedSTLError
 from ..progress import observe_vtk, task
+from .printability import drop_folded_pairs, separate_sheets
 from .smoothing import windowed_sinc
 
 #: Default smoothing factor (0..1, Slicer's scale).  Light: grey-value iso-surfaces
@@ -311,7 +312,23 @@ def _renumber_faces(faces, representative):
     return out[:kept]
 
 
-def _merge_vertices_on_voxels(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
+def _printable_at_voxels(points: np.ndarray, faces: np.ndarray, on_voxels: np.ndarray):
+    """Where points were merged on voxels at the level, the surface may fold onto itself
+    (a fin of two opposite triangles) or meet itself at the voxel (two sheets through
+    one point or one edge): the fins go, the sheets are drawn a hair apart
+    (:func:`~.printability.separate_sheets`).  Only those points and their neighbours
+    (the other end of an edge where sheets meet) are looked at, with every face around
+    them: nothing else can have changed."""
+    only = np.zeros(len(points), dtype=bool)
+    only[on_voxels] = True
+    only[faces[only[faces].any(axis=1)].reshape(-1)] = True
+    around = only[faces].any(axis=1)
+    local = drop_folded_pairs(faces[around])
+    points, local = separate_sheets(np.asarray(points, dtype=np.float64), local, only=only)
+    return points, np.concatenate([faces[~around], local])
+
+
+def _merge_vertices_on_voxels(points: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Faces with coincident vertices merged and the resulting degenerate faces dropped.
 
     A voxel whose value equals the level exactly (common: integer HU and an integer
@@ -320,20 +337,23 @@ def _merge_vertices_on_voxels(points: np.ndarray, faces: np.ndarray) -> np.ndarr
     between them.  Such points have integer index coordinates; only those are
     compared.  Merging them is an edge collapse: the surface stays closed and
     consistently oriented.  Points that lose their last face stay in ``points``.
+
+    Returns the faces, and the points that others were merged into (None when none were).
     """
     on_voxel = np.flatnonzero(_on_voxel(points))
     if on_voxel.size < 2:
-        return faces
+        return faces, None
     # integer index coordinates (border at -1) as one int64 key per point
     grid = points[on_voxel].astype(np.int64) + 1
     extent = grid.max(axis=0) + 1
     keys = (grid[:, 2] * extent[1] + grid[:, 1]) * extent[0] + grid[:, 0]
     unique_keys, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     if unique_keys.size == on_voxel.size:
-        return faces
+        return faces, None
     representative = np.arange(points.shape[0])
     representative[on_voxel] = on_voxel[first[inverse.reshape(-1)]]
-    return _renumber_faces(np.ascontiguousarray(faces, dtype=np.int64), representative)
+    merged_into = np.unique(representative[on_voxel])
+    return _renumber_faces(np.ascontiguousarray(faces, dtype=np.int64), representative), merged_into
 
 
 def _polydata(points: np.ndarray, faces: np.ndarray) -> vtkPolyData:
@@ -493,7 +513,9 @@ def extract_surface_mesh(
         return np.zeros((0, 3), dtype=np.float64), np.zeros((0, 3), dtype=np.int64)
 
     index_points, faces = _triangles(mesh)
-    faces = _merge_vertices_on_voxels(index_points, faces)
+    faces, on_voxels = _merge_vertices_on_voxels(index_points, faces)
+    if on_voxels is not None:
+        index_points, faces = _printable_at_voxels(index_points, faces, on_voxels)
     with np.errstate(all="ignore"):  # a corrupt geometry's NaN is refused just below
         lps_points = geometry.lps_from_index(index_points)
     del mesh, index_points
