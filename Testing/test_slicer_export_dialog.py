@@ -481,3 +481,19 @@ def test_a_version_of_what_was_not_loaded_or_a_bad_version_is_a_message(mrml, ph
     result = dialog.export(str(tmp_path))
     assert not result.ok and problem in result.error
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_surface_that_would_not_print_is_told_after_the_export(mrml, tmp_path):
+    cup = vtk.vtkSphereSource()  # a sphere open at the bottom: a cup, no inside to print
+    cup.SetRadius(10.0)
+    cup.SetEndPhi(150.0)
+    cup.Update()
+    model = mrml.slicer.mrmlScene.AddNewNodeByClass("vtkMRMLModelNode", "Cup")
+    model.SetAndObservePolyData(cup.GetOutput())
+    dialog = open_dialog(mrml, model)
+    dialog.edit("PatientID", "P-15")
+    result = dialog.export(str(tmp_path))
+    assert result.ok, result.error  # written all the same: the user decides
+    told = [s for s in mrml.user.shown if s.title == "Encapsulated STL export"]
+    assert len(told) == 1 and "'Cup' would not print as it is" in told[0].text
+    assert "boundary edge(s): the surface is not closed" in told[0].text

@@ -75,7 +75,8 @@ def surface_models(
         The surfaces were made by this software (a segmentation's conversion), so
         Derivation Algorithm Sequence is written; ``False`` for a mesh made elsewhere.
     notice:
-        Told, once, what was left out rather than invented.
+        Told, once, what was left out rather than invented, and for each surface that
+        would not print as written, why (:mod:`~encapsulated_stl.mesh.printability`).
     explain:
         Told the geometry check's sentence.
 
@@ -116,7 +117,21 @@ def surface_models(
                                             notice=notice if number == 1 else None))
         except ValueError as error:
             raise EncapsulatedSTLError(f"'{surface.name}': {error}") from None
+        _tell_if_unprintable(surface.name, stl, notice)
     return datasets
+
+
+def _tell_if_unprintable(name: str, stl: bytes, notice: Callable[[str], None] | None) -> None:
+    """Tell ``notice`` when the surface as written (float32 STL) would not print."""
+    if notice is None:
+        return
+    from ..mesh.printability import check_printability
+    from ..stl.format import parse_binary_stl
+
+    problems = check_printability(parse_binary_stl(stl, check_values=False).triangles).problems
+    if problems:
+        notice(f"'{name}' would not print as it is: {'; '.join(problems)} "
+               "(encapsulated-stl check tells more; the object was written all the same)")
 
 
 def surface_versions(
@@ -165,4 +180,5 @@ def surface_versions(
             raise EncapsulatedSTLError(f"'{surface.name}': {error}") from None
         except EncapsulatedSTLError as error:
             raise EncapsulatedSTLError(f"'{surface.name}': {error.reason}", error.path) from None
+        _tell_if_unprintable(surface.name, stl, notice)
     return datasets
