@@ -122,21 +122,25 @@ def test_sheets_meeting_at_a_point_are_drawn_apart_and_then_print():
     result = check_printability(split_points[split_faces].astype(np.float32))
     assert result.printable, result.problems
     moved = np.linalg.norm(split_points[: len(points)] - points, axis=1)
-    assert np.count_nonzero(moved) == 1 and moved.max() < 1e-3 * 10.0 * np.sqrt(3)  # the corner, a hair
-    assert np.linalg.norm(split_points[-1] - points[np.argmax(moved)]) < 1e-3 * 10.0 * np.sqrt(3)
-    assert result.volume == pytest.approx(2000.0, abs=1.5)  # 150 mm² of triangles at each corner, moved < 0.02 mm
+    hair = 1e-2 * 10.0 * np.sqrt(3)  # a hundredth of the way to the fan's other corners
+    assert np.count_nonzero(moved) == 1 and moved.max() < hair
+    assert np.linalg.norm(split_points[-1] - points[np.argmax(moved)]) < hair
+    assert result.volume == pytest.approx(2000.0, abs=150.0 * hair)  # 150 mm² of triangles at each corner
 
 
-def test_from_ct_at_a_threshold_some_voxels_equal_prints(capsys, tmp_path):
-    """The real GE series at 300 HU: 823 voxels are exactly 300, where flying edges puts
+@pytest.mark.parametrize("series", ["GE_tilt18_uneven", "Philips_bone_1mm_untilted"])
+def test_from_ct_at_a_threshold_some_voxels_equal_prints(capsys, tmp_path, series):
+    """The real series at 300 HU.  GE: 823 voxels are exactly 300, where flying edges puts
     several points on one voxel; merged, they made 5 non-manifold edges, 13 non-manifold
-    vertices and a fin of two triangles before the sheets were drawn apart."""
+    vertices and a fin of two triangles before the sheets were drawn apart.  Philips bone:
+    points a hair from a voxel coincided once rounded to float32 (4 non-manifold edges, 6
+    vertices, 4 degenerate triangles) before they were put on it."""
     from conftest import real_series
 
     out = tmp_path / "bone.dcm"
-    assert main(["-q", "from-ct", str(real_series("GE_tilt18_uneven")), "--threshold", "300",
+    assert main(["-q", "from-ct", str(real_series(series)), "--threshold", "300",
                  "--smoothing", "0", "-o", str(out)]) == 0
     code, stdout, _ = run(capsys, "check", out, "--json")
     report = json.loads(stdout)
     assert code == 0 and report["printable"], report["problems"]
-    assert report["triangles"] > 1_000_000 and report["non_manifold_vertices"] == 0
+    assert report["triangles"] > 1_000_000 and report["non_manifold_vertices"] == 0 == report["degenerate_triangles"]

@@ -225,7 +225,7 @@ def drop_folded_pairs(faces: np.ndarray) -> np.ndarray:
     return faces[~drop]
 
 
-def separate_sheets(points: np.ndarray, faces: np.ndarray, offset: float = 1e-3,
+def separate_sheets(points: np.ndarray, faces: np.ndarray, offset: float = 1e-2,
                     only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The mesh with every vertex where sheets meet (several fans) split into one vertex
     per fan, each moved towards its own fan by ``offset`` of the distance to the fan's

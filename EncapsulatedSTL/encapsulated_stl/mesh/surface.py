@@ -285,13 +285,32 @@ def _triangles(polydata: vtkPolyData) -> tuple[np.ndarray, np.ndarray]:
     return points, faces
 
 
+#: Points of flying edges this close to a voxel (in voxels) are put on it: two points on
+#: different edges of one voxel, each nearer than this, would be closer to each other than
+#: the float32 STL can tell apart (a 1e-4 voxel step is under its resolution at 800 mm).
+ON_VOXEL_TOLERANCE = 1e-3
+
+
 @njit(cache=True, parallel=True)
-def _on_voxel(points):
-    """Which points have integer coordinates, i.e. sit exactly on a voxel."""
+def _on_voxel(points, tolerance):
+    """Which points sit on a voxel, within ``tolerance`` of integer coordinates; those
+    are moved onto it (``points`` is changed)."""
     found = np.zeros(points.shape[0], np.bool_)
     for p in prange(points.shape[0]):
         x, y, z = points[p, 0], points[p, 1], points[p, 2]
-        found[p] = x == np.floor(x) and y == np.floor(y) and z == np.floor(z)
+        rx, ry, rz = np.floor(x + 0.5), np.floor(y + 0.5), np.floor(z + 0.5)
+        if abs(x - rx) <= tolerance and abs(y - ry) <= tolerance and abs(z - rz) <= tolerance:
+            found[p] = True
+            points[p, 0], points[p, 1], points[p, 2] = rx, ry, rz
+    return found
+
+
+@njit(cache=True, parallel=True)
+def _touching(faces, marked):
+    """Which faces have a marked point."""
+    found = np.zeros(faces.shape[0], np.bool_)
+    for f in prange(faces.shape[0]):
+        found[f] = marked[faces[f, 0]] or marked[faces[f, 1]] or marked[faces[f, 2]]
     return found
 
 
@@ -321,8 +340,8 @@ def _printable_at_voxels(points: np.ndarray, faces: np.ndarray, on_voxels: np.nd
     them: nothing else can have changed."""
     only = np.zeros(len(points), dtype=bool)
     only[on_voxels] = True
-    only[faces[only[faces].any(axis=1)].reshape(-1)] = True
-    around = only[faces].any(axis=1)
+    only[faces[_touching(faces, only)].reshape(-1)] = True
+    around = _touching(faces, only)
     local = drop_folded_pairs(faces[around])
     points, local = separate_sheets(np.asarray(points, dtype=np.float64), local, only=only)
     return points, np.concatenate([faces[~around], local])
@@ -340,11 +359,11 @@ def _merge_vertices_on_voxels(points: np.ndarray, faces: np.ndarray) -> tuple[np
 
     Returns the faces, and the points that others were merged into (None when none were).
     """
-    on_voxel = np.flatnonzero(_on_voxel(points))
+    on_voxel = np.flatnonzero(_on_voxel(points, ON_VOXEL_TOLERANCE))
     if on_voxel.size < 2:
         return faces, None
     # integer index coordinates (border at -1) as one int64 key per point
-    grid = points[on_voxel].astype(np.int64) + 1
+    grid = np.rint(points[on_voxel]).astype(np.int64) + 1
     extent = grid.max(axis=0) + 1
     keys = (grid[:, 2] * extent[1] + grid[:, 1]) * extent[0] + grid[:, 0]
     unique_keys, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
