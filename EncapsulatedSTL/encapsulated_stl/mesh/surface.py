@@ -353,7 +353,8 @@ def _merge_vertices_on_voxels(points: np.ndarray, faces: np.ndarray) -> tuple[np
     A voxel whose value equals the level exactly (common: integer HU and an integer
     threshold) puts the crossing of every edge at that voxel on the voxel itself, so
     flying edges emits several points at one position and zero-area triangles
-    between them.  Such points have integer index coordinates; only those are
+    between them.  Such points have integer index coordinates (points within
+    :data:`ON_VOXEL_TOLERANCE` of a voxel are put on it first); only those are
     compared.  Merging them is an edge collapse: the surface stays closed and
     consistently oriented.  Points that lose their last face stay in ``points``.
 
