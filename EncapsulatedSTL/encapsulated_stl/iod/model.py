@@ -207,16 +207,7 @@ class EncapsulatedModel:
     @property
     def predecessors(self) -> list[PredecessorReference]:
         """The earlier models named in Predecessor Documents Sequence (0040,A360), in order."""
-        found = []
-        for study in _items(self.dataset, "PredecessorDocumentsSequence")[0]:
-            for series in _items(study, "ReferencedSeriesSequence")[0]:
-                for item in _items(series, "ReferencedSOPSequence")[0]:
-                    uid = _text(item, "ReferencedSOPInstanceUID")
-                    if uid:
-                        found.append(PredecessorReference(
-                            uid, _text(item, "ReferencedSOPClassUID"), _text(series, "SeriesInstanceUID"),
-                            _text(study, "StudyInstanceUID"), predecessor_purpose_key(item)))
-        return found
+        return predecessor_references(self.dataset)
 
     @property
     def source_instance_uids(self) -> list[str]:
@@ -346,6 +337,21 @@ def _code(dataset: Dataset, keyword: str) -> tuple[tuple[str, str, str] | None, 
     item = items[0]
     return (_text(item, "CodeValue") or "", _text(item, "CodingSchemeDesignator") or "",
             _text(item, "CodeMeaning") or ""), None
+
+
+def predecessor_references(dataset: Dataset) -> list[PredecessorReference]:
+    """The instances any dataset names in Predecessor Documents Sequence (0040,A360),
+    in order; unreadable items are passed over."""
+    found = []
+    for study in _items(dataset, "PredecessorDocumentsSequence")[0]:
+        for series in _items(study, "ReferencedSeriesSequence")[0]:
+            for item in _items(series, "ReferencedSOPSequence")[0]:
+                uid = _text(item, "ReferencedSOPInstanceUID")
+                if uid:
+                    found.append(PredecessorReference(
+                        uid, _text(item, "ReferencedSOPClassUID"), _text(series, "SeriesInstanceUID"),
+                        _text(study, "StudyInstanceUID"), predecessor_purpose_key(item)))
+    return found
 
 
 def predecessor_purpose_key(item: Dataset) -> str | None:

@@ -14,6 +14,7 @@ from pydicom.valuerep import DA, DT, TM
 
 from ..stl.format import parse_binary_stl
 from . import codes
+from .model import predecessor_references
 from .document import (
     _STREAMED_VALUES,
     ENCAPSULATED_DOCUMENT_TAG,
@@ -56,19 +57,12 @@ def _header_copy(dataset: Dataset) -> Dataset:
     return header
 
 
-def _predecessor_uids(dataset: Dataset) -> set[str]:
-    return {str(item.get("ReferencedSOPInstanceUID", ""))
-            for study in dataset.get("PredecessorDocumentsSequence") or []
-            for series in study.get("ReferencedSeriesSequence") or []
-            for item in series.get("ReferencedSOPSequence") or []}
-
-
 def _referenced_by(*objects: Dataset) -> list[Dataset]:
     """The source instances objects list in Common Instance Reference (their own earlier
     versions left out), as headers with the four identifying UIDs, once each, to
     reference them again."""
     found: dict[str, Dataset] = {}
-    earlier_versions = set().union(*(_predecessor_uids(dataset) for dataset in objects))
+    earlier_versions = {p.sop_instance_uid for dataset in objects for p in predecessor_references(dataset)}
 
     def add(study_uid, series_items):
         for series in series_items or []:

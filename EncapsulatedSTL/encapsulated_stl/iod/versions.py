@@ -24,7 +24,7 @@ from ..stl.format import parse_binary_stl
 from . import codes
 from .document import ENCAPSULATED_STL_SOP_CLASS_UID
 from .encapsulate import ModelMetadata, NewStudy, revise_stl
-from .model import EncapsulatedModel, predecessor_purpose_key
+from .model import EncapsulatedModel, predecessor_references
 from .sop import EncapsulatedSTL
 
 #: Regular files read at most when looking for successors in a folder tree.
@@ -126,13 +126,7 @@ def _predecessors_of(path: str) -> tuple[str, list[tuple[str, str | None]]] | No
                                    defer_size=4096)  # a large value before it is never loaded
             if str(dataset.get("SOPClassUID", "")) != ENCAPSULATED_STL_SOP_CLASS_UID:
                 return None
-            named = []
-            for study in dataset.get("PredecessorDocumentsSequence") or []:
-                for series in study.get("ReferencedSeriesSequence") or []:
-                    for item in series.get("ReferencedSOPSequence") or []:
-                        uid = str(item.get("ReferencedSOPInstanceUID", "") or "").strip()
-                        if uid:
-                            named.append((uid, predecessor_purpose_key(item)))
+            named = [(p.sop_instance_uid, p.purpose) for p in predecessor_references(dataset)]
             return str(dataset.get("SOPInstanceUID", "")).strip(), named
     except Exception:  # not DICOM, damaged, unreadable, a special file: it names nothing
         return None

@@ -128,22 +128,19 @@ def check_printability(triangles: np.ndarray) -> Printability:
     duplicates = int(np.count_nonzero(np.all(ordered[1:] == ordered[:-1], axis=1)))
 
     # edges: directed k -> k+1 of every face; undirected key (low, high)
-    starts = faces.reshape(-1)
-    ends = faces[:, [1, 2, 0]].reshape(-1)
-    order, first, uses = edge_pairs(faces, len(points))
+    edges = edge_pairs(faces, len(points))
+    order, first, uses, way = edges
     valid = ~np.repeat(repeated, 3)  # a degenerate face's collapsed edge is no edge
-    forward = np.where(starts < ends, 1, -1)
-    direction_sum = np.add.reduceat(forward[order], first)
+    direction_sum = np.add.reduceat(way[order], first)
     boundary = int(np.count_nonzero((uses == 1) & valid[order][first]))
     non_manifold = int(np.count_nonzero(uses > 2))
-    pairs = first[uses == 2]
     inconsistent = int(np.count_nonzero(direction_sum[uses == 2] != 0))
 
-    # fans around each vertex: corners joined across the edges two triangles share
-    # (a corner is only ever joined to corners of its own vertex: one root corner per fan)
-    corner_roots = _corner_fans(faces, order[pairs], order[pairs + 1])
-    fan_roots = corner_roots == np.arange(len(corner_roots))
-    fans_per_vertex = np.bincount(starts[fan_roots], minlength=len(points))
+    # fans around each vertex (a corner is only ever joined to corners of its own
+    # vertex: one root corner per fan)
+    corner_roots = fan_roots(faces, len(points), edges)
+    is_root = corner_roots == np.arange(len(corner_roots))
+    fans_per_vertex = np.bincount(faces.reshape(-1)[is_root], minlength=len(points))
     non_manifold_vertices = int(np.count_nonzero(fans_per_vertex > 1))
 
     # components through shared vertices, and their enclosed volumes
@@ -170,9 +167,9 @@ def check_printability(triangles: np.ndarray) -> Printability:
 
 
 def edge_pairs(faces: np.ndarray, point_count: int):
-    """The undirected edges of a mesh: for the directed edges ``3 * face + k`` (from
-    corner k to k + 1), their order sorted by edge, where each edge's run starts, and
-    how many directed edges it has."""
+    """The undirected edges of a mesh, from its directed edges ``3 * face + k`` (corner k
+    to corner k + 1): their order sorted by edge, where each edge's run starts, how many
+    directed edges it has, and each directed edge's way (+1 from the lower point number)."""
     starts = faces.reshape(-1)
     ends = faces[:, [1, 2, 0]].reshape(-1)
     keys = np.minimum(starts, ends) * np.int64(point_count) + np.maximum(starts, ends)
@@ -180,15 +177,16 @@ def edge_pairs(faces: np.ndarray, point_count: int):
     sorted_keys = keys[order]
     first = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
     uses = np.diff(np.append(first, len(keys)))
-    return order, first, uses
+    return order, first, uses, np.where(starts < ends, 1, -1)
 
 
-def fan_roots(faces: np.ndarray, point_count: int) -> np.ndarray:
+def fan_roots(faces: np.ndarray, point_count: int, edges=None) -> np.ndarray:
     """For every face corner ``3 * face + k``, the first corner of its fan: the corners
     of one vertex joined across the edges exactly two triangles share.  A vertex whose
     corners have more than one root is where sheets of the surface meet at a point
-    (or along an edge of three or more triangles)."""
-    order, first, uses = edge_pairs(faces, point_count)
+    (or along an edge of three or more triangles).  ``edges``: :func:`edge_pairs`'s, if
+    already made."""
+    order, first, uses, _way = edges if edges is not None else edge_pairs(faces, point_count)
     pairs = first[uses == 2]
     return _corner_fans(faces, order[pairs], order[pairs + 1])
 
