@@ -16,7 +16,6 @@ from ..iod.model import EncapsulatedModel, read_encapsulated_model
 from ..iod.versions import new_version, successors_in
 from ..pacs.peers import peer_for_destination
 from ..pacs.transfer import successors_on
-from .pacs import EXIT_TRANSFER_FAILED, PASSWORD_VARIABLE, TOKEN_VARIABLE
 from ..series.source_series import reference_series, series_numbers, series_numbers_beside
 from ..stl.format import (
     ValueCheck,
@@ -35,6 +34,7 @@ from .options import (
     metadata_from_args,
     new_study_from_args,
 )
+from .pacs import EXIT_TRANSFER_FAILED, PASSWORD_VARIABLE, TOKEN_VARIABLE
 
 
 def register(subparsers) -> None:

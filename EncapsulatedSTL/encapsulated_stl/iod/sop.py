@@ -14,7 +14,6 @@ from pydicom.valuerep import DA, DT, TM
 
 from ..stl.format import parse_binary_stl
 from . import codes
-from .model import predecessor_references
 from .document import (
     _STREAMED_VALUES,
     ENCAPSULATED_DOCUMENT_TAG,
@@ -22,6 +21,7 @@ from .document import (
     encapsulated_stl_bytes,
     set_streamed_document,
 )
+from .model import predecessor_references
 
 MIME_TYPE = "model/stl"
 MODALITY = "M3D"

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from pydicom.filereader import read_partial
