@@ -373,7 +373,7 @@ def _check_copyable(dataset: Dataset, path=None) -> None:
                 expected = pydicom.datadict.dictionary_VR(tag)
                 if element.VR not in expected.split(" or "):  # copied into an element of the right VR
                     return f"{name} (VR {element.VR} where the standard has {expected})"
-                if pydicom.datadict.dictionary_VM(tag) == "1" and element.VM > 1:
+                if element.VR != "SQ" and pydicom.datadict.dictionary_VM(tag) == "1" and element.VM > 1:
                     return f"{name} ({element.VM} values where the standard has 1)"
             for number, item in enumerate(items_of_sequence, start=1):
                 found = first_damaged(item, f"{name} item {number} > ")
