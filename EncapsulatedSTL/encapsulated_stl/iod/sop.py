@@ -22,7 +22,7 @@ from .document import (
     encapsulated_stl_bytes,
     set_streamed_document,
 )
-from .model import predecessor_references
+from .model import common_instance_references, predecessor_references
 
 MIME_TYPE = "model/stl"
 MODALITY = "M3D"
@@ -89,22 +89,14 @@ def _referenced_by(*objects: Dataset) -> list[Dataset]:
     reference them again."""
     found: dict[str, Dataset] = {}
     earlier_versions = {p.sop_instance_uid for dataset in objects for p in predecessor_references(dataset)}
-
-    def add(study_uid, series_items):
-        for series in series_items or []:
-            for item in series.get("ReferencedInstanceSequence") or []:
-                uids = (study_uid, series.get("SeriesInstanceUID"), item.get("ReferencedSOPClassUID"),
-                        item.get("ReferencedSOPInstanceUID"))
-                if all(uids) and str(uids[3]) not in earlier_versions:  # nor an incomplete one
-                    header = Dataset()
-                    (header.StudyInstanceUID, header.SeriesInstanceUID, header.SOPClassUID,
-                     header.SOPInstanceUID) = (str(uid) for uid in uids)
-                    found.setdefault(header.SOPInstanceUID, header)
-
     for dataset in objects:
-        add(dataset.get("StudyInstanceUID"), dataset.get("ReferencedSeriesSequence"))
-        for study in dataset.get("StudiesContainingOtherReferencedInstancesSequence") or []:
-            add(study.get("StudyInstanceUID"), study.get("ReferencedSeriesSequence"))
+        for study_uid, series_uid, instances in common_instance_references(dataset):
+            for sop_class_uid, uid in instances:
+                if study_uid and series_uid and sop_class_uid and uid not in earlier_versions:
+                    header = Dataset()  # nor an incompletely identified one
+                    header.StudyInstanceUID, header.SeriesInstanceUID = study_uid, series_uid
+                    header.SOPClassUID, header.SOPInstanceUID = sop_class_uid, uid
+                    found.setdefault(uid, header)
     return list(found.values())
 
 
