@@ -30,7 +30,8 @@ MODALITY = "M3D"
 _TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
 
 
-#: The largest icon PS3.3 C.7.6.1.1.6 allows, rows and columns.
+#: The largest icon written, rows and columns: readers that show icons must show 64 x 64
+#: and may ignore larger ones (PS3.3 F.7); 128 x 128 is the size of the XA profile's icons.
 LARGEST_ICON = 128
 
 
@@ -212,8 +213,8 @@ class EncapsulatedSTL(hd.SOPClass):
             not copied, and ``notice`` is told: nothing is invented.
         icon: numpy.ndarray | None
             A ``(rows, columns)`` uint8 picture of the model, at most 128 x 128
-            (:func:`.icon_pixels` renders one), stored as Icon Image Sequence
-            (0088,0200) in MONOCHROME2 (PS3.3 C.7.6.1.1.6).
+            (:func:`.mesh.render.icon_pixels` renders one), stored as Icon Image
+            Sequence (0088,0200) in MONOCHROME2 (PS3.3 C.7.6.1.1.6 and F.7).
         check_values: bool
             ``False`` skips the NaN/Inf scan of the STL (its size and count are
             still checked) for a caller that runs the scan alongside writing,

@@ -38,8 +38,8 @@ from ..errors import EncapsulatedSTLError
 #: Colour of a model that names none: bone white (the colour of Slicer's bone).
 MODEL_COLOR = (0.945, 0.839, 0.569)
 BACKGROUND = (0.0, 0.0, 0.0)
-#: The icon's size: the Icon Image Key Definition asks readers that show icons to
-#: show at least 64 x 64 (PS3.3 F.7); PS3.3 C.7.6.1.1.6 recommends it.
+#: The icon's size: the Icon Image Key Definition makes readers that show icons show
+#: 64 x 64, and lets them ignore larger ones (PS3.3 F.7, applied by C.7.6.1.1.6).
 ICON_SIZE = 64
 #: Each icon pixel is the mean of this many rendered pixels on a side (smooth edges).
 ICON_SUPERSAMPLING = 4
