@@ -297,9 +297,9 @@ def _draw(window, layers, size, low, high, view, scale, labels) -> np.ndarray:
     if scale is not None or labels:
         importlib.import_module("vtkmodules.vtkRenderingFreeType")  # VTK's text renderer, registered
     if scale is not None:
-        renderer.AddActor2D(_scale_bar(lookup, scale, size))
+        renderer.AddViewProp(_scale_bar(lookup, scale, size))
     for row, label in enumerate(labels):
-        renderer.AddActor2D(_label(label, row, size))
+        renderer.AddViewProp(_label(label, row, size))
     window.Render()
     grab = vtkWindowToImageFilter()
     grab.SetInput(window)
