@@ -102,6 +102,10 @@ class SurfaceComparison:
         without alignment): ``x_planned = transform @ [x_actual, 1]``.
     iterations:
         ICP iterations of the refinement (0 without alignment).
+    converged:
+        The refinement settled (no sample moved more than 1e-6 mm in its last
+        iteration) within its 200 iterations; False for a shape that a rotation leaves
+        unchanged (a sphere, a cylinder about its axis), where any such turn fits.
     actual_points, actual_faces, actual_vertex_distances:
         ACTUAL as moved by ``transform``: its distinct vertices ``(p, 3)``, its
         triangles as indices ``(n, 3)``, and each vertex's distance to PLANNED (mm),
@@ -116,6 +120,7 @@ class SurfaceComparison:
     align: str
     transform: np.ndarray
     iterations: int
+    converged: bool
     actual_points: np.ndarray
     actual_faces: np.ndarray
     actual_vertex_distances: np.ndarray
@@ -183,9 +188,9 @@ def compare_surfaces(planned: np.ndarray, actual: np.ndarray, align: str = "none
     actual_samples = _Samples(actual, names[1])
     planned_surface = _Surface(planned)
 
-    transform, iterations = np.eye(4), 0
+    transform, iterations, converged = np.eye(4), 0, True
     if align == "rigid":
-        transform, iterations = _rigid_alignment(actual_samples, planned_samples, planned_surface)
+        transform, iterations, converged = _rigid_alignment(actual_samples, planned_samples, planned_surface)
         actual = _transformed(actual, transform)
         actual_samples = _Samples(actual, names[1])
 
@@ -207,6 +212,7 @@ def compare_surfaces(planned: np.ndarray, actual: np.ndarray, align: str = "none
         align=align,
         transform=transform,
         iterations=iterations,
+        converged=converged,
         actual_points=actual_samples.vertex_points,
         actual_faces=actual_samples.faces,
         actual_vertex_distances=to_planned[:vertices],
@@ -444,8 +450,9 @@ def _nearest_of_candidates(points, candidates, triangles, d2, which, near):
         near[i, 0], near[i, 1], near[i, 2] = bx, by, bz
 
 
-def _rigid_alignment(moving: _Samples, fixed: _Samples, surface: _Surface) -> tuple[np.ndarray, int]:
-    """The 4 x 4 rigid transform taking ``moving`` onto ``surface``, and the ICP iterations."""
+def _rigid_alignment(moving: _Samples, fixed: _Samples, surface: _Surface) -> tuple[np.ndarray, int, bool]:
+    """The 4 x 4 rigid transform taking ``moving`` onto ``surface``, the ICP iterations,
+    and whether they settled."""
     rng = np.random.default_rng(0)
     chosen = np.unique(rng.choice(len(moving.points), size=ALIGNMENT_SAMPLES, p=moving.weights / moving.weights.sum()))
     points = moving.points[chosen]
@@ -479,8 +486,8 @@ def _rigid_alignment(moving: _Samples, fixed: _Samples, surface: _Surface) -> tu
         transform = step @ transform
         change = np.abs(_transformed(moved, step) - moved).max()
         if change <= CONVERGED_MM:
-            return transform, iteration
-    return transform, MAX_ITERATIONS
+            return transform, iteration, True
+    return transform, MAX_ITERATIONS, False
 
 
 def _homogeneous(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
