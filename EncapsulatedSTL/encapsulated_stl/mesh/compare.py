@@ -22,16 +22,13 @@ pooled, each carrying half the weight whatever the two areas, so a surface missi
 from either mesh shows; its maximum is the larger of the two (the Hausdorff
 distance, over the samples).
 
-**Closest points, exactly.**  Every triangle is covered by anchor points such that
-each point of the triangle lies within ``rho`` of one of its anchors (its centroid
-for an ordinary triangle; the centroids of an m x m barycentric subdivision for a
-long one).  A k-d tree over the anchors gives each query point its k nearest ones;
-the exact closest point on their triangles gives a distance ``d``.  A triangle none
-of whose anchors was among the k lies at least ``r_k - rho`` away (``r_k``: the
-k-th anchor's distance), so ``d <= r_k - rho`` proves ``d`` is the minimum; points
-where it does not hold are asked again with eight times as many anchors, until it
-does or every anchor was seen.  The point-triangle distance (Ericson's regions) is
-compiled with numba.
+**Closest points, exactly.**  The triangles are ordered along a Morton (Z-order)
+curve of their centroids and grouped four to a leaf of a complete binary tree of
+axis-aligned boxes.  A query walks the tree depth first, the nearer child first,
+and skips every box no nearer than the best triangle found so far; what it skips
+cannot hold a nearer point, so the result is the minimum over all triangles, for
+points near the surface and far from it alike.  The point-triangle distance
+(Ericson's regions) and the walk are compiled with numba, one point per thread.
 
 **Rigid alignment** (``align="rigid"``) moves ACTUAL onto PLANNED (an optical scan of
 a print is in the scanner's coordinates, not the patient's), rotation and
@@ -51,7 +48,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
-from scipy.spatial import cKDTree
 
 from ..errors import EncapsulatedSTLError
 from .shared_vertices import merge_identical_vertices
@@ -64,10 +60,8 @@ ALIGNMENT_SAMPLES = 20_000
 COARSE_SAMPLES = 2_000
 COARSE_ITERATIONS = 10
 MAX_ITERATIONS = 200
-#: The first number of anchors asked for per point, multiplied by 8 where that does not prove the minimum.
-FIRST_NEIGHBOURS = 8
-#: Entries of the (points, neighbours) arrays asked of the k-d tree at once (64 MB).
-QUERY_BLOCK = 1 << 22
+#: Triangles per leaf of the bounding-volume hierarchy.
+LEAF_TRIANGLES = 4
 
 
 @dataclass(frozen=True)
@@ -284,88 +278,128 @@ def _transformed(points: np.ndarray, transform: np.ndarray) -> np.ndarray:
 
 
 class _Surface:
-    """A mesh ready for exact closest-point queries (see the module's notes)."""
+    """A mesh ready for exact closest-point queries: a bounding-volume hierarchy (see
+    the module's notes)."""
 
     def __init__(self, triangles: np.ndarray):
-        self.triangles = triangles
-        centroids = triangles.mean(axis=1)
-        reach = np.sqrt(((triangles - centroids[:, None, :]) ** 2).sum(axis=2)).max(axis=1)
-        areas = 0.5 * np.linalg.norm(
-            np.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]), axis=1)
-        # an ordinary triangle is one anchor; long ones are split, in all to at most
-        # about four anchors per triangle
-        rho = max(float(np.median(reach)), math.sqrt(float(areas.mean())), 1e-9)
-        while True:
-            splits = np.maximum(np.ceil(reach / rho), 1.0)
-            if (splits * splits).sum() <= 4 * len(triangles) + 1000:
-                break
-            rho *= 1.5
-        splits = splits.astype(np.int64)
-        offsets = np.concatenate([[0], np.cumsum(splits * splits)])
-        anchors = np.empty((offsets[-1], 3))
-        owner = np.empty(offsets[-1] + 1, dtype=np.int64)
-        _anchors(triangles, splits, offsets, anchors, owner)
-        owner[-1] = -1  # the k-d tree's index for "no more anchors"
-        self.rho = rho
-        self.owner = owner
-        self.anchors = len(anchors)
-        self.tree = cKDTree(anchors, balanced_tree=False, compact_nodes=False)
+        low, high = triangles.min(axis=(0, 1)), triangles.max(axis=(0, 1))
+        codes = np.empty(len(triangles), dtype=np.uint64)
+        _morton_codes(triangles, low, np.maximum(high - low, 1e-300), codes)
+        self.order = np.argsort(codes, kind="stable")
+        del codes
+        self.triangles = np.ascontiguousarray(triangles[self.order])
+        leaves = -(-len(triangles) // LEAF_TRIANGLES)
+        self.depth = int(math.ceil(math.log2(leaves))) if leaves > 1 else 0
+        self.boxes = np.empty((2 << self.depth, 6))
+        _build_boxes(self.triangles, self.depth, self.boxes)
 
     def closest(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(distances in mm, triangle numbers, closest points) of ``points`` on the surface."""
         points = np.ascontiguousarray(points, dtype=np.float64)
-        count = len(points)
-        distances = np.empty(count)
-        triangles = np.empty(count, dtype=np.int64)
-        closest = np.empty((count, 3))
-        pending = np.arange(count)
-        k = min(FIRST_NEIGHBOURS, self.anchors)
-        while len(pending):
-            unproven = []
-            block = max(1, QUERY_BLOCK // k)
-            for start in range(0, len(pending), block):
-                rows = pending[start:start + block]
-                reached, index = self.tree.query(points[rows], k=max(k, 2), workers=-1)
-                candidates = np.ascontiguousarray(self.owner[index])
-                d2 = np.empty(len(rows))
-                which = np.empty(len(rows), dtype=np.int64)
-                near = np.empty((len(rows), 3))
-                _nearest_of_candidates(points[rows], candidates, self.triangles, d2, which, near)
-                found = np.sqrt(d2)
-                proven = (found <= reached[:, -1] - self.rho) | (k >= self.anchors)
-                done = rows[proven]
-                distances[done], triangles[done], closest[done] = found[proven], which[proven], near[proven]
-                unproven.append(rows[~proven])
-            pending = np.concatenate(unproven)
-            k = min(k * 8, self.anchors)
-        return distances, triangles, closest
+        d2 = np.empty(len(points))
+        which = np.empty(len(points), dtype=np.int64)
+        near = np.empty((len(points), 3))
+        _closest_in_hierarchy(points, self.triangles, self.boxes, self.depth, d2, which, near)
+        return np.sqrt(d2), self.order[which], near
 
     def normals(self, triangles: np.ndarray) -> np.ndarray:
-        corners = self.triangles[triangles]
+        """Unit normals of the triangles numbered ``triangles`` (as :meth:`closest` numbers them)."""
+        inverse = np.empty_like(self.order)
+        inverse[self.order] = np.arange(len(self.order))
+        corners = self.triangles[inverse[triangles]]
         normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
         length = np.linalg.norm(normals, axis=1, keepdims=True)
         return np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
 
 
 @njit(cache=True, nogil=True)
-def _anchors(triangles, splits, offsets, anchors, owner):
-    for t in range(triangles.shape[0]):
-        m = splits[t]
-        at = offsets[t]
-        for i in range(m):
-            for j in range(m - i):
-                # the centroids of the sub-triangle pointing up at (i, j) and of the one
-                # pointing down beside it, in barycentric steps of 1/m along ab and ac
-                for shift in (1.0 / 3.0, 2.0 / 3.0):
-                    if shift > 0.5 and i + j > m - 2:
-                        continue
-                    u = (i + shift) / m
-                    v = (j + shift) / m
-                    for axis in range(3):
-                        a = triangles[t, 0, axis]
-                        anchors[at, axis] = a + u * (triangles[t, 1, axis] - a) + v * (triangles[t, 2, axis] - a)
-                    owner[at] = t
-                    at += 1
+def _spread_bits(value):
+    # 21 bits to every third bit of 63 (the usual magic numbers of Morton codes)
+    x = value & np.uint64(0x1FFFFF)
+    x = (x | (x << np.uint64(32))) & np.uint64(0x1F00000000FFFF)
+    x = (x | (x << np.uint64(16))) & np.uint64(0x1F0000FF0000FF)
+    x = (x | (x << np.uint64(8))) & np.uint64(0x100F00F00F00F00F)
+    x = (x | (x << np.uint64(4))) & np.uint64(0x10C30C30C30C30C3)
+    x = (x | (x << np.uint64(2))) & np.uint64(0x1249249249249249)
+    return x
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _morton_codes(triangles, low, extent, codes):
+    for t in prange(triangles.shape[0]):
+        code = np.uint64(0)
+        for axis in range(3):
+            centre = (triangles[t, 0, axis] + triangles[t, 1, axis] + triangles[t, 2, axis]) / 3.0
+            cell = min(max((centre - low[axis]) / extent[axis], 0.0), 1.0) * 2097151.0
+            code |= _spread_bits(np.uint64(cell)) << np.uint64(axis)
+        codes[t] = code
+
+
+@njit(cache=True, nogil=True)
+def _build_boxes(triangles, depth, boxes):
+    """Boxes of a complete binary tree in heap order (root 1, children 2i and 2i + 1) whose
+    2**depth leaves hold LEAF_TRIANGLES consecutive triangles each; an empty box is
+    inverted (low +inf, high -inf), so it is infinitely far from every point."""
+    first_leaf = 1 << depth
+    count = triangles.shape[0]
+    for leaf in range(first_leaf):
+        node = first_leaf + leaf
+        for axis in range(3):
+            boxes[node, axis], boxes[node, 3 + axis] = np.inf, -np.inf
+        for t in range(leaf * LEAF_TRIANGLES, min((leaf + 1) * LEAF_TRIANGLES, count)):
+            for corner in range(3):
+                for axis in range(3):
+                    value = triangles[t, corner, axis]
+                    boxes[node, axis] = min(boxes[node, axis], value)
+                    boxes[node, 3 + axis] = max(boxes[node, 3 + axis], value)
+    for node in range(first_leaf - 1, 0, -1):
+        for axis in range(3):
+            boxes[node, axis] = min(boxes[2 * node, axis], boxes[2 * node + 1, axis])
+            boxes[node, 3 + axis] = max(boxes[2 * node, 3 + axis], boxes[2 * node + 1, 3 + axis])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _box_distance2(boxes, node, px, py, pz):
+    dx = max(boxes[node, 0] - px, 0.0, px - boxes[node, 3])
+    dy = max(boxes[node, 1] - py, 0.0, py - boxes[node, 4])
+    dz = max(boxes[node, 2] - pz, 0.0, pz - boxes[node, 5])
+    return dx * dx + dy * dy + dz * dz
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _closest_in_hierarchy(points, triangles, boxes, depth, d2, which, near):
+    """Depth first, the nearer child first, skipping every box no nearer than the best
+    triangle found so far: the minimum over all triangles, exactly."""
+    first_leaf = 1 << depth
+    count = triangles.shape[0]
+    for i in prange(points.shape[0]):
+        px, py, pz = points[i, 0], points[i, 1], points[i, 2]
+        best, best_triangle = np.inf, -1
+        bx, by, bz = 0.0, 0.0, 0.0
+        stack = np.empty(depth + 2, dtype=np.int64)
+        stack[0] = 1
+        top = 1
+        while top > 0:
+            top -= 1
+            node = stack[top]
+            if _box_distance2(boxes, node, px, py, pz) >= best:
+                continue
+            if node >= first_leaf:
+                leaf = node - first_leaf
+                for t in range(leaf * LEAF_TRIANGLES, min((leaf + 1) * LEAF_TRIANGLES, count)):
+                    qx, qy, qz = _closest_on_triangle(px, py, pz, triangles[t])
+                    d = (px - qx) ** 2 + (py - qy) ** 2 + (pz - qz) ** 2
+                    if d < best:
+                        best, best_triangle, bx, by, bz = d, t, qx, qy, qz
+                continue
+            left, right = 2 * node, 2 * node + 1
+            if _box_distance2(boxes, left, px, py, pz) <= _box_distance2(boxes, right, px, py, pz):
+                stack[top], stack[top + 1] = right, left
+            else:
+                stack[top], stack[top + 1] = left, right
+            top += 2
+        d2[i], which[i] = best, best_triangle
+        near[i, 0], near[i, 1], near[i, 2] = bx, by, bz
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -430,24 +464,6 @@ def _closest_on_triangle(px, py, pz, tri):
         if d < best:
             best, qx, qy, qz = d, sx, sy, sz
     return qx, qy, qz
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def _nearest_of_candidates(points, candidates, triangles, d2, which, near):
-    for i in prange(points.shape[0]):
-        px, py, pz = points[i, 0], points[i, 1], points[i, 2]
-        best, best_triangle = np.inf, -1
-        bx, by, bz = 0.0, 0.0, 0.0
-        for j in range(candidates.shape[1]):
-            t = candidates[i, j]
-            if t < 0 or (j > 0 and t == candidates[i, j - 1]):
-                continue
-            qx, qy, qz = _closest_on_triangle(px, py, pz, triangles[t])
-            d = (px - qx) ** 2 + (py - qy) ** 2 + (pz - qz) ** 2
-            if d < best:
-                best, best_triangle, bx, by, bz = d, t, qx, qy, qz
-        d2[i], which[i] = best, best_triangle
-        near[i, 0], near[i, 1], near[i, 2] = bx, by, bz
 
 
 def _rigid_alignment(moving: _Samples, fixed: _Samples, surface: _Surface) -> tuple[np.ndarray, int, bool]:
