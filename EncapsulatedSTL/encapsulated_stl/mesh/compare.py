@@ -22,13 +22,14 @@ pooled, each carrying half the weight whatever the two areas, so a surface missi
 from either mesh shows; its maximum is the larger of the two (the Hausdorff
 distance, over the samples).
 
-**Closest points, exactly.**  The triangles are ordered along a Morton (Z-order)
-curve of their centroids and grouped four to a leaf of a complete binary tree of
-axis-aligned boxes.  A query walks the tree depth first, the nearer child first,
-and skips every box no nearer than the best triangle found so far; what it skips
-cannot hold a nearer point, so the result is the minimum over all triangles, for
-points near the surface and far from it alike.  The point-triangle distance
-(Ericson's regions) and the walk are compiled with numba, one point per thread.
+**Closest points, exactly.**  The triangles are the leaves, four to a leaf, of a
+complete binary tree of axis-aligned boxes; each node splits its triangles across
+the longest side of their centroids' box (a k-d split).  A query walks the tree
+depth first, the nearer child first, and skips every box no nearer than the best
+triangle found so far; what it skips cannot hold a nearer point, so the result is
+the minimum over all triangles.  The point-triangle distance (Ericson's regions) and
+the walk are compiled with numba, the points shared among the cores.  The cost
+grows where many triangles are almost equally far, as from the centre of a sphere.
 
 **Rigid alignment** (``align="rigid"``) moves ACTUAL onto PLANNED (an optical scan of
 a print is in the scanner's coordinates, not the patient's), rotation and
@@ -62,6 +63,8 @@ COARSE_ITERATIONS = 10
 MAX_ITERATIONS = 200
 #: Triangles per leaf of the bounding-volume hierarchy.
 LEAF_TRIANGLES = 4
+#: Points one thread takes at a time.
+QUERY_CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -282,14 +285,11 @@ class _Surface:
     the module's notes)."""
 
     def __init__(self, triangles: np.ndarray):
-        low, high = triangles.min(axis=(0, 1)), triangles.max(axis=(0, 1))
-        codes = np.empty(len(triangles), dtype=np.uint64)
-        _morton_codes(triangles, low, np.maximum(high - low, 1e-300), codes)
-        self.order = np.argsort(codes, kind="stable")
-        del codes
-        self.triangles = np.ascontiguousarray(triangles[self.order])
         leaves = -(-len(triangles) // LEAF_TRIANGLES)
         self.depth = int(math.ceil(math.log2(leaves))) if leaves > 1 else 0
+        self.order = np.arange(len(triangles))
+        _split_at_medians(triangles.mean(axis=1), self.depth, self.order)
+        self.triangles = np.ascontiguousarray(triangles[self.order])
         self.boxes = np.empty((2 << self.depth, 6))
         _build_boxes(self.triangles, self.depth, self.boxes)
 
@@ -313,26 +313,65 @@ class _Surface:
 
 
 @njit(cache=True, nogil=True)
-def _spread_bits(value):
-    # 21 bits to every third bit of 63 (the usual magic numbers of Morton codes)
-    x = value & np.uint64(0x1FFFFF)
-    x = (x | (x << np.uint64(32))) & np.uint64(0x1F00000000FFFF)
-    x = (x | (x << np.uint64(16))) & np.uint64(0x1F0000FF0000FF)
-    x = (x | (x << np.uint64(8))) & np.uint64(0x100F00F00F00F00F)
-    x = (x | (x << np.uint64(4))) & np.uint64(0x10C30C30C30C30C3)
-    x = (x | (x << np.uint64(2))) & np.uint64(0x1249249249249249)
-    return x
+def _split_at_medians(centroids, depth, order):
+    """Order the triangles so that each node of the complete binary tree (heap order, as
+    :func:`_build_boxes` lays it out) splits its triangles across the longest side of
+    their centroids' box: the left child's share below, the right child's above (a
+    k-d split, made by selection, not sorting)."""
+    first_leaf = 1 << depth
+    count = order.shape[0]
+    for node in range(1, first_leaf):
+        level = 63 - _leading_zeros(node)
+        width = LEAF_TRIANGLES << (depth - level)  # triangles under a node of this level
+        start = (node - (1 << level)) * width
+        end = min(start + width, count)
+        middle = start + width // 2
+        if middle >= end or end - start <= LEAF_TRIANGLES:
+            continue
+        low = np.full(3, np.inf)
+        high = np.full(3, -np.inf)
+        for i in range(start, end):
+            for axis in range(3):
+                value = centroids[order[i], axis]
+                low[axis] = min(low[axis], value)
+                high[axis] = max(high[axis], value)
+        axis = int(np.argmax(high - low))
+        _select(order, centroids, axis, start, end, middle)
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def _morton_codes(triangles, low, extent, codes):
-    for t in prange(triangles.shape[0]):
-        code = np.uint64(0)
-        for axis in range(3):
-            centre = (triangles[t, 0, axis] + triangles[t, 1, axis] + triangles[t, 2, axis]) / 3.0
-            cell = min(max((centre - low[axis]) / extent[axis], 0.0), 1.0) * 2097151.0
-            code |= _spread_bits(np.uint64(cell)) << np.uint64(axis)
-        codes[t] = code
+@njit(cache=True, nogil=True, inline="always")
+def _leading_zeros(value):
+    zeros = 64
+    while value:
+        value >>= 1
+        zeros -= 1
+    return zeros
+
+
+@njit(cache=True, nogil=True)
+def _select(order, centroids, axis, start, end, k):
+    """Rearrange order[start:end] so that order[k] is the triangle that sorting by the
+    centroid's ``axis`` would put there, none after it smaller, none before it larger
+    (Hoare's selection)."""
+    left, right = start, end - 1
+    while right > left:
+        pivot = centroids[order[(left + right) // 2], axis]
+        i, j = left, right
+        while i <= j:
+            while centroids[order[i], axis] < pivot:
+                i += 1
+            while centroids[order[j], axis] > pivot:
+                j -= 1
+            if i <= j:
+                order[i], order[j] = order[j], order[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            right = j
+        elif k >= i:
+            left = i
+        else:
+            break
 
 
 @njit(cache=True, nogil=True)
@@ -368,38 +407,44 @@ def _box_distance2(boxes, node, px, py, pz):
 
 @njit(cache=True, nogil=True, parallel=True)
 def _closest_in_hierarchy(points, triangles, boxes, depth, d2, which, near):
-    """Depth first, the nearer child first, skipping every box no nearer than the best
-    triangle found so far: the minimum over all triangles, exactly."""
+    chunks = (points.shape[0] + QUERY_CHUNK - 1) // QUERY_CHUNK
+    for chunk in prange(chunks):
+        stack = np.empty(depth + 2, dtype=np.int64)  # one per chunk: allocating per point is slow in threads
+        for i in range(chunk * QUERY_CHUNK, min((chunk + 1) * QUERY_CHUNK, points.shape[0])):
+            d2[i], which[i], near[i, 0], near[i, 1], near[i, 2] = _walk(
+                points[i, 0], points[i, 1], points[i, 2], triangles, boxes, depth, stack)
+
+
+@njit(cache=True, nogil=True)
+def _walk(px, py, pz, triangles, boxes, depth, stack):
+    """The closest triangle to p: depth first, the nearer child first, skipping every box
+    no nearer than the best triangle found so far, so the minimum over all triangles,
+    exactly.  Returns (squared distance, triangle, closest point)."""
     first_leaf = 1 << depth
-    count = triangles.shape[0]
-    for i in prange(points.shape[0]):
-        px, py, pz = points[i, 0], points[i, 1], points[i, 2]
-        best, best_triangle = np.inf, -1
-        bx, by, bz = 0.0, 0.0, 0.0
-        stack = np.empty(depth + 2, dtype=np.int64)
-        stack[0] = 1
-        top = 1
-        while top > 0:
-            top -= 1
-            node = stack[top]
-            if _box_distance2(boxes, node, px, py, pz) >= best:
-                continue
-            if node >= first_leaf:
-                leaf = node - first_leaf
-                for t in range(leaf * LEAF_TRIANGLES, min((leaf + 1) * LEAF_TRIANGLES, count)):
-                    qx, qy, qz = _closest_on_triangle(px, py, pz, triangles[t])
-                    d = (px - qx) ** 2 + (py - qy) ** 2 + (pz - qz) ** 2
-                    if d < best:
-                        best, best_triangle, bx, by, bz = d, t, qx, qy, qz
-                continue
-            left, right = 2 * node, 2 * node + 1
-            if _box_distance2(boxes, left, px, py, pz) <= _box_distance2(boxes, right, px, py, pz):
-                stack[top], stack[top + 1] = right, left
-            else:
-                stack[top], stack[top + 1] = left, right
-            top += 2
-        d2[i], which[i] = best, best_triangle
-        near[i, 0], near[i, 1], near[i, 2] = bx, by, bz
+    best, best_triangle = np.inf, -1
+    bx, by, bz = 0.0, 0.0, 0.0
+    stack[0] = 1
+    top = 1
+    while top > 0:
+        top -= 1
+        node = stack[top]
+        if _box_distance2(boxes, node, px, py, pz) >= best:
+            continue
+        if node >= first_leaf:
+            leaf = node - first_leaf
+            for t in range(leaf * LEAF_TRIANGLES, min((leaf + 1) * LEAF_TRIANGLES, triangles.shape[0])):
+                qx, qy, qz = _closest_on_triangle(px, py, pz, triangles[t])
+                d = (px - qx) ** 2 + (py - qy) ** 2 + (pz - qz) ** 2
+                if d < best:
+                    best, best_triangle, bx, by, bz = d, t, qx, qy, qz
+            continue
+        left, right = 2 * node, 2 * node + 1
+        if _box_distance2(boxes, left, px, py, pz) <= _box_distance2(boxes, right, px, py, pz):
+            stack[top], stack[top + 1] = right, left
+        else:
+            stack[top], stack[top + 1] = left, right
+        top += 2
+    return best, best_triangle, bx, by, bz
 
 
 @njit(cache=True, nogil=True, inline="always")
