@@ -17,6 +17,7 @@ from encapsulated_stl.errors import EncapsulatedSTLError
 from encapsulated_stl.iod.model import read_encapsulated_model
 from encapsulated_stl.inputs.phantom import Sphere, measure_object, write_phantom
 from encapsulated_stl.progress import Progress
+from png_files import png_pixels
 
 SPHERE = Sphere((4.0, -2.0, 30.0), 10.0, 1000.0)
 SMALL = dict(objects=(SPHERE,), slice_count=30, spacing_mm=1.5, rows=64, columns=64,
@@ -129,6 +130,14 @@ def test_demo_prints_measured_against_true(tmp_path, capsys, monkeypatch):
     assert len(volume_errors) == 2 and max(volume_errors) <= 1.0
     misplaced = [float(line.split()[-6]) for line in lines if "away from the truth" in line]
     assert len(misplaced) == 2 and min(misplaced) > 10.0  # the orthogonal reading: centimetres off
+    assert "Picture: encapsulated-stl-demo/phantom-model.png (anterior and left views" in out
+    picture = png_pixels((folder / "phantom-model.png").read_bytes())
+    assert picture.shape == (480, 960, 3)
+    # Green true outlines, red see-through misplaced model, in both views (anterior, left).
+    for half in (picture[:, :480], picture[:, 480:]):
+        green = (half[..., 1] > 200) & (half[..., 0] < 120) & (half[..., 2] < 150)
+        red = (half[..., 0] > 120) & (half[..., 1] < 90) & (half[..., 2] < 90)
+        assert green.sum() > 300 and red.sum() > 300
     code, _out, err = run(capsys, "demo")
     assert code == 2 and "--force" in err
     assert run(capsys, "--quiet", "demo", "--force")[0] == 0

@@ -61,6 +61,7 @@ from conftest import REPO, missing, require_tool, run_console_script
 from encapsulated_stl.cli import main
 from encapsulated_stl.errors import NotEncapsulatedSTLError
 from encapsulated_stl.iod.model import read_encapsulated_model
+from png_files import png_pixels
 from stl_samples import binary_stl_by_hand, cube_triangles
 
 IDC_STL = REPO.parent / "shared" / "data" / "idc_prostate_stl"
@@ -202,6 +203,27 @@ def test_pixelmed_with_units_json_reads_in_mm_and_extracts_the_same_bytes(tmp_pa
     low, high = _bounds(expected)
     np.testing.assert_allclose(facts["bounds_mm_lps"]["min"], low, atol=1e-6)
     np.testing.assert_allclose(facts["bounds_mm_lps"]["max"], high, atol=1e-6)
+
+
+def test_preview_draws_a_pixelmed_object_as_the_stl_it_holds(tmp_path, idc_stl):
+    """``preview`` of another producer's object (PixelMed, with and without declared units)
+    is pixel for pixel the preview of the STL inside it; and the real surface fills the
+    picture it is fitted to."""
+    pictures = []
+    for name, metadata in (("mm", UNITS_MM), ("none", None)):
+        out = pixelmed_encapsulate(idc_stl, tmp_path / f"{name}.dcm", metadata=metadata)
+        code, _stdout, stderr = run_console_script("preview", out, "-o", tmp_path / f"{name}.png", "--size", "128")
+        if code == 2 and "cannot draw" in stderr:
+            missing(f"VTK cannot render here: {stderr.strip()}")
+        assert code == 0 and stderr == "", stderr
+        pictures.append(png_pixels((tmp_path / f"{name}.png").read_bytes()))
+    assert run_console_script("preview", idc_stl, "-o", tmp_path / "stl.png", "--size", "128")[0] == 0
+    from_stl = png_pixels((tmp_path / "stl.png").read_bytes())
+    assert all(np.array_equal(picture, from_stl) for picture in pictures)
+    lit = from_stl.max(axis=2) > 0
+    rows, columns = np.where(lit.any(axis=1))[0], np.where(lit.any(axis=0))[0]
+    # Fitted with a 4 % margin on each side: the larger side spans 128 / 1.08 = 118.5 pixels.
+    assert abs(max(rows[-1] - rows[0], columns[-1] - columns[0]) + 1 - 128 / 1.08) <= 1.5
 
 
 def test_pixelmed_without_json_declares_no_units_and_nothing_is_guessed(tmp_path, idc_stl):

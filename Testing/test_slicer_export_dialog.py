@@ -104,6 +104,9 @@ def test_segments_are_exported_one_object_each_in_the_source_study_and_frame(mrm
         assert len(o.SourceInstanceSequence) == 24
         assert o.ImageLaterality == "L"
         assert int(o.SeriesNumber) == int(source.SeriesNumber) + 1  # the next free number in the study
+        (icon,) = o.IconImageSequence  # each segment's own picture (see test_previews.py)
+        assert (icon.Rows, icon.Columns, icon.PhotometricInterpretation) == (64, 64, "MONOCHROME2")
+    assert objects[0].IconImageSequence[0].PixelData != objects[1].IconImageSequence[0].PixelData
     # nothing to tell: the dialog's patient and study are the CT's
     assert not [s for s in mrml.user.shown if s.title == "Encapsulated STL export"]
     sphere = next(o for o in objects if o.ContentDescription == "Sphere")

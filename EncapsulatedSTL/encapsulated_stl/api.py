@@ -315,3 +315,55 @@ def save(dataset, path: str | os.PathLike, *, force: bool = False) -> Path:
     from .iod.encapsulate import save_dataset
 
     return save_dataset(dataset, check_output_path(path, force), force=force)
+
+
+def preview(model, path: str | os.PathLike | None = None, *, size: int = 512, view: str = "anterior",
+            units: str | None = None, force: bool = False) -> np.ndarray:
+    """Draw a model offscreen (no display or GPU needed), as ``encapsulated-stl preview``.
+
+    Parameters
+    ----------
+    model : str, os.PathLike, EncapsulatedModel or numpy.ndarray
+        An Encapsulated STL object of any producer or an STL file, a model :func:`read`
+        returned, or ``(n, 3, 3)`` triangles in patient LPS.
+    path : str or os.PathLike, optional
+        Also write the picture there as a PNG (atomically; an existing file only with
+        ``force``).
+    size : int
+        Width and height in pixels, 16 to 8192.
+    view : str
+        ``anterior`` (from the patient's front: the patient's right on the picture's
+        left, head up) or ``left`` (from the patient's left side).
+    units : str, optional
+        Units of an STL file or of an object that declares none (mm by default).  The
+        picture is fitted to the model, so units change its scale, never its pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(size, size, 3)`` uint8 RGB, first row at the top; the same model gives the
+        same pixels.
+
+    Raises
+    ------
+    EncapsulatedSTLError
+        An unreadable model, a bad size or view, or a machine where VTK cannot render
+        (``RenderingUnavailable``, naming what to install).
+    """
+    from .files import write_atomically
+    from .iod.model import EncapsulatedModel, model_triangles_mm
+    from .mesh.render import Layer, png_bytes, render
+
+    if isinstance(model, EncapsulatedModel):
+        triangles = model.triangles_mm(assume_units=units or "mm")
+    elif isinstance(model, np.ndarray):
+        triangles = model
+        if triangles.ndim != 3 or triangles.shape[1:] != (3, 3) or not len(triangles):
+            raise EncapsulatedSTLError(f"triangles must be a non-empty (n, 3, 3) array, not {triangles.shape}")
+    else:
+        triangles = model_triangles_mm(model, units)[0]
+    picture = render([Layer(triangles)], size, view=view)
+    if path is not None:
+        inputs = [model] if isinstance(model, (str, os.PathLike)) else []
+        write_atomically(path, lambda stream: stream.write(png_bytes(picture)), force=force, inputs=inputs)
+    return picture

@@ -1,7 +1,11 @@
 """Benchmark: wrap and extract a 2-million-triangle STL (about 100 MB).
 
 Targets (issue 2): each at most 1.5x the time of copying the same file, and peak
-memory at most 2.5x the STL size.
+memory at most 2.5x the STL size.  The targets are for the bytes' work, so ``wrap``
+runs with ``--no-icon``; ``wrap + icon`` (the default since issue 15) is measured
+beside it, without a target: rendering 2 million triangles offscreen with Mesa's
+software renderer is work a copy does not do.  Its memory column counts Python's and
+numpy's allocations only; VTK's and Mesa's own are outside tracemalloc.
 
 Two copies are measured in the same run, because they differ by a factor of
 three on Linux: ``shutil.copyfile`` (in-kernel copy_file_range/sendfile: the data
@@ -79,6 +83,9 @@ def main() -> int:
                 target.write(source.read())
 
         def wrap():
+            cli(["-q", "wrap", str(stl), "-o", str(dcm), "--patient-id", "BENCH", "--no-icon"])
+
+        def wrap_with_icon():
             cli(["-q", "wrap", str(stl), "-o", str(dcm), "--patient-id", "BENCH"])
 
         def extract():
@@ -88,10 +95,13 @@ def main() -> int:
         kernel_s = best_of(5, kernel_copy, copy)
         user_s = best_of(5, user_copy, copy)
         wrap_s = best_of(5, wrap, dcm)
+        icon_s = best_of(3, wrap_with_icon, dcm)
         extract_s = best_of(5, extract, back)
         assert back.read_bytes() == stl.read_bytes(), "round trip changed the STL"
         dcm.unlink()
         wrap_mem = peak_bytes(wrap, mapped=size if size >= MAP_THRESHOLD else 0)
+        dcm.unlink()
+        icon_mem = peak_bytes(wrap_with_icon, mapped=size if size >= MAP_THRESHOLD else 0)
         back.unlink()
         extract_mem = peak_bytes(extract, mapped=size if size >= MAP_THRESHOLD else 0)
 
@@ -99,10 +109,12 @@ def main() -> int:
     print(f"{'':12}{'seconds':>9}{'x kernel copy':>15}{'x user copy':>13}{'peak MB':>9}{'x size':>8}")
     print(f"{'kernel copy':12}{kernel_s:9.3f}{1.0:15.2f}{kernel_s / user_s:13.2f}")
     print(f"{'user copy':12}{user_s:9.3f}{user_s / kernel_s:15.2f}{1.0:13.2f}")
-    for name, seconds, peak in (("wrap", wrap_s, wrap_mem), ("extract", extract_s, extract_mem)):
+    for name, seconds, peak in (("wrap", wrap_s, wrap_mem), ("extract", extract_s, extract_mem),
+                                ("wrap + icon", icon_s, icon_mem)):
         print(f"{name:12}{seconds:9.3f}{seconds / kernel_s:15.2f}{seconds / user_s:13.2f}"
               f"{peak / 1e6:9.1f}{peak / size:8.2f}")
-    print("targets: time <= 1.5x copy, memory <= 2.5x STL size")
+    print("targets (wrap --no-icon, extract): time <= 1.5x copy, memory <= 2.5x STL size; "
+          "wrap + icon: stated, no target")
     return 0
 
 

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import shutil
+import struct
 from pathlib import Path
 
 import pydicom
@@ -35,6 +36,10 @@ DEFER_BYTES = 4096
 def _tag(text: str) -> int:
     group, element = (int(part, 16) for part in text.split(","))
     return (group << 16) | element
+
+
+#: struct formats of the binary number VRs.
+BINARY_NUMBERS = {"FL": "f", "FD": "d", "SL": "l", "SS": "h", "UL": "L", "US": "H", "SV": "q", "UV": "Q"}
 
 
 def _normalized(vr: str, value: str) -> str:
@@ -129,6 +134,13 @@ class ctkDICOMDatabase(qt.QObject):
                 else:
                     text = element.value.decode("latin-1")
                 return "\\".join(_normalized(element.VR, part) for part in text.split("\\"))
+            if element.VR in BINARY_NUMBERS and len(element.value) % struct.calcsize(BINARY_NUMBERS[element.VR]):
+                # DCMTK counts the whole values in the length (VM = length / size) and gives
+                # those, where pydicom refuses the element
+                size = struct.calcsize(BINARY_NUMBERS[element.VR])
+                order = "<" if element.is_little_endian else ">"
+                whole = element.value[:len(element.value) // size * size]
+                return "\\".join(str(v) for v in struct.unpack(f"{order}{len(whole) // size}{BINARY_NUMBERS[element.VR]}", whole))
             element = header[_tag(tag)]
         value = element.value
         if value is None or element.VR == "SQ":

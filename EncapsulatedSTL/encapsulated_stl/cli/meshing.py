@@ -16,7 +16,7 @@ from collections import Counter
 import numpy as np
 
 from ..errors import EncapsulatedSTLError, OutputError
-from ..files import check_not_input, check_output_directory, check_output_path
+from ..files import check_not_input, check_output_directory, check_output_path, write_atomically
 from ..inputs.ct_models import CtModel, ct_model
 from ..iod.encapsulate import ModelMetadata, save_dataset
 from ..mesh.surface import DEFAULT_SMOOTHING
@@ -170,18 +170,21 @@ def _vector(values) -> str:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from ..inputs.phantom import DEFAULT_OBJECTS, measure_object, write_phantom
+    from ..inputs.phantom import DEFAULT_OBJECTS, measure_object, phantom_picture, write_phantom
+    from ..mesh.render import RenderingUnavailable, png_bytes
     from ..iod.model import read_encapsulated_model
 
     folder = check_output_directory(args.output, create=False)
     ct_folder = folder / "ct"
     model_path = folder / "phantom-model.dcm"
+    picture_path = folder / "phantom-model.png"
     old = sorted(ct_folder.glob("CT*.dcm")) if ct_folder.is_dir() else []
     if (old or model_path.exists()) and not args.force:
         raise OutputError("already holds a demo; use --force to redo it", folder)
     for path in old:
         path.unlink()
     model_path.unlink(missing_ok=True)
+    picture_path.unlink(missing_ok=True)
 
     quiet = args.quiet
     progress = Progress(enabled=False if quiet else None)
@@ -220,4 +223,14 @@ def run_demo(args: argparse.Namespace) -> int:
     print("A tilt-ignoring (orthogonal) reading of the same slices would put the centres at:")
     for name, misplaced, distance in shifts:
         print(f"  {name:<7} {_vector(misplaced)}  {distance:6.1f} mm away from the truth")
+    misplaced_model = orthogonal.lps_from_index(geometry.index_from_lps(triangles.reshape(-1, 3))).reshape(-1, 3, 3)
+    try:
+        picture = phantom_picture(phantom.objects, triangles, misplaced_model)
+    except RenderingUnavailable as error:
+        notice_printer(args)(f"no picture: {error.reason}")
+        return 0
+    write_atomically(picture_path, lambda stream: stream.write(png_bytes(picture)), force=True)
+    print()
+    print(f"Picture: {picture_path} (anterior and left views: true shape in green lines, our model, "
+          "the tilt-ignoring reading in red)")
     return 0

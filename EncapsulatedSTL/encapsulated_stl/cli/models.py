@@ -1,4 +1,4 @@
-"""``wrap``, ``extract`` and ``info``: Encapsulated STL files in and out."""
+"""``wrap``, ``preview``, ``extract``, ``info`` and ``revise``: Encapsulated STL files in and out."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from ..errors import EncapsulatedSTLError, PacsError
 from ..files import check_not_input, check_output_path, write_atomically
 from ..iod import codes
 from ..iod.encapsulate import encapsulate_stl, save_dataset
-from ..iod.model import EncapsulatedModel, read_encapsulated_model
+from ..iod.model import EncapsulatedModel, model_triangles_mm, read_encapsulated_model
 from ..iod.versions import new_version, successors_in
+from ..mesh.render import LARGEST_SIZE, VIEWS, Layer, RenderingUnavailable, check_size, png_bytes, render
 from ..pacs.peers import peer_for_destination
 from ..pacs.transfer import successors_on
 from ..series.source_series import reference_series, series_numbers, series_numbers_beside
@@ -51,6 +52,25 @@ def register(subparsers) -> None:
     add_metadata_arguments(wrap)
     add_new_study_arguments(wrap)
     wrap.set_defaults(run=run_wrap)
+
+    preview = subparsers.add_parser(
+        "preview",
+        help="draw a model (Encapsulated STL of any producer, or STL) to a PNG picture",
+        description="Render a model offscreen (no display or GPU needed) to a PNG: a parallel "
+        "projection fitted to the model, from the patient's front (anterior: the patient's "
+        "right on the picture's left, head up) or left side, lit from the viewer. The same "
+        "model gives the same picture.",
+    )
+    preview.add_argument("model", metavar="MODEL", help="STL file or Encapsulated STL object")
+    preview.add_argument("-o", "--output", required=True, metavar="OUT.png", help="output PNG file")
+    preview.add_argument("--size", type=int, default=512, metavar="N",
+                         help=f"picture width and height in pixels, 16 to {LARGEST_SIZE} (default: 512)")
+    preview.add_argument("--view", choices=list(VIEWS), default="anterior",
+                         help="where the model is seen from, in patient orientation (default: anterior)")
+    preview.add_argument("--units", choices=list(codes.UNIT_MILLIMETRES),
+                         help="units of an STL file, or of an object that declares none (default: mm)")
+    preview.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    preview.set_defaults(run=run_preview)
 
     extract = subparsers.add_parser(
         "extract",
@@ -110,6 +130,24 @@ def register(subparsers) -> None:
     add_metadata_arguments(revise, units_default=None, units_help="default: the earlier model's")
     add_patient_id_argument(revise, "only for earlier models that have none: it is never written empty")
     revise.set_defaults(run=run_revise)
+
+
+def run_preview(args: argparse.Namespace) -> int:
+    model = Path(args.model)
+    try:
+        size = check_size(args.size)
+    except EncapsulatedSTLError as error:
+        raise EncapsulatedSTLError(error.reason, "--size") from None
+    output = check_output_path(args.output, args.force, inputs=[model])
+    triangles, _units, _how = model_triangles_mm(model, args.units)
+    try:
+        picture = render([Layer(triangles)], size, view=args.view)
+    except RenderingUnavailable as error:
+        raise EncapsulatedSTLError(error.reason, output) from None
+    write_atomically(output, lambda stream: stream.write(png_bytes(picture)), force=args.force, inputs=[model])
+    if not args.quiet:
+        print(f"wrote {output}: {size} x {size} pixels, {args.view} view of {len(triangles)} triangles")
+    return 0
 
 
 def run_wrap(args: argparse.Namespace) -> int:

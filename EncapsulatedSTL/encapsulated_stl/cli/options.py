@@ -105,6 +105,11 @@ def add_metadata_arguments(parser: argparse.ArgumentParser, units_default: str |
         help="the model carries embossed or engraved patient identity (Burned In Annotation YES)",
     )
     group.add_argument(
+        "--no-icon", dest="icon", action="store_false",
+        help="leave out the Icon Image Sequence (a 64 x 64 grey picture of the model's anterior "
+        "view, written by default)",
+    )
+    group.add_argument(
         "--force", action="store_true", help="overwrite existing output files"
     )
 
@@ -153,6 +158,7 @@ def metadata_from_args(args: argparse.Namespace, **overrides) -> ModelMetadata:
         series_number=args.series_number,
         burned_in_annotation=args.burned_in_annotation,
         deidentification_method=args.deidentification_method,
+        icon=args.icon,
     )
     values.update(overrides)
     return ModelMetadata(**values)

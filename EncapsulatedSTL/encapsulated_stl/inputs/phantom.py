@@ -50,6 +50,20 @@ class Sphere:
         """Enclosed volume in mm^3."""
         return 4.0 / 3.0 * np.pi * self.radius**3
 
+    def outline(self, step_degrees: float = 30.0, points: int = 72) -> np.ndarray:
+        """``(m, 2, 3)`` line segments (LPS mm) of a globe on the true surface: circles
+        of latitude about the S axis and meridians, ``step_degrees`` apart."""
+        around = np.linspace(0.0, 2.0 * np.pi, points + 1)
+        circles = []
+        for latitude in np.radians(np.arange(-90.0 + step_degrees, 90.0, step_degrees)):
+            circles.append(np.stack([np.cos(latitude) * np.cos(around), np.cos(latitude) * np.sin(around),
+                                     np.full_like(around, np.sin(latitude))], -1))
+        for longitude in np.radians(np.arange(0.0, 180.0, step_degrees)):
+            circles.append(np.stack([np.cos(longitude) * np.cos(around), np.sin(longitude) * np.cos(around),
+                                     np.sin(around)], -1))
+        polylines = np.asarray(self.centre) + self.radius * np.stack(circles)
+        return np.stack([polylines[:, :-1], polylines[:, 1:]], axis=2).reshape(-1, 2, 3)
+
 
 @dataclass(frozen=True)
 class Box:
@@ -69,6 +83,13 @@ class Box:
     @property
     def volume(self) -> float:
         return float(np.prod(self.size))
+
+    def outline(self) -> np.ndarray:
+        """``(12, 2, 3)`` line segments (LPS mm): the box's edges."""
+        corners = np.array([[(i >> axis) & 1 for axis in range(3)] for i in range(8)], np.float64)
+        edges = [(i, i | 1 << axis) for i in range(8) for axis in range(3) if not i >> axis & 1]
+        points = np.asarray(self.centre) + (corners - 0.5) * np.asarray(self.size)
+        return points[np.array(edges)]
 
 
 #: The demo phantom: a 'skull-like' ball and a block, well inside the field of view.
@@ -387,6 +408,26 @@ def _write_distractors(directory, study, series_uid, objects, background_hu, edg
 
 
 # -- measuring a mesh against the phantom's objects ---------------------------------
+
+
+def phantom_picture(objects, model: np.ndarray, misplaced: np.ndarray, size: int = 480) -> np.ndarray:
+    """The demo's picture, ``(size, 2 * size, 3)`` uint8 RGB: anterior and left views side
+    by side of the phantom's true surfaces (green lines), the model (solid) and where
+    a tilt-ignoring reading would have put it (red, see-through); all LPS mm."""
+    from ..mesh.render import Label, Layer, Outline, render
+
+    truth = Outline(np.concatenate([item.outline() for item in objects]), color=TRUE_SHAPE_COLOR)
+    layers = [Layer(model), Layer(misplaced, color=MISPLACED_COLOR, opacity=0.45), truth]
+    labels = (Label("true shape", TRUE_SHAPE_COLOR), Label("our model", (1.0, 1.0, 1.0)),
+              Label("tilt-ignoring reading", MISPLACED_COLOR))
+    views = [render(layers, size, view=view, labels=labels if view == "anterior" else (Label(f"{view} view", (1.0, 1.0, 1.0)),))
+             for view in ("anterior", "left")]
+    return np.concatenate(views, axis=1)
+
+
+#: Colours of the demo picture's true surfaces and misplaced model.
+TRUE_SHAPE_COLOR = (0.2, 1.0, 0.3)
+MISPLACED_COLOR = (1.0, 0.25, 0.2)
 
 
 def enclosed_volume(triangles: np.ndarray) -> float:

@@ -27,7 +27,9 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from ..errors import EncapsulatedSTLError
 from ..files import write_atomically
+from ..mesh.render import RenderingUnavailable, icon_pixels
 from ..series.source_series import SourceSeries, series_numbers
+from ..stl.format import parse_binary_stl
 from ..version import __version__
 from . import codes
 from .color import dicom_lab_from_rgb
@@ -71,6 +73,9 @@ class ModelMetadata:
     deidentification_method:
         De-identification Method, written only where the source images claim
         Patient Identity Removed YES without naming one (see :class:`.sop.EncapsulatedSTL`).
+    icon:
+        Store a picture of the model, its anterior view, as Icon Image Sequence
+        (:func:`.mesh.render.icon_pixels`); on by default.
 
     Every text, number and UID must fit its attribute (:func:`check_metadata`):
     values are refused, never cut.
@@ -93,6 +98,7 @@ class ModelMetadata:
     document_title: str | None = None
     series_instance_uid: str | None = None
     deidentification_method: str | None = None
+    icon: bool = True
 
     def replace(self, **changes) -> ModelMetadata:
         return dataclasses.replace(self, **changes)
@@ -322,6 +328,7 @@ def encapsulate_stl(
             metadata.document_title or metadata.content_description or "3D CAM model"
         )
     try:
+        icon = model_icon(stl, notice) if metadata.icon else None
         dataset = EncapsulatedSTL(
             stl,
             datasets,
@@ -336,6 +343,7 @@ def encapsulate_stl(
             check_values=check_values,
             other_sources=list(other_sources),
             predecessors=predecessors,
+            icon=icon,
             deidentification_method=metadata.deidentification_method,
             notice=notice,
             **arguments,
@@ -349,6 +357,18 @@ def encapsulate_stl(
     if carrier is not None and not source_patient_id:
         dataset.PatientID = study.patient_id.strip()  # the user's, for sources that have none
     return dataset
+
+
+def model_icon(stl, notice: Callable[[str], None] | None = None):
+    """The Icon Image Sequence picture of binary STL bytes (:func:`.mesh.render.icon_pixels`),
+    or ``None`` where this machine cannot render, ``notice`` told why: the object is
+    whole without it (the sequence is optional)."""
+    try:
+        return icon_pixels(parse_binary_stl(stl, check_values=False).triangles)
+    except RenderingUnavailable as error:
+        if notice is not None:
+            notice(f"the model is stored without an icon: {error.reason}")
+        return None
 
 
 def _check_copyable(dataset: Dataset, path=None) -> None:

@@ -316,17 +316,27 @@ def _referenced_instances(dataset: Dataset, keyword: str) -> list[str]:
     return [uid for uid in uids if uid]
 
 
-def _referenced_instances_by_series(dataset: Dataset) -> list[SourceSeriesReference]:
-    """The series and instances of the Common Instance Reference module."""
+def common_instance_references(dataset: Dataset) -> list[tuple[str | None, str | None, list[tuple[str | None, str]]]]:
+    """The Common Instance Reference module of any dataset: ``(study UID, series UID,
+    [(SOP Class UID, SOP Instance UID), ...])`` per series item, in order; instance items
+    without an instance UID and unreadable items are passed over."""
     groups = [(_text(dataset, "StudyInstanceUID"), _items(dataset, "ReferencedSeriesSequence")[0])]
     for study in _items(dataset, "StudiesContainingOtherReferencedInstancesSequence")[0]:
         groups.append((_text(study, "StudyInstanceUID"), _items(study, "ReferencedSeriesSequence")[0]))
-    return [
-        SourceSeriesReference(_text(series, "SeriesInstanceUID"), study_uid,
-                              _referenced_instances(series, "ReferencedInstanceSequence"))
-        for study_uid, series_items in groups
-        for series in series_items
-    ]
+    found = []
+    for study_uid, series_items in groups:
+        for series in series_items:
+            instances = [(_text(item, "ReferencedSOPClassUID"), _text(item, "ReferencedSOPInstanceUID"))
+                         for item in _items(series, "ReferencedInstanceSequence")[0]]
+            found.append((study_uid, _text(series, "SeriesInstanceUID"),
+                          [(sop_class, uid) for sop_class, uid in instances if uid]))
+    return found
+
+
+def _referenced_instances_by_series(dataset: Dataset) -> list[SourceSeriesReference]:
+    """The series and instances of the Common Instance Reference module."""
+    return [SourceSeriesReference(series_uid, study_uid, [uid for _class, uid in instances])
+            for study_uid, series_uid, instances in common_instance_references(dataset)]
 
 
 def _code(dataset: Dataset, keyword: str) -> tuple[tuple[str, str, str] | None, str | None]:

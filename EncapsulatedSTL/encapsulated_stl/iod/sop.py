@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from copy import deepcopy
 
 import highdicom as hd
+import numpy as np
 from highdicom.sr import CodedConcept
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
@@ -21,12 +22,37 @@ from .document import (
     encapsulated_stl_bytes,
     set_streamed_document,
 )
-from .model import predecessor_references
+from .model import common_instance_references, predecessor_references
 
 MIME_TYPE = "model/stl"
 MODALITY = "M3D"
 
 _TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
+
+
+#: The largest icon PS3.3 C.7.6.1.1.6 allows, rows and columns.
+LARGEST_ICON = 128
+
+
+def _icon_item(pixels: np.ndarray) -> Dataset:
+    """The Icon Image Sequence item of a monochrome 8-bit picture: the Image Pixel
+    Macro as PS3.3 C.7.6.1.1.6 restricts it (one sample, MONOCHROME2, 8 bits)."""
+    pixels = np.asarray(pixels)
+    if pixels.ndim != 2 or pixels.dtype != np.uint8 or not (
+            0 < pixels.shape[0] <= LARGEST_ICON and 0 < pixels.shape[1] <= LARGEST_ICON):
+        raise ValueError(f'Argument "icon" must be a uint8 picture of at most {LARGEST_ICON} x '
+                         f'{LARGEST_ICON} pixels, not {pixels.dtype} {pixels.shape}.')
+    item = Dataset()
+    item.SamplesPerPixel = 1
+    item.PhotometricInterpretation = "MONOCHROME2"
+    item.Rows, item.Columns = (int(n) for n in pixels.shape)
+    item.BitsAllocated = 8
+    item.BitsStored = 8
+    item.HighBit = 7
+    item.PixelRepresentation = 0
+    data = np.ascontiguousarray(pixels).tobytes()
+    item.add_new(0x7FE00010, "OB", data + b"\x00" * (len(data) % 2))
+    return item
 
 
 def _yes_no(value: bool | None, keyword: str) -> str | None:
@@ -63,22 +89,14 @@ def _referenced_by(*objects: Dataset) -> list[Dataset]:
     reference them again."""
     found: dict[str, Dataset] = {}
     earlier_versions = {p.sop_instance_uid for dataset in objects for p in predecessor_references(dataset)}
-
-    def add(study_uid, series_items):
-        for series in series_items or []:
-            for item in series.get("ReferencedInstanceSequence") or []:
-                uids = (study_uid, series.get("SeriesInstanceUID"), item.get("ReferencedSOPClassUID"),
-                        item.get("ReferencedSOPInstanceUID"))
-                if all(uids) and str(uids[3]) not in earlier_versions:  # nor an incomplete one
-                    header = Dataset()
-                    (header.StudyInstanceUID, header.SeriesInstanceUID, header.SOPClassUID,
-                     header.SOPInstanceUID) = (str(uid) for uid in uids)
-                    found.setdefault(header.SOPInstanceUID, header)
-
     for dataset in objects:
-        add(dataset.get("StudyInstanceUID"), dataset.get("ReferencedSeriesSequence"))
-        for study in dataset.get("StudiesContainingOtherReferencedInstancesSequence") or []:
-            add(study.get("StudyInstanceUID"), study.get("ReferencedSeriesSequence"))
+        for study_uid, series_uid, instances in common_instance_references(dataset):
+            for sop_class_uid, uid in instances:
+                if study_uid and series_uid and sop_class_uid and uid not in earlier_versions:
+                    header = Dataset()  # nor an incompletely identified one
+                    header.StudyInstanceUID, header.SeriesInstanceUID = study_uid, series_uid
+                    header.SOPClassUID, header.SOPInstanceUID = sop_class_uid, uid
+                    found.setdefault(uid, header)
     return list(found.values())
 
 
@@ -143,6 +161,7 @@ class EncapsulatedSTL(hd.SOPClass):
         deidentification_method: str | None = None,
         notice: Callable[[str], None] | None = None,
         predecessors: Sequence[tuple[Dataset, codes.Code]] = (),
+        icon: np.ndarray | None = None,
     ):
         """
         Parameters
@@ -191,6 +210,10 @@ class EncapsulatedSTL(hd.SOPClass):
             De-identification Method for a source that says Patient Identity
             Removed YES but names none (invalid, Type 1C).  Without it the claim is
             not copied, and ``notice`` is told: nothing is invented.
+        icon: numpy.ndarray | None
+            A ``(rows, columns)`` uint8 picture of the model, at most 128 x 128
+            (:func:`.icon_pixels` renders one), stored as Icon Image Sequence
+            (0088,0200) in MONOCHROME2 (PS3.3 C.7.6.1.1.6).
         check_values: bool
             ``False`` skips the NaN/Inf scan of the STL (its size and count are
             still checked) for a caller that runs the scan alongside writing,
@@ -336,6 +359,8 @@ class EncapsulatedSTL(hd.SOPClass):
             self.ModelUsageCodeSequence = [model_usage]
         if content_description:
             self.ContentDescription = content_description
+        if icon is not None:
+            self.IconImageSequence = [_icon_item(icon)]
         if model_group_uid is not None:
             self.ModelGroupUID = model_group_uid
         if recommended_display_cielab_value is not None:

@@ -1,0 +1,419 @@
+"""Pictures of models, rendered offscreen with VTK: the icon every object carries, the
+``preview`` and ``compare`` pictures and the demo's.
+
+The views are fixed (:data:`VIEWS`), so pictures of the same mesh are comparable and
+identical.  The standard one is **anterior**, in patient orientation: the camera
+looks from the patient's front (−P in LPS) towards the back, head up (+S), with a
+parallel projection fitted to the meshes' bounds; the patient's right is on the
+picture's left, as when facing the patient.  A light sits at the camera.
+
+Where VTK renders:
+
+- with a display (``DISPLAY`` or ``WAYLAND_DISPLAY``, or Windows and macOS, or in
+  Slicer): the platform's own window, never shown (offscreen rendering);
+- with none, as on a server: EGL, else OSMesa, whichever this VTK was built with
+  and the machine has (Mesa's software renderer needs no GPU);
+- neither: :class:`RenderingUnavailable`, whose message says what to install.  The
+  libraries are looked for before VTK is asked, because VTK ends the process when
+  it opens a library that is not there.
+
+VTK's own warnings (an X server that does not answer, before its fallback) are
+silenced while it renders, and restored after.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import importlib
+import os
+import struct
+import sys
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import EncapsulatedSTLError
+
+#: Colour of a model that names none: bone white (the colour of Slicer's bone).
+MODEL_COLOR = (0.945, 0.839, 0.569)
+BACKGROUND = (0.0, 0.0, 0.0)
+#: The icon's size: the Icon Image Key Definition asks readers that show icons to
+#: show at least 64 x 64 (PS3.3 F.7); PS3.3 C.7.6.1.1.6 recommends it.
+ICON_SIZE = 64
+#: Each icon pixel is the mean of this many rendered pixels on a side (smooth edges).
+ICON_SUPERSAMPLING = 4
+#: The largest ``preview --size``: 64 megapixels of framebuffer.
+LARGEST_SIZE = 8192
+#: The views, each as the camera's direction of view and its up, in LPS: ``anterior``
+#: looks from the patient's front to the back (the patient's right on the picture's
+#: left), ``left`` from the patient's left side (anterior on the picture's left).
+VIEWS = {"anterior": ((0.0, 1.0, 0.0), (0.0, 0.0, 1.0)), "left": ((-1.0, 0.0, 0.0), (0.0, 0.0, 1.0))}
+#: Margin around the fitted bounds, as a fraction of their larger side.
+MARGIN = 0.04
+
+
+class RenderingUnavailable(EncapsulatedSTLError):
+    """This machine has no way for VTK to render: no display, EGL or OSMesa."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One mesh in a picture.
+
+    Attributes
+    ----------
+    triangles:
+        ``(n, 3, 3)`` vertex coordinates, patient LPS in mm.
+    color:
+        RGB in 0..1.
+    opacity:
+        0..1; below 1 the layer is drawn see-through.
+    scalars:
+        Optional ``(n, 3)`` values at the triangles' corners (distances in mm, say),
+        coloured through the :class:`Scale`'s colour bar (blue at its low end, through
+        green and yellow, red at its high end and beyond) instead of ``color``.
+    """
+
+    triangles: np.ndarray
+    color: tuple[float, float, float] = MODEL_COLOR
+    opacity: float = 1.0
+    scalars: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Outline:
+    """Lines in a picture: ``(m, 2, 3)`` segments, patient LPS in mm, drawn over the
+    surfaces they lie on."""
+
+    segments: np.ndarray
+    color: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A colour bar beside the picture: what :attr:`Layer.scalars` mean."""
+
+    title: str
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Label:
+    """A line of text in a corner of the picture, in a layer's colour."""
+
+    text: str
+    color: tuple[float, float, float]
+
+
+def check_size(size) -> int:
+    """``size`` as a picture side in pixels, or :class:`EncapsulatedSTLError`."""
+    try:
+        value = int(size)
+    except (TypeError, ValueError):
+        raise EncapsulatedSTLError(f"the picture size must be a whole number of pixels, not {size!r}") from None
+    if value != size or not 16 <= value <= LARGEST_SIZE:
+        raise EncapsulatedSTLError(f"the picture size must be 16 to {LARGEST_SIZE} pixels, not {size!r}")
+    return value
+
+
+def render(layers: list[Layer | Outline], size: int, *, view: str = "anterior", scale: Scale | None = None,
+           labels: tuple[Label, ...] = ()) -> np.ndarray:
+    """A view of ``layers`` (:data:`VIEWS`; see the module) as ``(size, size, 3)`` uint8
+    RGB, first row at the top.
+
+    Raises
+    ------
+    RenderingUnavailable
+        When VTK cannot render on this machine.
+    EncapsulatedSTLError
+        For a size or view out of range, or no layer with a finite triangle.
+    """
+    size = check_size(size)
+    if view not in VIEWS:
+        raise EncapsulatedSTLError(f"the view must be one of {', '.join(VIEWS)}, not {view!r}")
+    low, high = _bounds(layers)
+    with _quiet_vtk():
+        window = _offscreen_window()
+        try:
+            return _draw(window, layers, size, low, high, view, scale, labels)
+        finally:
+            window.Finalize()
+
+
+def icon_pixels(triangles: np.ndarray) -> np.ndarray:
+    """The ``(64, 64)`` uint8 monochrome icon of a model: its anterior view rendered at
+    four times the size, in grey levels, each icon pixel the mean of 4 x 4."""
+    fine = ICON_SIZE * ICON_SUPERSAMPLING
+    rgb = render([Layer(triangles, color=(1.0, 1.0, 1.0))], fine).astype(np.float32)
+    grey = rgb @ np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601 luma
+    blocks = grey.reshape(ICON_SIZE, ICON_SUPERSAMPLING, ICON_SIZE, ICON_SUPERSAMPLING)
+    return np.rint(blocks.mean(axis=(1, 3))).astype(np.uint8)
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """``(rows, columns, 3)`` uint8 RGB as a PNG file, with no metadata and no time
+    stamp, so the same picture gives the same bytes."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    rows, columns = rgb.shape[:2]
+    scanlines = np.zeros((rows, 1 + 3 * columns), np.uint8)  # filter type 0 (none) per row
+    scanlines[:, 1:] = rgb.reshape(rows, -1)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", columns, rows, 8, 2, 0, 0, 0)  # 8-bit RGB, not interlaced
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 9)) + chunk(b"IEND", b""))
+
+
+def _bounds(layers: list[Layer | Outline]) -> tuple[np.ndarray, np.ndarray]:
+    lows, highs = [], []
+    for layer in layers:
+        shape = layer.segments if isinstance(layer, Outline) else layer.triangles
+        corners = np.asarray(shape).reshape(-1, 3)
+        finite = corners[np.isfinite(corners).all(axis=1)]
+        if len(finite):
+            lows.append(finite.min(axis=0))
+            highs.append(finite.max(axis=0))
+    if not lows:
+        raise EncapsulatedSTLError("the model has no triangle with finite coordinates to draw")
+    return np.min(lows, axis=0).astype(np.float64), np.max(highs, axis=0).astype(np.float64)
+
+
+class _quiet_vtk:
+    """VTK's warnings and errors off while rendering (the X server it tries before
+    falling back to EGL), as they were after."""
+
+    def __enter__(self):
+        from vtkmodules.vtkCommonCore import vtkObject
+
+        self.shown = vtkObject.GetGlobalWarningDisplay()
+        vtkObject.GlobalWarningDisplayOff()
+        return self
+
+    def __exit__(self, *exc):
+        from vtkmodules.vtkCommonCore import vtkObject
+
+        vtkObject.SetGlobalWarningDisplay(self.shown)
+        return False
+
+
+def _has_display() -> bool:
+    return sys.platform in ("win32", "darwin") or bool(
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _offscreen_window():
+    import vtkmodules.vtkRenderingOpenGL2 as opengl  # registers VTK's OpenGL classes
+    from vtkmodules.vtkRenderingCore import vtkRenderWindow
+
+    if _has_display():
+        window = vtkRenderWindow()
+    elif hasattr(opengl, "vtkEGLRenderWindow") and ctypes.util.find_library("EGL"):
+        window = opengl.vtkEGLRenderWindow()
+    elif hasattr(opengl, "vtkOSOpenGLRenderWindow") and ctypes.util.find_library("OSMesa"):
+        window = opengl.vtkOSOpenGLRenderWindow()
+    else:
+        raise RenderingUnavailable(
+            "cannot draw the model: there is no display, and this VTK "
+            f"({vtk_version()}) finds neither EGL nor OSMesa; install Mesa's libegl1 (or "
+            "libosmesa6), or VTK 9.4 or later, or run with a display")
+    window.SetOffScreenRendering(1)
+    return window
+
+
+def vtk_version() -> str:
+    """The version of the VTK that renders."""
+    from vtkmodules.vtkCommonCore import vtkVersion
+
+    return vtkVersion.GetVTKVersion()
+
+
+def _draw(window, layers, size, low, high, view, scale, labels) -> np.ndarray:
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+    from vtkmodules.vtkRenderingCore import vtkRenderer, vtkWindowToImageFilter
+
+    renderer = vtkRenderer()
+    renderer.SetBackground(*BACKGROUND)
+    renderer.SetUseDepthPeeling(True)  # see-through layers in the right order
+    window.AddRenderer(renderer)
+    window.SetSize(size, size)
+    window.SetMultiSamples(0)  # the same pixels on every OpenGL
+    keep = []  # the numpy arrays VTK reads without a copy, alive until it has drawn
+    lookup = _lookup_table(scale) if scale is not None else None
+    for layer in layers:
+        actor, arrays = _outline_actor(layer) if isinstance(layer, Outline) else _actor(layer, lookup)
+        keep.append(arrays)
+        renderer.AddActor(actor)
+    _camera(renderer, low, high, view, width_share=0.8 if scale is not None else 1.0)
+    if scale is not None or labels:
+        importlib.import_module("vtkmodules.vtkRenderingFreeType")  # VTK's text renderer, registered
+    if scale is not None:
+        renderer.AddActor2D(_scale_bar(lookup, scale, size))
+    for row, label in enumerate(labels):
+        renderer.AddActor2D(_label(label, row, size))
+    window.Render()
+    grab = vtkWindowToImageFilter()
+    grab.SetInput(window)
+    grab.SetInputBufferTypeToRGB()
+    grab.ReadFrontBufferOff()
+    grab.Update()
+    pixels = vtk_to_numpy(grab.GetOutput().GetPointData().GetScalars()).reshape(size, size, 3)
+    del keep
+    return np.ascontiguousarray(pixels[::-1])  # VTK's first row is the bottom one
+
+
+def _mapper(corners: np.ndarray, per_cell: int):
+    """A mapper of cells of ``per_cell`` consecutive ``corners`` (3: triangles, 2: lines),
+    and the numpy arrays VTK reads without a copy."""
+    from vtkmodules.util.numpy_support import ID_TYPE_CODE, numpy_to_vtk, numpy_to_vtkIdTypeArray
+    from vtkmodules.vtkCommonCore import vtkPoints
+    from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+    from vtkmodules.vtkRenderingCore import vtkPolyDataMapper
+
+    corners = np.ascontiguousarray(corners.reshape(-1, 3), dtype=np.float32)
+    offsets = np.arange(0, len(corners) + 1, per_cell, dtype=ID_TYPE_CODE)
+    connectivity = np.arange(len(corners), dtype=ID_TYPE_CODE)
+    cells = vtkCellArray()
+    cells.SetData(numpy_to_vtkIdTypeArray(offsets, deep=False), numpy_to_vtkIdTypeArray(connectivity, deep=False))
+    points = vtkPoints()
+    points.SetData(numpy_to_vtk(corners, deep=False))
+    polydata = vtkPolyData()
+    polydata.SetPoints(points)
+    if per_cell == 3:
+        polydata.SetPolys(cells)
+    else:
+        polydata.SetLines(cells)
+    mapper = vtkPolyDataMapper()
+    mapper.SetInputData(polydata)
+    mapper.ScalarVisibilityOff()
+    return mapper, [corners, offsets, connectivity]
+
+
+def _actor(layer: Layer, lookup):
+    from vtkmodules.util.numpy_support import numpy_to_vtk
+    from vtkmodules.vtkRenderingCore import vtkActor
+
+    triangles = np.asarray(layer.triangles)
+    scalars = layer.scalars
+    finite = np.isfinite(triangles).all(axis=(1, 2))
+    if not finite.all():  # a damaged STL still being checked: its good triangles only
+        triangles = triangles[finite]
+        scalars = None if scalars is None else np.asarray(scalars)[finite]
+    mapper, arrays = _mapper(triangles, 3)
+    if scalars is not None and lookup is not None:
+        values = np.ascontiguousarray(np.asarray(scalars, np.float32).reshape(-1))
+        arrays.append(values)
+        mapper.GetInput().GetPointData().SetScalars(numpy_to_vtk(values, deep=False))
+        mapper.ScalarVisibilityOn()
+        mapper.SetLookupTable(lookup)
+        mapper.UseLookupTableScalarRangeOn()
+        mapper.InterpolateScalarsBeforeMappingOn()
+    actor = vtkActor()
+    actor.SetMapper(mapper)
+    properties = actor.GetProperty()
+    properties.SetColor(*layer.color)
+    properties.SetOpacity(layer.opacity)
+    properties.SetAmbient(0.15)
+    properties.SetDiffuse(0.85)
+    properties.SetSpecular(0.0)
+    return actor, arrays
+
+
+def _outline_actor(outline: Outline):
+    from vtkmodules.vtkRenderingCore import vtkActor
+
+    mapper, arrays = _mapper(np.asarray(outline.segments), 2)
+    # Lines on a surface win the depth test against it, as VTK draws edges on faces.
+    mapper.SetRelativeCoincidentTopologyLineOffsetParameters(0.0, -66000.0)
+    actor = vtkActor()
+    actor.SetMapper(mapper)
+    actor.GetProperty().SetColor(*outline.color)
+    actor.GetProperty().LightingOff()
+    actor.GetProperty().SetLineWidth(1.0)
+    return actor, arrays
+
+
+def _lookup_table(scale: Scale):
+    from vtkmodules.vtkCommonCore import vtkLookupTable
+
+    lookup = vtkLookupTable()
+    lookup.SetHueRange(2.0 / 3.0, 0.0)  # blue to red
+    lookup.SetSaturationRange(1.0, 1.0)
+    lookup.SetValueRange(1.0, 1.0)
+    lookup.SetNumberOfTableValues(256)
+    lookup.SetTableRange(scale.low, scale.high if scale.high > scale.low else scale.low + 1e-6)
+    lookup.Build()
+    return lookup
+
+
+def _camera(renderer, low, high, view: str, width_share: float) -> None:
+    direction, up = (np.array(v, np.float64) for v in VIEWS[view])
+    right = np.cross(direction, up)
+    center = (low + high) / 2.0
+    extent = np.maximum(high - low, 1e-6)
+    across, tall = float(np.abs(right) @ extent), float(np.abs(up) @ extent)
+    # Parallel scale is half the view's height; the picture is square, and its width
+    # is shared with a colour bar when there is one: the model then sits left of it.
+    half = max(tall, across / width_share) / 2.0 * (1.0 + 2.0 * MARGIN)
+    focus = center + right * (1.0 - width_share) * half
+    distance = 2.0 * float(extent.max()) + 1.0
+    camera = renderer.GetActiveCamera()
+    camera.ParallelProjectionOn()
+    camera.SetFocalPoint(*focus)
+    camera.SetPosition(*(focus - direction * distance))
+    camera.SetViewUp(*up)
+    camera.SetParallelScale(half)
+    camera.SetClippingRange(1e-3 * distance, 2.0 * distance + float(np.abs(direction) @ extent))
+    renderer.AddLight(_headlight())
+    renderer.AutomaticLightCreationOff()
+
+
+def _headlight():
+    from vtkmodules.vtkRenderingCore import vtkLight
+
+    light = vtkLight()
+    light.SetLightTypeToHeadlight()
+    light.SetIntensity(1.0)
+    return light
+
+
+def _text_properties(properties, size: int, color) -> None:
+    properties.SetFontFamilyToArial()
+    properties.SetFontSize(max(10, size // 32))
+    properties.SetColor(*color)
+    properties.BoldOff()
+    properties.ItalicOff()
+    properties.ShadowOff()
+
+
+def _scale_bar(lookup, scale: Scale, size: int):
+    from vtkmodules.vtkRenderingAnnotation import vtkScalarBarActor
+
+    bar = vtkScalarBarActor()
+    bar.SetLookupTable(lookup)
+    bar.SetTitle(scale.title)
+    bar.SetNumberOfLabels(5)
+    bar.SetLabelFormat("%.2f")
+    bar.SetMaximumWidthInPixels(size // 5)
+    bar.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+    bar.GetPositionCoordinate().SetValue(0.82, 0.08)
+    bar.SetWidth(0.16)
+    bar.SetHeight(0.84)
+    bar.UnconstrainedFontSizeOn()
+    for properties in (bar.GetTitleTextProperty(), bar.GetLabelTextProperty()):
+        _text_properties(properties, size, (1.0, 1.0, 1.0))
+    return bar
+
+
+def _label(label: Label, row: int, size: int):
+    from vtkmodules.vtkRenderingCore import vtkTextActor
+
+    text = vtkTextActor()
+    text.SetInput(label.text)
+    _text_properties(text.GetTextProperty(), size, label.color)
+    line = max(10, size // 32) * 1.4
+    text.SetDisplayPosition(int(size * 0.02), int(size - (row + 1) * line - size * 0.01))
+    return text
