@@ -16,9 +16,10 @@ from scipy.optimize import brentq
 from scipy.spatial.transform import Rotation
 
 import encapsulated_stl as estl
-from conftest import real_series
+from conftest import missing, real_series
 from encapsulated_stl.cli import main
 from encapsulated_stl.mesh.compare import compare_surfaces
+from png_files import png_pixels
 from stl_samples import binary_stl_by_hand, cube_triangles, icosphere, square_grid
 
 RADIUS = 20.0
@@ -232,6 +233,40 @@ def test_the_public_api_compares_files_and_arrays(stl_pair):
     assert from_files.symmetric.mean == pytest.approx(from_arrays.symmetric.mean, abs=1e-5)
     with pytest.raises(estl.EncapsulatedSTLError, match="no such file"):
         estl.compare(plan, plan.parent / "missing.stl")
+
+
+def test_the_picture_colours_actual_by_its_distance_with_a_colour_bar(stl_pair, tmp_path, capsys):
+    """A sphere moved 1 mm up, seen from the front: its top is 1 mm from the plan (red,
+    the colour bar's top, the 95th percentile 0.95 mm and above) and its equator on the
+    plan (blue)."""
+    from encapsulated_stl.mesh.render import RenderingUnavailable
+
+    plan, scan = stl_pair
+    result = estl.compare(plan, scan)
+    try:
+        direct = result.picture(256)
+    except RenderingUnavailable as error:
+        missing(f"VTK cannot render here: {error.reason}")
+    output = tmp_path / "distances.png"
+    code, out, err = run(capsys, "compare", plan, scan, "--png", output)
+    assert (code, err) == (0, "") and f"Picture            {output}" in out
+    picture = png_pixels(output.read_bytes())
+    assert picture.shape == (512, 512, 3)
+    for image in (picture, direct):
+        size = image.shape[0]
+        sphere = image[:, : int(size * 0.78)].astype(int)  # left of the colour bar
+        coloured = sphere.max(axis=2) - sphere.min(axis=2) > 60  # not the white text
+        lit = np.where(coloured.any(axis=1))[0]
+        top, middle = sphere[lit[0] + size // 40], sphere[(lit[0] + lit[-1]) // 2]
+        # hues, not brightness: the light at the viewer darkens the sphere's rim
+        reddish = lambda row: ((row[:, 0] > 50) & (row[:, 0] > 2 * row[:, 1]) & (row[:, 0] > 2 * row[:, 2])).sum()  # noqa: E731
+        bluish = lambda row: ((row[:, 2] > 50) & (row[:, 2] > 2 * row[:, 0]) & (row[:, 2] > 2 * row[:, 1])).sum()  # noqa: E731
+        assert reddish(top) > 5 and bluish(top) == 0
+        assert bluish(middle) > 20 and reddish(middle) == 0
+    code, out, err = run(capsys, "compare", plan, scan, "--png", output)  # exists: not replaced without --force
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    code, out, err = run(capsys, "compare", plan, scan, "--png", plan, "--force")  # never an input
+    assert code == 2 and plan.read_bytes()[:5] != b"\x89PNG"
 
 
 # -- real data: the Philips skull phantom scanned at -18.5 and +16.5 degrees ---------------

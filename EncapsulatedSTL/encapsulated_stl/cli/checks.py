@@ -8,10 +8,13 @@ import argparse
 import json
 import sys
 
+from ..errors import EncapsulatedSTLError
+from ..files import check_output_path, write_atomically
 from ..iod import codes
 from ..iod.model import model_triangles_mm
 from ..mesh.compare import ALIGNMENTS, SurfaceComparison, compare_surfaces
 from ..mesh.printability import Printability, check_printability
+from ..mesh.render import RenderingUnavailable, png_bytes
 from . import one_line
 
 EXIT_NOT_PRINTABLE = 1
@@ -49,6 +52,9 @@ def register(subparsers) -> None:
                          "rotate and translate ACTUAL onto PLANNED (ICP, no scaling)")
     compare.add_argument("--units", choices=list(codes.UNIT_MILLIMETRES),
                          help="units of an STL file, or of an object that declares none (default: mm)")
+    compare.add_argument("--png", metavar="OUT.png",
+                         help="also draw ACTUAL coloured by its distance to PLANNED, with a colour bar")
+    compare.add_argument("--force", action="store_true", help="overwrite an existing --png file")
     compare.add_argument("--json", action="store_true", help="print JSON instead of text")
     compare.set_defaults(run=run_compare)
 
@@ -143,6 +149,8 @@ def comparison_facts(result: SurfaceComparison, files: dict) -> dict:
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    inputs = [args.planned, args.actual]
+    picture_path = check_output_path(args.png, args.force, inputs=inputs) if args.png else None
     files, meshes = {}, []
     for role in ("planned", "actual"):
         path = getattr(args, role)
@@ -152,6 +160,14 @@ def run_compare(args: argparse.Namespace) -> int:
     result = compare_surfaces(meshes[0], meshes[1], args.align, names=(args.planned, args.actual))
     del meshes
     report = comparison_facts(result, files)
+    report["png"] = None if picture_path is None else str(picture_path)
+    if picture_path is not None:
+        try:
+            picture = result.picture()
+        except RenderingUnavailable as error:
+            raise EncapsulatedSTLError(error.reason, picture_path) from None
+        write_atomically(picture_path, lambda stream: stream.write(png_bytes(picture)), force=args.force,
+                         inputs=inputs)
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()
@@ -168,6 +184,8 @@ def run_compare(args: argparse.Namespace) -> int:
     rows = [(f"{role.capitalize()}", f"{f['file']} ({f['triangles']:,} triangles, {f['units']} {f['units_known']})")
             for role, f in files.items()]
     rows.append(("Alignment", alignment))
+    if picture_path is not None:
+        rows.append(("Picture", f"{picture_path} (ACTUAL coloured by distance, 0 to the 95th percentile)"))
     rows.append(("Distances (mm)", f"{'mean':>9} {'RMS':>9} {'95%':>9} {'max':>9}"))
     for label, stats in (("Symmetric", result.symmetric), ("Actual to planned", result.actual_to_planned),
                          ("Planned to actual", result.planned_to_actual)):

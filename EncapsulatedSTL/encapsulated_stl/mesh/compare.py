@@ -151,6 +151,39 @@ class SurfaceComparison:
         """The alignment's translation (applied after the rotation about the origin), mm."""
         return [float(v) for v in self.transform[:3, 3]]
 
+    def picture(self, size: int = 512, view: str = "anterior") -> np.ndarray:
+        """ACTUAL (as aligned) coloured by each point's distance to PLANNED, with a colour
+        bar from 0 (blue) to the 95th percentile of those distances (red, and red
+        beyond), and the statistics written in a corner.
+
+        Parameters
+        ----------
+        size : int
+            Width and height in pixels.
+        view : str
+            One of :data:`.render.VIEWS` (``anterior``: from the patient's front, LPS).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(size, size, 3)`` uint8 RGB, first row at the top.
+
+        Raises
+        ------
+        EncapsulatedSTLError
+            A bad size or view; ``RenderingUnavailable`` where VTK cannot render.
+        """
+        from .render import Label, Layer, Scale, render
+
+        stats = self.actual_to_planned
+        white = (1.0, 1.0, 1.0)
+        labels = [Label("ACTUAL coloured by distance to PLANNED", white),
+                  Label(f"mean {stats.mean:.2f}  95% {stats.p95:.2f}  max {stats.max:.2f} mm", white)]
+        if self.align == "rigid":
+            labels.append(Label(f"after a rigid alignment: turned {self.rotation_degrees:.2f} degrees", white))
+        layer = Layer(self.actual_points[self.actual_faces], scalars=self.actual_vertex_distances[self.actual_faces])
+        return render([layer], size, view=view, scale=Scale("mm", 0.0, stats.p95), labels=tuple(labels))
+
 
 def compare_surfaces(planned: np.ndarray, actual: np.ndarray, align: str = "none", *,
                      names: tuple[str, str] = ("planned", "actual")) -> SurfaceComparison:
