@@ -225,7 +225,7 @@ def compare_surfaces(planned: np.ndarray, actual: np.ndarray, align: str = "none
         actual_samples = _Samples(actual, names[1])
 
     to_planned, _, _ = planned_surface.closest(actual_samples.points)
-    del planned_surface  # its k-d tree: the memory is needed for the other one
+    del planned_surface  # its box tree: the memory is needed for the other one
     to_actual, _, _ = _Surface(actual).closest(planned_samples.points)
     forward = _statistics(to_planned, actual_samples.weights)
     backward = _statistics(to_actual, planned_samples.weights)
