@@ -196,14 +196,33 @@ def test_the_command_gives_json_and_honours_units(stl_pair, capsys):
     assert (code, err) == (0, "")
     report = json.loads(out)
     assert set(report) == {"planned", "actual", "align", "transform", "rotation_degrees", "rotation_axis",
-                           "translation_mm", "iterations", "converged", "distances_mm"}
+                           "translation_mm", "iterations", "converged", "distances_mm", "png"}
     assert set(report["distances_mm"]) == {"symmetric", "actual_to_planned", "planned_to_actual"}
     assert set(report["distances_mm"]["symmetric"]) == {"mean", "rms", "p95", "max", "samples"}
     assert report["planned"]["units"] == "cm" and report["planned"]["units_known"] == "given"
     assert report["align"] == "rigid"
-    # the 1 cm shift along z, moved back: 10 mm (a sphere turns freely, so only the shift along z is fixed)
-    assert report["translation_mm"][2] == pytest.approx(-10.0, abs=0.05)
+    # the 1 cm shift along z moved back: the scan's centre, 10 mm up, goes to the plan's (a
+    # sphere turns freely about its centre, so only where the centre goes is fixed)
+    centre = np.array(report["transform"]) @ [0.0, 0.0, 10.0, 1.0]
+    np.testing.assert_allclose(centre[:3], 0.0, atol=0.05)
+    assert report["png"] is None
     assert report["distances_mm"]["symmetric"]["mean"] < 0.05
+
+
+def test_models_in_different_units_are_compared_in_mm(tmp_path, capsys):
+    """An object that declares centimetres against an STL file in millimetres: the same
+    sphere, so 0 apart; the STL read as centimetres too is ten times too large."""
+    in_mm = tmp_path / "sphere-mm.stl"
+    in_mm.write_bytes(binary_stl_by_hand(icosphere(3, RADIUS)))
+    in_cm = tmp_path / "sphere-cm.dcm"
+    estl.save(estl.wrap(icosphere(3, RADIUS / 10.0), units="cm", patient_id="P1"), in_cm)
+    code, out, err = run(capsys, "compare", in_cm, in_mm, "--json")
+    assert (code, err) == (0, "")
+    report = json.loads(out)
+    assert (report["planned"]["units"], report["planned"]["units_known"]) == ("cm", "declared")
+    assert report["distances_mm"]["symmetric"]["max"] < 1e-4  # float32 coordinates
+    code, out, err = run(capsys, "compare", in_cm, in_mm, "--json", "--units", "cm")
+    assert json.loads(out)["distances_mm"]["symmetric"]["mean"] == pytest.approx(9 * RADIUS, rel=0.01)
 
 
 def test_bad_files_are_one_line_and_exit_2(stl_pair, tmp_path, capsys):
