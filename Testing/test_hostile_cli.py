@@ -130,16 +130,16 @@ def _cut(where: str, data: bytes) -> bytes:
     raise AssertionError(where)
 
 
-@pytest.mark.parametrize("command", ["info", "extract", "revise"])
+@pytest.mark.parametrize("command", ["info", "extract", "revise", "compare"])
 @pytest.mark.parametrize("where", ["inside the file meta group", "missing its last byte", "after its document"])
 def test_a_cut_object_is_refused(model_bytes, tmp_path, command, where):
     path = tmp_path / "cut.dcm"
     path.write_bytes(_cut(where, model_bytes))
     stl = tmp_path / "edited.stl"
     stl.write_bytes(binary_stl_by_hand(CUBE))
-    output = tmp_path / ("out.dcm" if command == "revise" else "out.stl")
+    output = tmp_path / {"revise": "out.dcm", "compare": "out.png"}.get(command, "out.stl")
     argv = {"info": ["info", path], "extract": ["extract", path, "-o", output],
-            "revise": ["revise", path, stl, "-o", output]}[command]
+            "revise": ["revise", path, stl, "-o", output], "compare": ["compare", stl, path, "--png", output]}[command]
     assert_refused(argv, [path, stl], output if command != "info" else None, f"error: {path}: ")
 
 
