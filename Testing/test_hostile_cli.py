@@ -96,6 +96,15 @@ def test_wrap_refuses_a_bad_stl(case, tmp_path):
 
 
 @pytest.mark.parametrize("case", list(STL_CASES))
+def test_preview_refuses_a_bad_stl(case, tmp_path):
+    data, expected = STL_CASES[case]
+    stl = tmp_path / "model.stl"
+    stl.write_bytes(data)
+    output = tmp_path / "out.png"
+    assert_refused(["preview", stl, "-o", output], [stl], output, f"error: {stl}: ", *([expected] if expected else []))
+
+
+@pytest.mark.parametrize("case", list(STL_CASES))
 def test_revise_refuses_a_bad_stl(case, model_bytes, tmp_path):
     data, expected = STL_CASES[case]
     stl, earlier, output = tmp_path / "model.stl", tmp_path / "earlier.dcm", tmp_path / "out.dcm"
@@ -130,16 +139,17 @@ def _cut(where: str, data: bytes) -> bytes:
     raise AssertionError(where)
 
 
-@pytest.mark.parametrize("command", ["info", "extract", "revise", "compare"])
+@pytest.mark.parametrize("command", ["info", "extract", "revise", "preview", "compare"])
 @pytest.mark.parametrize("where", ["inside the file meta group", "missing its last byte", "after its document"])
 def test_a_cut_object_is_refused(model_bytes, tmp_path, command, where):
     path = tmp_path / "cut.dcm"
     path.write_bytes(_cut(where, model_bytes))
     stl = tmp_path / "edited.stl"
     stl.write_bytes(binary_stl_by_hand(CUBE))
-    output = tmp_path / {"revise": "out.dcm", "compare": "out.png"}.get(command, "out.stl")
+    output = tmp_path / {"revise": "out.dcm", "preview": "out.png", "compare": "out.png"}.get(command, "out.stl")
     argv = {"info": ["info", path], "extract": ["extract", path, "-o", output],
-            "revise": ["revise", path, stl, "-o", output], "compare": ["compare", stl, path, "--png", output]}[command]
+            "revise": ["revise", path, stl, "-o", output], "preview": ["preview", path, "-o", output],
+            "compare": ["compare", stl, path, "--png", output]}[command]
     assert_refused(argv, [path, stl], output if command != "info" else None, f"error: {path}: ")
 
 

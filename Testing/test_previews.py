@@ -146,6 +146,22 @@ def test_without_egl_osmesa_or_display_the_object_is_written_without_an_icon(tmp
     assert not (tmp_path / "cube.png").exists()
 
 
+def test_a_triangle_soup_is_not_drawn_for_minutes(tmp_path, capsys):
+    """50,000 random triangles across a 300 mm cube cover the picture about 3,300 times
+    over (a surface: a few times).  wrap writes the object without an icon and says why;
+    preview refuses in one line.  Either answers at once, never after minutes."""
+    soup = tmp_path / "soup.stl"
+    triangles = np.random.default_rng(0).uniform(-150, 150, (50_000, 3, 3)).astype(np.float32)
+    soup.write_bytes(binary_stl_by_hand(triangles))
+    code, _out, err = run(capsys, "wrap", soup, "-o", tmp_path / "soup.dcm", "--patient-id", "P1")
+    assert code == 0 and err.startswith("notice: the model is stored without an icon: the triangles cover")
+    assert "IconImageSequence" not in pydicom.dcmread(tmp_path / "soup.dcm")
+    code, _out, err = run(capsys, "preview", soup, "-o", tmp_path / "soup.png")
+    assert code == 2 and err.startswith(f"error: {soup}: the triangles cover the picture ") and err.count("\n") == 1
+    overdraw = float(err.split("picture ")[1].split(" times")[0].replace(",", ""))
+    assert 2500 < overdraw < 4500  # about 50,000 x 0.076 (a random triangle's mean area in a square) / 1.08²
+
+
 # -- the icon ------------------------------------------------------------------------------
 
 def icon_of(path) -> pydicom.Dataset:

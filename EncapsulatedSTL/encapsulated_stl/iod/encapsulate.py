@@ -27,7 +27,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from ..errors import EncapsulatedSTLError
 from ..files import write_atomically
-from ..mesh.render import RenderingUnavailable, icon_pixels
+from ..mesh.render import CannotDraw, icon_pixels
 from ..series.source_series import SourceSeries, series_numbers
 from ..stl.format import parse_binary_stl
 from ..version import __version__
@@ -361,11 +361,12 @@ def encapsulate_stl(
 
 def model_icon(stl, notice: Callable[[str], None] | None = None):
     """The Icon Image Sequence picture of binary STL bytes (:func:`.mesh.render.icon_pixels`),
-    or ``None`` where this machine cannot render, ``notice`` told why: the object is
-    whole without it (the sequence is optional)."""
+    or ``None`` where this machine cannot render or the triangles are no surface to draw
+    (:class:`.mesh.render.CannotDraw`), ``notice`` told why: the object is whole without
+    it (the sequence is optional)."""
     try:
         return icon_pixels(parse_binary_stl(stl, check_values=False).triangles)
-    except RenderingUnavailable as error:
+    except CannotDraw as error:
         if notice is not None:
             notice(f"the model is stored without an icon: {error.reason}")
         return None

@@ -51,9 +51,18 @@ LARGEST_SIZE = 8192
 VIEWS = {"anterior": ((0.0, 1.0, 0.0), (0.0, 0.0, 1.0)), "left": ((-1.0, 0.0, 0.0), (0.0, 0.0, 1.0))}
 #: Margin around the fitted bounds, as a fraction of their larger side.
 MARGIN = 0.04
+#: The most the triangles may cover the picture over, summed (their projected areas
+#: over the picture's): a surface model, even a lattice, covers it a few times to a few
+#: dozen; a triangle soup of 2 million random triangles 200,000 times, which software
+#: rendering takes minutes to draw.
+DEEPEST_OVERDRAW = 1000.0
 
 
-class RenderingUnavailable(EncapsulatedSTLError):
+class CannotDraw(EncapsulatedSTLError):
+    """A picture that cannot be drawn here, or not in reasonable time."""
+
+
+class RenderingUnavailable(CannotDraw):
     """This machine has no way for VTK to render: no display, EGL or OSMesa."""
 
 
@@ -127,6 +136,8 @@ def render(layers: list[Layer | Outline], size: int, *, view: str = "anterior", 
     ------
     RenderingUnavailable
         When VTK cannot render on this machine.
+    CannotDraw
+        When the triangles pile up more than :data:`DEEPEST_OVERDRAW` times.
     EncapsulatedSTLError
         For a size or view out of range, or no layer with a finite triangle.
     """
@@ -134,6 +145,11 @@ def render(layers: list[Layer | Outline], size: int, *, view: str = "anterior", 
     if view not in VIEWS:
         raise EncapsulatedSTLError(f"the view must be one of {', '.join(VIEWS)}, not {view!r}")
     low, high = _bounds(layers)
+    overdraw = _overdraw(layers, low, high, view)
+    if overdraw > DEEPEST_OVERDRAW:
+        raise CannotDraw(f"the triangles cover the picture {overdraw:,.0f} times over (a surface "
+                         f"covers it at most a few dozen times): not a surface model, and drawing "
+                         "it would take minutes")
     with _quiet_vtk():
         window = _offscreen_window()
         try:
@@ -168,18 +184,48 @@ def png_bytes(rgb: np.ndarray) -> bytes:
             + chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 9)) + chunk(b"IEND", b""))
 
 
+#: Triangles per block where every triangle is looked at: bounded memory.
+BLOCK = 1 << 17
+
+
 def _bounds(layers: list[Layer | Outline]) -> tuple[np.ndarray, np.ndarray]:
     lows, highs = [], []
     for layer in layers:
         shape = layer.segments if isinstance(layer, Outline) else layer.triangles
-        corners = np.asarray(shape).reshape(-1, 3)
-        finite = corners[np.isfinite(corners).all(axis=1)]
-        if len(finite):
-            lows.append(finite.min(axis=0))
-            highs.append(finite.max(axis=0))
+        for start in range(0, len(shape), BLOCK):
+            corners = np.asarray(shape[start:start + BLOCK], np.float64).reshape(-1, 3)
+            finite = corners[np.isfinite(corners).all(axis=1)]
+            if len(finite):
+                lows.append(finite.min(axis=0))
+                highs.append(finite.max(axis=0))
     if not lows:
         raise EncapsulatedSTLError("the model has no triangle with finite coordinates to draw")
-    return np.min(lows, axis=0).astype(np.float64), np.max(highs, axis=0).astype(np.float64)
+    return np.min(lows, axis=0), np.max(highs, axis=0)
+
+
+def _overdraw(layers, low, high, view: str) -> float:
+    """How many times over the layers' triangles cover the picture: the sum of their areas
+    projected on the view plane, over the plane's fitted square."""
+    direction = np.array(VIEWS[view][0])
+    half = _half_height(low, high, view, 1.0)
+    total = 0.0
+    for layer in layers:
+        if isinstance(layer, Layer):
+            for start in range(0, len(layer.triangles), BLOCK):
+                block = np.asarray(layer.triangles[start:start + BLOCK], np.float64)
+                normals = np.cross(block[:, 1] - block[:, 0], block[:, 2] - block[:, 0])
+                total += float(np.nansum(np.abs(normals @ direction))) / 2.0
+    return total / (2.0 * half) ** 2
+
+
+def _half_height(low, high, view: str, width_share: float) -> float:
+    """Half the height of the fitted view in mm (VTK's parallel scale): the bounds'
+    larger side across the picture, with the margin."""
+    direction, up = (np.array(v, np.float64) for v in VIEWS[view])
+    right = np.cross(direction, up)
+    extent = np.maximum(high - low, 1e-6)
+    across, tall = float(np.abs(right) @ extent), float(np.abs(up) @ extent)
+    return max(tall, across / width_share) / 2.0 * (1.0 + 2.0 * MARGIN)
 
 
 class _quiet_vtk:
@@ -268,16 +314,18 @@ def _draw(window, layers, size, low, high, view, scale, labels) -> np.ndarray:
 def _mapper(corners: np.ndarray, per_cell: int):
     """A mapper of cells of ``per_cell`` consecutive ``corners`` (3: triangles, 2: lines),
     and the numpy arrays VTK reads without a copy."""
-    from vtkmodules.util.numpy_support import ID_TYPE_CODE, numpy_to_vtk, numpy_to_vtkIdTypeArray
+    from vtkmodules.util.numpy_support import numpy_to_vtk
     from vtkmodules.vtkCommonCore import vtkPoints
     from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
     from vtkmodules.vtkRenderingCore import vtkPolyDataMapper
 
     corners = np.ascontiguousarray(corners.reshape(-1, 3), dtype=np.float32)
-    offsets = np.arange(0, len(corners) + 1, per_cell, dtype=ID_TYPE_CODE)
-    connectivity = np.arange(len(corners), dtype=ID_TYPE_CODE)
+    # 32-bit cell storage (half the memory of VTK's 64-bit ids) while the indices fit
+    index = np.int32 if len(corners) < np.iinfo(np.int32).max else np.int64
+    offsets = np.arange(0, len(corners) + 1, per_cell, dtype=index)
+    connectivity = np.arange(len(corners), dtype=index)
     cells = vtkCellArray()
-    cells.SetData(numpy_to_vtkIdTypeArray(offsets, deep=False), numpy_to_vtkIdTypeArray(connectivity, deep=False))
+    cells.SetData(numpy_to_vtk(offsets, deep=False), numpy_to_vtk(connectivity, deep=False))
     points = vtkPoints()
     points.SetData(numpy_to_vtk(corners, deep=False))
     polydata = vtkPolyData()
@@ -354,10 +402,9 @@ def _camera(renderer, low, high, view: str, width_share: float) -> None:
     right = np.cross(direction, up)
     center = (low + high) / 2.0
     extent = np.maximum(high - low, 1e-6)
-    across, tall = float(np.abs(right) @ extent), float(np.abs(up) @ extent)
-    # Parallel scale is half the view's height; the picture is square, and its width
-    # is shared with a colour bar when there is one: the model then sits left of it.
-    half = max(tall, across / width_share) / 2.0 * (1.0 + 2.0 * MARGIN)
+    # The picture is square, and its width is shared with a colour bar when there is
+    # one: the model then sits left of it.
+    half = _half_height(low, high, view, width_share)
     focus = center + right * (1.0 - width_share) * half
     distance = 2.0 * float(extent.max()) + 1.0
     camera = renderer.GetActiveCamera()
