@@ -47,3 +47,35 @@ def ascii_stl_by_hand(triangles, name: str = "part") -> bytes:
         lines.append("  endfacet")
     lines.append(f"endsolid {name}")
     return ("\n".join(lines) + "\n").encode()
+
+
+def icosphere(subdivisions: int, radius: float = 1.0, center=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """A sphere's outward triangles, ``(20 * 4**subdivisions, 3, 3)`` float64: an icosahedron
+    whose triangles are split in four ``subdivisions`` times, every vertex on the sphere."""
+    t = (1.0 + 5.0 ** 0.5) / 2.0
+    points = np.array([(-1, t, 0), (1, t, 0), (-1, -t, 0), (1, -t, 0), (0, -1, t), (0, 1, t), (0, -1, -t),
+                       (0, 1, -t), (t, 0, -1), (t, 0, 1), (-t, 0, -1), (-t, 0, 1)], dtype=np.float64)
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    faces = np.array([(0, 11, 5), (0, 5, 1), (0, 1, 7), (0, 7, 10), (0, 10, 11), (1, 5, 9), (5, 11, 4),
+                      (11, 10, 2), (10, 7, 6), (7, 1, 8), (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8), (3, 8, 9),
+                      (4, 9, 5), (2, 4, 11), (6, 2, 10), (8, 6, 7), (9, 8, 1)])
+    for _ in range(subdivisions):
+        edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+        unique, inverse = np.unique(edges, axis=0, return_inverse=True)
+        middles = points[unique].mean(axis=1)
+        middles /= np.linalg.norm(middles, axis=1, keepdims=True)
+        ab, bc, ca = inverse.reshape(3, -1) + len(points)
+        a, b, c = faces.T
+        faces = np.concatenate([np.stack(f, axis=1) for f in ((a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca))])
+        points = np.concatenate([points, middles])
+    return points[faces] * radius + np.asarray(center, dtype=np.float64)
+
+
+def square_grid(size: float, cells: int, z: float = 0.0, origin=(0.0, 0.0)) -> np.ndarray:
+    """A flat square ``size`` mm wide at height ``z``, ``2 * cells**2`` triangles, float64."""
+    u = np.linspace(0.0, size, cells + 1)
+    x, y = np.meshgrid(u + origin[0], u + origin[1], indexing="ij")
+    grid = np.stack([x, y, np.full_like(x, z)], axis=-1)
+    a, b, c, d = grid[:-1, :-1], grid[1:, :-1], grid[1:, 1:], grid[:-1, 1:]
+    return np.concatenate([np.stack([a, b, c], axis=-2).reshape(-1, 3, 3),
+                           np.stack([a, c, d], axis=-2).reshape(-1, 3, 3)])

@@ -139,16 +139,17 @@ def _cut(where: str, data: bytes) -> bytes:
     raise AssertionError(where)
 
 
-@pytest.mark.parametrize("command", ["info", "extract", "revise", "preview"])
+@pytest.mark.parametrize("command", ["info", "extract", "revise", "preview", "compare"])
 @pytest.mark.parametrize("where", ["inside the file meta group", "missing its last byte", "after its document"])
 def test_a_cut_object_is_refused(model_bytes, tmp_path, command, where):
     path = tmp_path / "cut.dcm"
     path.write_bytes(_cut(where, model_bytes))
     stl = tmp_path / "edited.stl"
     stl.write_bytes(binary_stl_by_hand(CUBE))
-    output = tmp_path / {"revise": "out.dcm", "preview": "out.png"}.get(command, "out.stl")
+    output = tmp_path / {"revise": "out.dcm", "preview": "out.png", "compare": "out.png"}.get(command, "out.stl")
     argv = {"info": ["info", path], "extract": ["extract", path, "-o", output],
-            "revise": ["revise", path, stl, "-o", output], "preview": ["preview", path, "-o", output]}[command]
+            "revise": ["revise", path, stl, "-o", output], "preview": ["preview", path, "-o", output],
+            "compare": ["compare", stl, path, "--png", output]}[command]
     assert_refused(argv, [path, stl], output if command != "info" else None, f"error: {path}: ")
 
 

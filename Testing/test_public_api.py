@@ -69,10 +69,11 @@ def test_every_public_name_is_there_and_documented():
     for name in estl.__all__:
         value = getattr(estl, name)
         assert value.__doc__, name
-    for function in (estl.read, estl.wrap, estl.revise, estl.from_ct, estl.from_segmentation, estl.save):
+    for function in (estl.read, estl.wrap, estl.revise, estl.from_ct, estl.from_segmentation, estl.save,
+                     estl.compare):
         doc = function.__doc__
         assert "Parameters" in doc and "Returns" in doc, function.__name__
-    for function in (estl.wrap, estl.revise, estl.from_ct, estl.from_segmentation):
+    for function in (estl.wrap, estl.revise, estl.from_ct, estl.from_segmentation, estl.compare):
         assert "LPS" in function.__doc__ and ("mm" in function.__doc__ or "millimetre" in function.__doc__)
 
 

@@ -25,7 +25,8 @@ from .errors import (  # noqa: F401
 from .version import __version__  # noqa: F401
 
 __all__ = [
-    "read", "wrap", "revise", "from_ct", "from_segmentation", "save", "preview",
+    "read", "wrap", "revise", "from_ct", "from_segmentation", "save", "preview", "compare",
+    "SurfaceComparison",
     "EncapsulatedSTL", "EncapsulatedModel", "ModelMetadata", "NewStudy",
     "EncapsulatedSTLError", "NotEncapsulatedSTLError", "StlFormatError", "SeriesError", "OutputError",
     "PacsError", "SegmentationError",
@@ -34,7 +35,7 @@ __all__ = [
 #: Where each public name lives, imported when first asked for (PEP 562).
 _LAZY = {
     "read": "api", "wrap": "api", "revise": "api", "from_ct": "api", "from_segmentation": "api", "save": "api",
-    "preview": "api",
+    "preview": "api", "compare": "api", "SurfaceComparison": "mesh.compare",
     "EncapsulatedSTL": "iod.sop", "EncapsulatedModel": "iod.model",
     "ModelMetadata": "iod.encapsulate", "NewStudy": "iod.encapsulate", "SegmentationError": "inputs.segment",
 }

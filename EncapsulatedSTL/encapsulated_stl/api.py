@@ -1,5 +1,5 @@
 """The package's public functions: read any producer's model, wrap an STL, mesh a CT or a
-segmentation, save.  ``import encapsulated_stl`` offers them at the top level.
+segmentation, save, compare two models.  ``import encapsulated_stl`` offers them at the top level.
 
 Coordinates are millimetres in the patient coordinate system of DICOM (LPS: x to the
 patient's left, y to posterior, z to superior), in the Frame of Reference of the source
@@ -244,6 +244,53 @@ def from_segmentation(path: str | os.PathLike, reference=None, *, series_uid: st
         smoothing=DEFAULT_SMOOTHING if smoothing is None else smoothing, decimate=decimate,
         metadata=model, patient_id=study.patient_id)
     return [m.dataset for m in made]
+
+
+def compare(planned, actual, *, align: str = "none", units: str | None = None):
+    """Surface distances between a planned model and the actual one (a print's scan).
+
+    Parameters
+    ----------
+    planned, actual : str, os.PathLike or numpy.ndarray
+        Encapsulated STL objects of any producer or STL files, or ``(n, 3, 3)``
+        triangles in mm.  Files are converted to mm from the units an object declares,
+        else ``units``.  Coordinates are compared as they are (patient LPS for models
+        made here) unless ``align="rigid"``.
+    align : {"none", "rigid"}
+        ``"rigid"`` first moves ``actual`` onto ``planned`` by a rotation and a
+        translation (ICP; no scaling, so a print scaled wrong shows as distance).
+    units : {"m", "cm", "mm", "um"}, optional
+        Units of an STL file, or of an object that declares none (default mm).
+
+    Returns
+    -------
+    encapsulated_stl.mesh.compare.SurfaceComparison
+        ``.symmetric``, ``.actual_to_planned`` and ``.planned_to_actual`` hold the
+        area-weighted mean, RMS, 95th percentile and maximum of the point-to-surface
+        distances in mm; ``.transform`` the 4 x 4 matrix applied to ``actual``
+        (``.rotation_degrees``, ``.rotation_axis``, ``.translation_mm`` in PLANNED's
+        coordinates, LPS for a patient model); ``.actual_vertex_distances`` the
+        distance (mm) of each of ``.actual_points`` to ``planned``.
+
+    Raises
+    ------
+    EncapsulatedSTLError
+        A file that cannot be read, a mesh with no triangles, no area or a non-finite
+        coordinate; each names the file.
+    """
+    from .mesh.compare import compare_surfaces
+
+    meshes, names = [], []
+    for given, default_name in ((planned, "planned"), (actual, "actual")):
+        if isinstance(given, (str, os.PathLike)):
+            from .iod.model import model_triangles_mm
+
+            meshes.append(model_triangles_mm(given, units)[0])
+            names.append(os.fspath(given))
+        else:
+            meshes.append(given)
+            names.append(default_name)
+    return compare_surfaces(meshes[0], meshes[1], align, names=(names[0], names[1]))
 
 
 def save(dataset, path: str | os.PathLike, *, force: bool = False) -> Path:

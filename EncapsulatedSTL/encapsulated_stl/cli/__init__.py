@@ -30,7 +30,7 @@ EXIT_INTERNAL_ERROR = 70
 
 #: The argument each command is about, named in an error that names no file.  Not
 #: the DICOMweb URL, which may hold a password: its errors name it themselves.
-SUBJECTS = ("stl", "dicom", "model", "segmentation", "rtstruct", "source", "node", "paths", "output")
+SUBJECTS = ("stl", "dicom", "model", "planned", "segmentation", "rtstruct", "source", "node", "paths", "output")
 
 
 class _Parser(argparse.ArgumentParser):
