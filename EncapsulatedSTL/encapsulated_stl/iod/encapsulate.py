@@ -364,8 +364,11 @@ def model_icon(stl, notice: Callable[[str], None] | None = None):
     or ``None`` where this machine cannot render or the triangles are no surface to draw
     (:class:`.mesh.render.CannotDraw`), ``notice`` told why: the object is whole without
     it (the sequence is optional)."""
+    # The values are checked first (StlFormatError for a NaN): a damaged STL is refused
+    # for what it is, never drawn, nor told as a picture it could not have.
+    triangles = parse_binary_stl(stl).triangles
     try:
-        return icon_pixels(parse_binary_stl(stl, check_values=False).triangles)
+        return icon_pixels(triangles)
     except CannotDraw as error:
         if notice is not None:
             notice(f"the model is stored without an icon: {error.reason}")
