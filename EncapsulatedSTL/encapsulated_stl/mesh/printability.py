@@ -149,7 +149,7 @@ def check_printability(triangles: np.ndarray) -> Printability:
     signed = np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2])) / 6.0
     volumes = np.bincount(component_of_face, weights=signed)
     sizes = np.bincount(component_of_face)
-    grid = _Grid(points, faces, degenerate)
+    grid = _Grid(points, faces, np.flatnonzero(~degenerate))
     crossings = grid.crossings()
     enclosing = grid.winding_numbers(component_of_face, len(volumes))
     inward = (volumes > 0) != (enclosing == 0)  # a shell in the open, or a cavity in material
@@ -193,13 +193,48 @@ def fan_roots(faces: np.ndarray, point_count: int, edges=None) -> np.ndarray:
 
 def crossing_faces(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Which faces cross another face they share no vertex with (a boolean per face)."""
-    corners = points[faces]
-    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    degenerate = ~np.any(normals != 0.0, axis=1)
-    grid = _Grid(np.asarray(points, dtype=np.float64), np.ascontiguousarray(faces, dtype=np.int64), degenerate)
+    grid = _Grid(points, faces, np.flatnonzero(~degenerate_faces(points, faces)))
     found = np.zeros(len(faces), dtype=bool)
-    found[grid.usable] = grid.crossing_pairs()[1]
+    found[grid.ids] = grid.crossing_pairs()[1]
     return found
+
+
+def degenerate_faces(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Which faces have no area: a zero normal (a boolean per face)."""
+    return _zero_normals(np.ascontiguousarray(points, dtype=np.float64), np.ascontiguousarray(faces, dtype=np.int64))
+
+
+class CrossingSearch:
+    """The faces of a mesh that cross another face (sharing no vertex with it), kept up to
+    date while points move a few at a time: the faces are binned once, and after a move
+    only the faces around points that ever moved are tested again, against the rest and
+    among themselves.
+
+    ``points`` and ``faces`` as in :func:`crossing_faces`; ``crossing`` is a boolean per
+    face."""
+
+    def __init__(self, points: np.ndarray, faces: np.ndarray):
+        self.faces = np.ascontiguousarray(faces, dtype=np.int64)
+        points = np.ascontiguousarray(points, dtype=np.float64)
+        self._grid = _Grid(points, self.faces, np.flatnonzero(~degenerate_faces(points, self.faces)))
+        self.crossing = np.zeros(len(self.faces), dtype=bool)
+        self.crossing[self._grid.ids] = self._grid.crossing_pairs()[1]
+        self._moved = np.zeros(len(self.faces), dtype=bool)
+
+    def move(self, points: np.ndarray, moved_faces: np.ndarray) -> np.ndarray:
+        """``crossing`` for the mesh at ``points``, where only ``moved_faces`` (a boolean per
+        face: those with a point that moved since the last call) may differ."""
+        self._moved |= moved_faces
+        points = np.ascontiguousarray(points, dtype=np.float64)
+        moved = np.flatnonzero(self._moved)
+        usable = moved[~_zero_normals(points, self.faces[moved])]
+        # the moved faces against the others, binned where they still are ...
+        crossing = self._grid.crossing_with(points, usable, self._moved)
+        # ... and among themselves, binned where they are now
+        among = _Grid(points, self.faces, usable)
+        crossing[among.ids] |= among.crossing_pairs()[1]
+        self.crossing = crossing
+        return crossing
 
 
 def drop_folded_pairs(faces: np.ndarray) -> np.ndarray:
@@ -332,105 +367,278 @@ def component_labels(faces, point_count):
 # -- self-intersections -------------------------------------------------------------
 
 
-class _Grid:
-    """The non-degenerate triangles binned in a grid of cells, for the searches that
-    need neighbours: crossings between triangles, and rays for winding numbers."""
+@njit(cache=True, parallel=True)
+def _zero_normals(points, faces):
+    found = np.zeros(faces.shape[0], dtype=np.bool_)
+    for f in prange(faces.shape[0]):
+        a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+        u0, u1, u2 = points[b, 0] - points[a, 0], points[b, 1] - points[a, 1], points[b, 2] - points[a, 2]
+        v0, v1, v2 = points[c, 0] - points[a, 0], points[c, 1] - points[a, 1], points[c, 2] - points[a, 2]
+        found[f] = u1 * v2 - u2 * v1 == 0.0 and u2 * v0 - u0 * v2 == 0.0 and u0 * v1 - u1 * v0 == 0.0
+    return found
 
-    def __init__(self, points: np.ndarray, faces: np.ndarray, degenerate: np.ndarray):
-        self.usable = np.flatnonzero(~degenerate)
-        self.faces = np.ascontiguousarray(faces[self.usable])
-        self.corners = np.ascontiguousarray(points[self.faces])
-        if len(self.usable) == 0:
+
+class _Grid:
+    """Triangles binned in a grid of cells, for the searches that need neighbours:
+    crossings between triangles, and rays for winding numbers.
+
+    Lean, for meshes of millions of triangles: each binned triangle keeps only its
+    bounding box, in float32 rounded outwards (a box is only ever a filter; the
+    triangles are tested on ``points``), and is read through ``faces`` wherever its
+    corners are needed.  Cells hold positions in ``ids``, the faces binned."""
+
+    def __init__(self, points: np.ndarray, faces: np.ndarray, ids: np.ndarray):
+        self.points = np.ascontiguousarray(points, dtype=np.float64)
+        self.faces = np.ascontiguousarray(faces, dtype=np.int64)
+        self.ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if len(self.ids) == 0:
             return
-        self.low, self.high = self.corners.min(axis=1), self.corners.max(axis=1)
-        self.origin = self.low.min(axis=0)
-        extent = self.high.max(axis=0) - self.origin
-        edge = float(np.median(np.linalg.norm(self.corners[:, 1] - self.corners[:, 0], axis=1)))
+        self.low, self.high = _face_boxes(self.points, self.faces, self.ids)
+        self.origin, top = _box_bounds(self.low, self.high)
+        extent = top - self.origin
+        # the median edge of a sample (the cell size only sets the speed, never the answer)
+        sample = self.faces[self.ids[:: max(1, len(self.ids) // 65536)]]
+        edge = float(np.median(np.linalg.norm(self.points[sample[:, 1]] - self.points[sample[:, 0]], axis=1)))
         self.size = max(2.0 * edge, float(extent.max()) / MAX_GRID_CELLS_PER_AXIS, 1e-9)
         self.shape = np.maximum(np.ceil(extent / self.size).astype(np.int64), 1)
-        first_cell = np.minimum(((self.low - self.origin) / self.size).astype(np.int64), self.shape - 1)
-        last_cell = np.minimum(((self.high - self.origin) / self.size).astype(np.int64), self.shape - 1)
-        self.starts, self.members = _bin_faces(first_cell, last_cell, self.shape)
+        counts = np.zeros(int(np.prod(self.shape)) + 1, dtype=np.int64)
+        _count_cell_members(self.low, self.high, self.origin, self.size, self.shape, counts)
+        self.starts = np.cumsum(counts, out=counts)
+        self.members = np.empty(int(self.starts[-1]), dtype=np.int32 if len(self.ids) < 2**31 else np.int64)
+        _fill_cells(self.low, self.high, self.origin, self.size, self.shape, self.starts, self.members)
 
     def crossings(self) -> int:
         """Pairs of triangles sharing no vertex that cross or overlap, each counted once."""
         return self.crossing_pairs()[0]
 
     def crossing_pairs(self) -> tuple[int, np.ndarray]:
-        """(how many pairs cross, which of the usable triangles are in one)."""
-        flags = np.zeros(len(self.usable), dtype=np.bool_)
-        if len(self.usable) < 2:
+        """(how many pairs cross, which of the binned triangles (positions in ``ids``) are in one)."""
+        flags = np.zeros(len(self.ids), dtype=np.bool_)
+        if len(self.ids) < 2:
             return 0, flags
-        count = _count_crossings(self.corners, self.faces, self.low, self.high, self.origin, self.size,
+        count = _count_crossings(self.points, self.faces, self.ids, self.low, self.high, self.origin, self.size,
                                  self.shape, self.starts, self.members, flags)
         return int(count), flags
+
+    def crossing_with(self, points: np.ndarray, queries: np.ndarray, left_out: np.ndarray) -> np.ndarray:
+        """Which faces cross one of ``queries`` (face numbers, at their corners in ``points``):
+        a boolean per face of the mesh, the crossing queries and the faces they cross set.
+
+        Only pairs of a query and a binned face not ``left_out`` (a boolean per face) are
+        tested: the binned faces must be where they were when binned, except those left
+        out, and the queries among themselves need a grid of their own."""
+        found = np.zeros(len(self.faces), dtype=np.bool_)
+        if len(self.ids) == 0 or len(queries) == 0:
+            return found
+        _query_crossings(np.ascontiguousarray(points, dtype=np.float64), self.faces,
+                         np.ascontiguousarray(queries, dtype=np.int64), left_out, self.ids, self.low, self.high,
+                         self.origin, self.size, self.shape, self.starts, self.members, found)
+        return found
 
     def winding_numbers(self, component_of_face: np.ndarray, count: int) -> np.ndarray:
         """For each component, the winding number of the others at a point of it (a ray
         to +x from the centre of one of its triangles, counting crossings by the sign
         of their normal; another triangle is tried where a ray grazes an edge)."""
-        if len(self.usable) == 0:
+        if len(self.ids) == 0:
             return np.zeros(count, dtype=np.int64)
-        component = np.ascontiguousarray(component_of_face[self.usable])
+        component = np.ascontiguousarray(component_of_face[self.ids])
         order = np.argsort(component, kind="stable")
         first = np.searchsorted(component[order], np.arange(count + 1))
-        return _winding_numbers(self.corners, component, order, first, self.origin, self.size, self.shape,
-                                self.starts, self.members)
+        return _winding_numbers(self.points, self.faces, self.ids, component, order, first, self.origin,
+                                self.size, self.shape, self.starts, self.members)
 
 
-@njit(cache=True)
-def _bin_faces(first_cell, last_cell, shape):
-    """Cells as CSR: ``members[starts[c]:starts[c + 1]]`` are the faces whose box meets cell c."""
-    cells = shape[0] * shape[1] * shape[2]
-    counts = np.zeros(cells + 1, dtype=np.int64)
-    for face in range(first_cell.shape[0]):
-        for x in range(first_cell[face, 0], last_cell[face, 0] + 1):
-            for y in range(first_cell[face, 1], last_cell[face, 1] + 1):
-                for z in range(first_cell[face, 2], last_cell[face, 2] + 1):
-                    counts[(x * shape[1] + y) * shape[2] + z + 1] += 1
-    starts = np.cumsum(counts)
-    filled = starts[:-1].copy()
-    members = np.empty(starts[-1], dtype=np.int64)
-    for face in range(first_cell.shape[0]):
-        for x in range(first_cell[face, 0], last_cell[face, 0] + 1):
-            for y in range(first_cell[face, 1], last_cell[face, 1] + 1):
-                for z in range(first_cell[face, 2], last_cell[face, 2] + 1):
-                    cell = (x * shape[1] + y) * shape[2] + z
-                    members[filled[cell]] = face
-                    filled[cell] += 1
-    return starts, members
+#: Cells of the grid handed to a thread at a time by the crossing search.
+_CELL_BLOCK = 4096
+
+
+@njit(cache=True, inline="always")
+def _below(value):
+    """The largest float32 not above ``value``."""
+    rounded = np.float32(value)
+    if rounded > value:
+        rounded = np.nextafter(rounded, np.float32(-np.inf))
+    return rounded
+
+
+@njit(cache=True, inline="always")
+def _above(value):
+    """The smallest float32 not below ``value``."""
+    rounded = np.float32(value)
+    if rounded < value:
+        rounded = np.nextafter(rounded, np.float32(np.inf))
+    return rounded
 
 
 @njit(cache=True, parallel=True)
-def _count_crossings(corners, faces, low, high, origin, size, shape, starts, members, flags):
+def _face_boxes(points, faces, ids):
+    """Bounding boxes of the faces ``ids``, float32 rounded outwards."""
+    low = np.empty((ids.shape[0], 3), dtype=np.float32)
+    high = np.empty((ids.shape[0], 3), dtype=np.float32)
+    for k in prange(ids.shape[0]):
+        f = ids[k]
+        for axis in range(3):
+            a, b, c = points[faces[f, 0], axis], points[faces[f, 1], axis], points[faces[f, 2], axis]
+            low[k, axis] = _below(min(a, b, c))
+            high[k, axis] = _above(max(a, b, c))
+    return low, high
+
+
+@njit(cache=True)
+def _box_bounds(low, high):
+    """The lowest corner and the highest of all boxes (float64)."""
+    origin = np.full(3, np.inf)
+    top = np.full(3, -np.inf)
+    for k in range(low.shape[0]):
+        for axis in range(3):
+            origin[axis] = min(origin[axis], low[k, axis])
+            top[axis] = max(top[axis], high[k, axis])
+    return origin, top
+
+
+@njit(cache=True, inline="always")
+def _cell_of(value, origin, size, count):
+    """The cell along one axis holding coordinate ``value`` (clamped to the grid)."""
+    return min(max(int(math.floor((value - origin) / size)), 0), count - 1)
+
+
+@njit(cache=True, inline="always")
+def _cell_index(x, y, z, shape):
+    """Cells run x fastest, as the rows of slices (and so the faces of flying edges) do."""
+    return (z * shape[1] + y) * shape[0] + x
+
+
+@njit(cache=True)
+def _count_cell_members(low, high, origin, size, shape, counts):
+    """``counts[c + 1]``: how many boxes meet cell c."""
+    for k in range(low.shape[0]):
+        x0, x1 = _cell_of(low[k, 0], origin[0], size, shape[0]), _cell_of(high[k, 0], origin[0], size, shape[0])
+        y0, y1 = _cell_of(low[k, 1], origin[1], size, shape[1]), _cell_of(high[k, 1], origin[1], size, shape[1])
+        z0, z1 = _cell_of(low[k, 2], origin[2], size, shape[2]), _cell_of(high[k, 2], origin[2], size, shape[2])
+        for z in range(z0, z1 + 1):
+            for y in range(y0, y1 + 1):
+                for x in range(x0, x1 + 1):
+                    counts[_cell_index(x, y, z, shape) + 1] += 1
+
+
+@njit(cache=True)
+def _fill_cells(low, high, origin, size, shape, starts, members):
+    """Cells as CSR: ``members[starts[c]:starts[c + 1]]`` are the boxes that meet cell c."""
+    filled = starts[:-1].copy()
+    for k in range(low.shape[0]):
+        x0, x1 = _cell_of(low[k, 0], origin[0], size, shape[0]), _cell_of(high[k, 0], origin[0], size, shape[0])
+        y0, y1 = _cell_of(low[k, 1], origin[1], size, shape[1]), _cell_of(high[k, 1], origin[1], size, shape[1])
+        z0, z1 = _cell_of(low[k, 2], origin[2], size, shape[2]), _cell_of(high[k, 2], origin[2], size, shape[2])
+        for z in range(z0, z1 + 1):
+            for y in range(y0, y1 + 1):
+                for x in range(x0, x1 + 1):
+                    cell = _cell_index(x, y, z, shape)
+                    members[filled[cell]] = k
+                    filled[cell] += 1
+
+
+@njit(cache=True, inline="always")
+def _share_a_vertex(faces, i, j):
+    a0, a1, a2 = faces[i, 0], faces[i, 1], faces[i, 2]
+    b0, b1, b2 = faces[j, 0], faces[j, 1], faces[j, 2]
+    return (a0 == b0 or a0 == b1 or a0 == b2 or a1 == b0 or a1 == b1 or a1 == b2
+            or a2 == b0 or a2 == b1 or a2 == b2)
+
+
+@njit(cache=True, inline="always")
+def _gather(points, faces, face, out):
+    for k in range(3):
+        for axis in range(3):
+            out[k, axis] = points[faces[face, k], axis]
+
+
+@njit(cache=True, parallel=True)
+def _count_crossings(points, faces, ids, low, high, origin, size, shape, starts, members, flags):
     cells = starts.shape[0] - 1
-    found = np.zeros(cells, dtype=np.int64)
-    for cell in prange(cells):
-        for a in range(starts[cell], starts[cell + 1]):
-            i = members[a]
-            for b in range(a + 1, starts[cell + 1]):
-                j = members[b]
-                if (faces[i, 0] == faces[j, 0] or faces[i, 0] == faces[j, 1] or faces[i, 0] == faces[j, 2]
-                        or faces[i, 1] == faces[j, 0] or faces[i, 1] == faces[j, 1] or faces[i, 1] == faces[j, 2]
-                        or faces[i, 2] == faces[j, 0] or faces[i, 2] == faces[j, 1] or faces[i, 2] == faces[j, 2]):
-                    continue
-                overlap = True
-                owner = np.empty(3, dtype=np.int64)
+    blocks = (cells + _CELL_BLOCK - 1) // _CELL_BLOCK
+    found = np.zeros(blocks, dtype=np.int64)
+    for block in prange(blocks):
+        p = np.empty((3, 3))
+        q = np.empty((3, 3))
+        # a cell's boxes and vertex numbers side by side: its pairs are read from cache
+        capacity = 64
+        boxes = np.empty((capacity, 6), dtype=np.float32)
+        corners = np.empty((capacity, 3), dtype=np.int64)
+        for cell in range(block * _CELL_BLOCK, min(cells, (block + 1) * _CELL_BLOCK)):
+            first, count = starts[cell], starts[cell + 1] - starts[cell]
+            if count < 2:
+                continue
+            if count > capacity:
+                capacity = 2 * count
+                boxes = np.empty((capacity, 6), dtype=np.float32)
+                corners = np.empty((capacity, 3), dtype=np.int64)
+            for a in range(count):
+                u = members[first + a]
                 for axis in range(3):
-                    lo = max(low[i, axis], low[j, axis])
-                    if lo > min(high[i, axis], high[j, axis]):
-                        overlap = False
-                        break
-                    owner[axis] = min(int((lo - origin[axis]) / size), shape[axis] - 1)
-                if not overlap:
-                    continue
-                if (owner[0] * shape[1] + owner[1]) * shape[2] + owner[2] != cell:
-                    continue  # tested in the cell where both boxes begin to overlap
-                if _triangles_cross(corners[i], corners[j]):
-                    found[cell] += 1
-                    flags[i] = True  # only ever set: concurrent writes agree
-                    flags[j] = True
+                    boxes[a, axis] = low[u, axis]
+                    boxes[a, 3 + axis] = high[u, axis]
+                    corners[a, axis] = faces[ids[u], axis]
+            for a in range(count):
+                for b in range(a + 1, count):
+                    if (boxes[a, 0] > boxes[b, 3] or boxes[b, 0] > boxes[a, 3] or boxes[a, 1] > boxes[b, 4]
+                            or boxes[b, 1] > boxes[a, 4] or boxes[a, 2] > boxes[b, 5] or boxes[b, 2] > boxes[a, 5]):
+                        continue
+                    if _share_a_vertex(corners, a, b):
+                        continue
+                    # tested in the cell where both boxes begin to overlap
+                    x = _cell_of(max(boxes[a, 0], boxes[b, 0]), origin[0], size, shape[0])
+                    y = _cell_of(max(boxes[a, 1], boxes[b, 1]), origin[1], size, shape[1])
+                    z = _cell_of(max(boxes[a, 2], boxes[b, 2]), origin[2], size, shape[2])
+                    if _cell_index(x, y, z, shape) != cell:
+                        continue
+                    u, v = members[first + a], members[first + b]
+                    _gather(points, faces, ids[u], p)
+                    _gather(points, faces, ids[v], q)
+                    if _triangles_cross(p, q):
+                        found[block] += 1
+                        flags[u] = True  # only ever set: concurrent writes agree
+                        flags[v] = True
     return found.sum()
+
+
+@njit(cache=True, parallel=True)
+def _query_crossings(points, faces, queries, left_out, ids, low, high, origin, size, shape, starts, members,
+                     found):
+    for k in prange(queries.shape[0]):
+        i = queries[k]
+        p = np.empty((3, 3))
+        q = np.empty((3, 3))
+        _gather(points, faces, i, p)
+        box_low = np.empty(3, dtype=np.float32)
+        box_high = np.empty(3, dtype=np.float32)
+        for axis in range(3):
+            box_low[axis] = _below(min(p[0, axis], p[1, axis], p[2, axis]))
+            box_high[axis] = _above(max(p[0, axis], p[1, axis], p[2, axis]))
+        x0, x1 = _cell_of(box_low[0], origin[0], size, shape[0]), _cell_of(box_high[0], origin[0], size, shape[0])
+        y0, y1 = _cell_of(box_low[1], origin[1], size, shape[1]), _cell_of(box_high[1], origin[1], size, shape[1])
+        z0, z1 = _cell_of(box_low[2], origin[2], size, shape[2]), _cell_of(box_high[2], origin[2], size, shape[2])
+        for z in range(z0, z1 + 1):
+            for y in range(y0, y1 + 1):
+                for x in range(x0, x1 + 1):
+                    cell = _cell_index(x, y, z, shape)
+                    for a in range(starts[cell], starts[cell + 1]):
+                        v = members[a]
+                        j = ids[v]
+                        if left_out[j]:
+                            continue
+                        if (box_low[0] > high[v, 0] or low[v, 0] > box_high[0] or box_low[1] > high[v, 1]
+                                or low[v, 1] > box_high[1] or box_low[2] > high[v, 2] or low[v, 2] > box_high[2]):
+                            continue
+                        if _share_a_vertex(faces, i, j):
+                            continue
+                        if (_cell_of(max(box_low[0], low[v, 0]), origin[0], size, shape[0]) != x
+                                or _cell_of(max(box_low[1], low[v, 1]), origin[1], size, shape[1]) != y
+                                or _cell_of(max(box_low[2], low[v, 2]), origin[2], size, shape[2]) != z):
+                            continue  # tested in the cell where both boxes begin to overlap
+                        _gather(points, faces, j, q)
+                        if _triangles_cross(p, q):
+                            found[i] = True  # only ever set: concurrent writes agree
+                            found[j] = True
 
 
 @njit(cache=True, inline="always")
@@ -546,16 +754,18 @@ def _coplanar_cross(p, q, normal):
 
 
 @njit(cache=True, parallel=True)
-def _winding_numbers(corners, component, order, first, origin, size, shape, starts, members):
+def _winding_numbers(points, faces, ids, component, order, first, origin, size, shape, starts, members):
     count = first.shape[0] - 1
     result = np.zeros(count, dtype=np.int64)
     for c in prange(count):
         for attempt in range(first[c], min(first[c + 1], first[c] + 16)):
-            face = order[attempt]
-            py = (corners[face, 0, 1] + corners[face, 1, 1] + corners[face, 2, 1]) / 3.0
-            pz = (corners[face, 0, 2] + corners[face, 1, 2] + corners[face, 2, 2]) / 3.0
-            px = (corners[face, 0, 0] + corners[face, 1, 0] + corners[face, 2, 0]) / 3.0
-            winding, grazed = _ray_winding(corners, component, c, px, py, pz, origin, size, shape, starts, members)
+            f = ids[order[attempt]]
+            a, b, d = faces[f, 0], faces[f, 1], faces[f, 2]
+            px = (points[a, 0] + points[b, 0] + points[d, 0]) / 3.0
+            py = (points[a, 1] + points[b, 1] + points[d, 1]) / 3.0
+            pz = (points[a, 2] + points[b, 2] + points[d, 2]) / 3.0
+            winding, grazed = _ray_winding(points, faces, ids, component, c, px, py, pz, origin, size, shape,
+                                           starts, members)
             if not grazed:
                 result[c] = winding
                 break
@@ -563,22 +773,24 @@ def _winding_numbers(corners, component, order, first, origin, size, shape, star
 
 
 @njit(cache=True)
-def _ray_winding(corners, component, own, px, py, pz, origin, size, shape, starts, members):
+def _ray_winding(points, faces, ids, component, own, px, py, pz, origin, size, shape, starts, members):
     """Signed crossings of the ray from (px, py, pz) to +x with other components' triangles."""
-    y = min(max(int((py - origin[1]) / size), 0), shape[1] - 1)
-    z = min(max(int((pz - origin[2]) / size), 0), shape[2] - 1)
-    x0 = min(max(int((px - origin[0]) / size), 0), shape[0] - 1)
+    y = _cell_of(py, origin[1], size, shape[1])
+    z = _cell_of(pz, origin[2], size, shape[2])
+    x0 = _cell_of(px, origin[0], size, shape[0])
     winding = 0
+    e = np.empty(3)
     for x in range(x0, shape[0]):
-        cell = (x * shape[1] + y) * shape[2] + z
+        cell = _cell_index(x, y, z, shape)
         for m in range(starts[cell], starts[cell + 1]):
-            face = members[m]
-            if component[face] == own:
+            binned = members[m]
+            if component[binned] == own:
                 continue
-            e = np.empty(3)
+            f = ids[binned]
             for k in range(3):
-                a, b = corners[face, k], corners[face, (k + 1) % 3]
-                e[k] = (b[1] - a[1]) * (pz - a[2]) - (b[2] - a[2]) * (py - a[1])
+                a, b = faces[f, k], faces[f, (k + 1) % 3]
+                e[k] = ((points[b, 1] - points[a, 1]) * (pz - points[a, 2])
+                        - (points[b, 2] - points[a, 2]) * (py - points[a, 1]))
             if e[0] == 0.0 or e[1] == 0.0 or e[2] == 0.0:
                 inside_or_on = (e[0] >= 0 and e[1] >= 0 and e[2] >= 0) or (e[0] <= 0 and e[1] <= 0 and e[2] <= 0)
                 if inside_or_on:
@@ -588,8 +800,9 @@ def _ray_winding(corners, component, own, px, py, pz, origin, size, shape, start
                 continue
             total = e[0] + e[1] + e[2]
             # e[k] weighs the vertex opposite edge k, which is vertex k + 2
-            hit = (e[0] * corners[face, 2, 0] + e[1] * corners[face, 0, 0] + e[2] * corners[face, 1, 0]) / total
-            if hit <= px or min(max(int((hit - origin[0]) / size), 0), shape[0] - 1) != x:
+            hit = (e[0] * points[faces[f, 2], 0] + e[1] * points[faces[f, 0], 0]
+                   + e[2] * points[faces[f, 1], 0]) / total
+            if hit <= px or _cell_of(hit, origin[0], size, shape[0]) != x:
                 continue  # behind the start, or counted in the cell where it is hit
             winding += 1 if total > 0 else -1
     return winding, False
