@@ -29,7 +29,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from .shared_vertices import merge_identical_vertices
 
@@ -199,9 +199,16 @@ def crossing_faces(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return found
 
 
+def _coordinates(points: np.ndarray) -> np.ndarray:
+    """Points as the compiled searches take them: float32 (an STL's, which they convert to
+    float64 one by one, saving a copy) or float64."""
+    points = np.asarray(points)
+    return np.ascontiguousarray(points, dtype=np.float32 if points.dtype == np.float32 else np.float64)
+
+
 def degenerate_faces(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Which faces have no area: a zero normal (a boolean per face)."""
-    return _zero_normals(np.ascontiguousarray(points, dtype=np.float64), np.ascontiguousarray(faces, dtype=np.int64))
+    return _zero_normals(_coordinates(points), np.ascontiguousarray(faces, dtype=np.int64))
 
 
 class CrossingSearch:
@@ -215,7 +222,7 @@ class CrossingSearch:
 
     def __init__(self, points: np.ndarray, faces: np.ndarray):
         self.faces = np.ascontiguousarray(faces, dtype=np.int64)
-        points = np.ascontiguousarray(points, dtype=np.float64)
+        points = _coordinates(points)
         self._grid = _Grid(points, self.faces, np.flatnonzero(~degenerate_faces(points, self.faces)))
         self.crossing = np.zeros(len(self.faces), dtype=bool)
         self.crossing[self._grid.ids] = self._grid.crossing_pairs()[1]
@@ -225,7 +232,7 @@ class CrossingSearch:
         """``crossing`` for the mesh at ``points``, where only ``moved_faces`` (a boolean per
         face: those with a point that moved since the last call) may differ."""
         self._moved |= moved_faces
-        points = np.ascontiguousarray(points, dtype=np.float64)
+        points = _coordinates(points)
         moved = np.flatnonzero(self._moved)
         usable = moved[~_zero_normals(points, self.faces[moved])]
         # the moved faces against the others, binned where they still are ...
@@ -372,8 +379,10 @@ def _zero_normals(points, faces):
     found = np.zeros(faces.shape[0], dtype=np.bool_)
     for f in prange(faces.shape[0]):
         a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
-        u0, u1, u2 = points[b, 0] - points[a, 0], points[b, 1] - points[a, 1], points[b, 2] - points[a, 2]
-        v0, v1, v2 = points[c, 0] - points[a, 0], points[c, 1] - points[a, 1], points[c, 2] - points[a, 2]
+        # in float64 whatever the points' type, as check_printability's numpy does
+        ax, ay, az = np.float64(points[a, 0]), np.float64(points[a, 1]), np.float64(points[a, 2])
+        u0, u1, u2 = np.float64(points[b, 0]) - ax, np.float64(points[b, 1]) - ay, np.float64(points[b, 2]) - az
+        v0, v1, v2 = np.float64(points[c, 0]) - ax, np.float64(points[c, 1]) - ay, np.float64(points[c, 2]) - az
         found[f] = u1 * v2 - u2 * v1 == 0.0 and u2 * v0 - u0 * v2 == 0.0 and u0 * v1 - u1 * v0 == 0.0
     return found
 
@@ -388,9 +397,9 @@ class _Grid:
     corners are needed.  Cells hold positions in ``ids``, the faces binned."""
 
     def __init__(self, points: np.ndarray, faces: np.ndarray, ids: np.ndarray):
-        self.points = np.ascontiguousarray(points, dtype=np.float64)
+        self.points = _coordinates(points)
         self.faces = np.ascontiguousarray(faces, dtype=np.int64)
-        self.ids = np.ascontiguousarray(ids, dtype=np.int64)
+        self.ids = np.ascontiguousarray(ids, dtype=np.int32 if len(self.faces) < 2**31 else np.int64)
         if len(self.ids) == 0:
             return
         self.low, self.high = _face_boxes(self.points, self.faces, self.ids)
@@ -398,14 +407,19 @@ class _Grid:
         extent = top - self.origin
         # the median edge of a sample (the cell size only sets the speed, never the answer)
         sample = self.faces[self.ids[:: max(1, len(self.ids) // 65536)]]
-        edge = float(np.median(np.linalg.norm(self.points[sample[:, 1]] - self.points[sample[:, 0]], axis=1)))
+        edge = float(np.median(np.linalg.norm(
+            self.points[sample[:, 1]].astype(np.float64) - self.points[sample[:, 0]], axis=1)))
         self.size = max(2.0 * edge, float(extent.max()) / MAX_GRID_CELLS_PER_AXIS, 1e-9)
         self.shape = np.maximum(np.ceil(extent / self.size).astype(np.int64), 1)
-        counts = np.zeros(int(np.prod(self.shape)) + 1, dtype=np.int64)
-        _count_cell_members(self.low, self.high, self.origin, self.size, self.shape, counts)
-        self.starts = np.cumsum(counts, out=counts)
-        self.members = np.empty(int(self.starts[-1]), dtype=np.int32 if len(self.ids) < 2**31 else np.int64)
-        _fill_cells(self.low, self.high, self.origin, self.size, self.shape, self.starts, self.members)
+        # each thread bins the cells of its own slab of z, so the cells' lists come out the same
+        slabs = max(1, min(get_num_threads(), int(self.shape[2])))
+        counts = np.zeros(int(np.prod(self.shape)) + 1, dtype=np.int32)  # a cell holds < 2**31 faces
+        _count_cell_members(self.low, self.high, self.origin, self.size, self.shape, slabs, counts)
+        total = int(counts.sum(dtype=np.int64))
+        self.starts = np.cumsum(counts, out=counts) if total < 2**31 else np.cumsum(counts, dtype=np.int64)
+        del counts
+        self.members = np.empty(total, dtype=self.ids.dtype)
+        _fill_cells(self.low, self.high, self.origin, self.size, self.shape, slabs, self.starts, self.members)
 
     def crossings(self) -> int:
         """Pairs of triangles sharing no vertex that cross or overlap, each counted once."""
@@ -430,7 +444,7 @@ class _Grid:
         found = np.zeros(len(self.faces), dtype=np.bool_)
         if len(self.ids) == 0 or len(queries) == 0:
             return found
-        _query_crossings(np.ascontiguousarray(points, dtype=np.float64), self.faces,
+        _query_crossings(_coordinates(points), self.faces,
                          np.ascontiguousarray(queries, dtype=np.int64), left_out, self.ids, self.low, self.high,
                          self.origin, self.size, self.shape, self.starts, self.members, found)
         return found
@@ -508,33 +522,52 @@ def _cell_index(x, y, z, shape):
     return (z * shape[1] + y) * shape[0] + x
 
 
-@njit(cache=True)
-def _count_cell_members(low, high, origin, size, shape, counts):
+@njit(cache=True, inline="always")
+def _slab(part, parts, count):
+    """The cells along z of part ``part`` of ``parts``: ``range(*_slab(...))``."""
+    return part * count // parts, (part + 1) * count // parts
+
+
+@njit(cache=True, parallel=True)
+def _count_cell_members(low, high, origin, size, shape, slabs, counts):
     """``counts[c + 1]``: how many boxes meet cell c."""
-    for k in range(low.shape[0]):
-        x0, x1 = _cell_of(low[k, 0], origin[0], size, shape[0]), _cell_of(high[k, 0], origin[0], size, shape[0])
-        y0, y1 = _cell_of(low[k, 1], origin[1], size, shape[1]), _cell_of(high[k, 1], origin[1], size, shape[1])
-        z0, z1 = _cell_of(low[k, 2], origin[2], size, shape[2]), _cell_of(high[k, 2], origin[2], size, shape[2])
-        for z in range(z0, z1 + 1):
-            for y in range(y0, y1 + 1):
-                for x in range(x0, x1 + 1):
-                    counts[_cell_index(x, y, z, shape) + 1] += 1
+    for part in prange(slabs):
+        first, stop = _slab(part, slabs, shape[2])
+        for k in range(low.shape[0]):
+            z0 = max(_cell_of(low[k, 2], origin[2], size, shape[2]), first)
+            z1 = min(_cell_of(high[k, 2], origin[2], size, shape[2]), stop - 1)
+            if z0 > z1:
+                continue
+            x0, x1 = _cell_of(low[k, 0], origin[0], size, shape[0]), _cell_of(high[k, 0], origin[0], size, shape[0])
+            y0, y1 = _cell_of(low[k, 1], origin[1], size, shape[1]), _cell_of(high[k, 1], origin[1], size, shape[1])
+            for z in range(z0, z1 + 1):
+                for y in range(y0, y1 + 1):
+                    for x in range(x0, x1 + 1):
+                        counts[_cell_index(x, y, z, shape) + 1] += 1
 
 
-@njit(cache=True)
-def _fill_cells(low, high, origin, size, shape, starts, members):
-    """Cells as CSR: ``members[starts[c]:starts[c + 1]]`` are the boxes that meet cell c."""
-    filled = starts[:-1].copy()
-    for k in range(low.shape[0]):
-        x0, x1 = _cell_of(low[k, 0], origin[0], size, shape[0]), _cell_of(high[k, 0], origin[0], size, shape[0])
-        y0, y1 = _cell_of(low[k, 1], origin[1], size, shape[1]), _cell_of(high[k, 1], origin[1], size, shape[1])
-        z0, z1 = _cell_of(low[k, 2], origin[2], size, shape[2]), _cell_of(high[k, 2], origin[2], size, shape[2])
-        for z in range(z0, z1 + 1):
-            for y in range(y0, y1 + 1):
-                for x in range(x0, x1 + 1):
-                    cell = _cell_index(x, y, z, shape)
-                    members[filled[cell]] = k
-                    filled[cell] += 1
+@njit(cache=True, parallel=True)
+def _fill_cells(low, high, origin, size, shape, slabs, starts, members):
+    """Cells as CSR: ``members[starts[c]:starts[c + 1]]`` are the boxes that meet cell c,
+    in the order of the boxes."""
+    for part in prange(slabs):
+        first, stop = _slab(part, slabs, shape[2])
+        # where each cell of the slab is filled to
+        filled = starts[_cell_index(0, 0, first, shape):_cell_index(0, 0, stop, shape)].copy()
+        offset = _cell_index(0, 0, first, shape)
+        for k in range(low.shape[0]):
+            z0 = max(_cell_of(low[k, 2], origin[2], size, shape[2]), first)
+            z1 = min(_cell_of(high[k, 2], origin[2], size, shape[2]), stop - 1)
+            if z0 > z1:
+                continue
+            x0, x1 = _cell_of(low[k, 0], origin[0], size, shape[0]), _cell_of(high[k, 0], origin[0], size, shape[0])
+            y0, y1 = _cell_of(low[k, 1], origin[1], size, shape[1]), _cell_of(high[k, 1], origin[1], size, shape[1])
+            for z in range(z0, z1 + 1):
+                for y in range(y0, y1 + 1):
+                    for x in range(x0, x1 + 1):
+                        cell = _cell_index(x, y, z, shape) - offset
+                        members[filled[cell]] = k
+                        filled[cell] += 1
 
 
 @njit(cache=True, inline="always")
@@ -641,39 +674,60 @@ def _query_crossings(points, faces, queries, left_out, ids, low, high, origin, s
                             found[j] = True
 
 
+# The triangle test runs on every candidate pair of millions of triangles: it works on
+# scalars, allocating nothing (a heap array per step cost ten times the arithmetic).
+
+
 @njit(cache=True, inline="always")
-def _cross(a, b):
-    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+def _normal(t):
+    """``(t[1] - t[0]) x (t[2] - t[0])``."""
+    a0, a1, a2 = t[1, 0] - t[0, 0], t[1, 1] - t[0, 1], t[1, 2] - t[0, 2]
+    b0, b1, b2 = t[2, 0] - t[0, 0], t[2, 1] - t[0, 1], t[2, 2] - t[0, 2]
+    return a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0
+
+
+@njit(cache=True, inline="always")
+def _signed_distance(n0, n1, n2, point, triangle, k, tolerance):
+    value = (n0 * (triangle[k, 0] - point[0]) + n1 * (triangle[k, 1] - point[1])
+             + n2 * (triangle[k, 2] - point[2]))
+    return 0.0 if abs(value) <= tolerance else value
+
+
+@njit(cache=True, inline="always")
+def _one_side(d0, d1, d2):
+    return (d0 > 0 and d1 > 0 and d2 > 0) or (d0 < 0 and d1 < 0 and d2 < 0)
 
 
 @njit(cache=True)
-def _signed_distances(normal, point, triangle, tolerance):
-    d = np.empty(3)
-    for k in range(3):
-        value = (normal[0] * (triangle[k, 0] - point[0]) + normal[1] * (triangle[k, 1] - point[1])
-                 + normal[2] * (triangle[k, 2] - point[2]))
-        d[k] = 0.0 if abs(value) <= tolerance else value
-    return d
-
-
-@njit(cache=True)
-def _interval(triangle, distances, axis):
-    """The segment where a triangle meets the other's plane, projected on ``axis``."""
-    values = np.empty(2)
+def _interval(triangle, d0, d1, d2, axis):
+    """The segment where a triangle meets the other's plane (its corners at signed
+    distances d0, d1, d2 from it), projected on ``axis``."""
+    first = 0.0
+    second = 0.0
     found = 0
     for k in range(3):
-        if distances[k] == 0.0 and found < 2:
-            values[found] = triangle[k, axis]
+        dk = d0 if k == 0 else (d1 if k == 1 else d2)
+        if dk == 0.0 and found < 2:
+            if found == 0:
+                first = triangle[k, axis]
+            else:
+                second = triangle[k, axis]
             found += 1
     for k in range(3):
         m = (k + 1) % 3
-        if distances[k] * distances[m] < 0.0 and found < 2:
-            t = distances[k] / (distances[k] - distances[m])
-            values[found] = triangle[k, axis] + t * (triangle[m, axis] - triangle[k, axis])
+        dk = d0 if k == 0 else (d1 if k == 1 else d2)
+        dm = d0 if m == 0 else (d1 if m == 1 else d2)
+        if dk * dm < 0.0 and found < 2:
+            t = dk / (dk - dm)
+            value = triangle[k, axis] + t * (triangle[m, axis] - triangle[k, axis])
+            if found == 0:
+                first = value
+            else:
+                second = value
             found += 1
     if found == 1:
-        values[1] = values[0]
-    return min(values[0], values[1]), max(values[0], values[1])
+        second = first
+    return min(first, second), max(first, second)
 
 
 @njit(cache=True)
@@ -684,28 +738,37 @@ def _triangles_cross(p, q):
     for k in range(3):
         for axis in range(3):
             scale = max(scale, abs(p[k, axis]), abs(q[k, axis]))
-    np_ = _cross(p[1] - p[0], p[2] - p[0])
-    nq = _cross(q[1] - q[0], q[2] - q[0])
-    length_p = math.sqrt(np_[0] ** 2 + np_[1] ** 2 + np_[2] ** 2)
-    length_q = math.sqrt(nq[0] ** 2 + nq[1] ** 2 + nq[2] ** 2)
+    p0, p1, p2 = _normal(p)
+    q0, q1, q2 = _normal(q)
+    length_p = math.sqrt(p0 ** 2 + p1 ** 2 + p2 ** 2)
+    length_q = math.sqrt(q0 ** 2 + q1 ** 2 + q2 ** 2)
     if length_p == 0.0 or length_q == 0.0:
         return False
     tolerance = 1e-12 * max(scale, 1.0)
-    dq = _signed_distances(np_ / length_p, p[0], q, tolerance)
-    if (dq[0] > 0 and dq[1] > 0 and dq[2] > 0) or (dq[0] < 0 and dq[1] < 0 and dq[2] < 0):
+    u0, u1, u2 = p0 / length_p, p1 / length_p, p2 / length_p
+    dq0 = _signed_distance(u0, u1, u2, p[0], q, 0, tolerance)
+    dq1 = _signed_distance(u0, u1, u2, p[0], q, 1, tolerance)
+    dq2 = _signed_distance(u0, u1, u2, p[0], q, 2, tolerance)
+    if _one_side(dq0, dq1, dq2):
         return False
-    dp = _signed_distances(nq / length_q, q[0], p, tolerance)
-    if (dp[0] > 0 and dp[1] > 0 and dp[2] > 0) or (dp[0] < 0 and dp[1] < 0 and dp[2] < 0):
+    v0, v1, v2 = q0 / length_q, q1 / length_q, q2 / length_q
+    dp0 = _signed_distance(v0, v1, v2, q[0], p, 0, tolerance)
+    dp1 = _signed_distance(v0, v1, v2, q[0], p, 1, tolerance)
+    dp2 = _signed_distance(v0, v1, v2, q[0], p, 2, tolerance)
+    if _one_side(dp0, dp1, dp2):
         return False
-    if dq[0] == 0.0 and dq[1] == 0.0 and dq[2] == 0.0:
-        return _coplanar_cross(p, q, np_)
-    line = _cross(np_, nq)
+    if dq0 == 0.0 and dq1 == 0.0 and dq2 == 0.0:
+        return _coplanar_cross(p, q, np.array([p0, p1, p2]))
+    # the direction of the line where the planes meet: np x nq
+    line0, line1, line2 = p1 * q2 - p2 * q1, p2 * q0 - p0 * q2, p0 * q1 - p1 * q0
     axis = 0
-    for k in range(1, 3):
-        if abs(line[k]) > abs(line[axis]):
-            axis = k
-    p_low, p_high = _interval(p, dp, axis)
-    q_low, q_high = _interval(q, dq, axis)
+    largest = abs(line0)
+    if abs(line1) > largest:
+        axis, largest = 1, abs(line1)
+    if abs(line2) > largest:
+        axis = 2
+    p_low, p_high = _interval(p, dp0, dp1, dp2, axis)
+    q_low, q_high = _interval(q, dq0, dq1, dq2, axis)
     overlap = min(p_high, q_high) - max(p_low, q_low)
     return overlap > tolerance
 

@@ -406,11 +406,6 @@ def _smooth(points: np.ndarray, faces: np.ndarray, factor: float, progress) -> n
         )
 
 
-def _as_stored(points: np.ndarray) -> np.ndarray:
-    """The points as the STL stores them (float32), in float64: what ``check`` will see."""
-    return points.astype(np.float32).astype(np.float64)
-
-
 def _uncrossed(unsmoothed: np.ndarray, smoothed: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """The smoothed points, with the unsmoothed ones put back where the smoothed surface
     crosses itself (``smoothed`` is changed).
@@ -424,7 +419,7 @@ def _uncrossed(unsmoothed: np.ndarray, smoothed: np.ndarray, faces: np.ndarray) 
     Everywhere else the smoothed surface is untouched.  Crossings are tested on the
     points rounded to float32, as the STL stores them.
     """
-    stored = _as_stored(smoothed)
+    stored = smoothed.astype(np.float32)  # as the STL stores them: what check will see
     search = CrossingSearch(stored, faces)
     crossing = search.crossing
     if not crossing.any():
@@ -446,7 +441,7 @@ def _uncrossed(unsmoothed: np.ndarray, smoothed: np.ndarray, faces: np.ndarray) 
             break
         restored |= marked
         smoothed[marked] = unsmoothed[marked]
-        stored[marked] = _as_stored(unsmoothed[marked])
+        stored[marked] = unsmoothed[marked]
         crossing = search.move(stored, _touching(faces, marked))
         if not crossing.any():
             break
