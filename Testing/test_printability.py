@@ -144,3 +144,44 @@ def test_from_ct_at_a_threshold_some_voxels_equal_prints(capsys, tmp_path, serie
     report = json.loads(stdout)
     assert code == 0 and report["printable"], report["problems"]
     assert report["triangles"] > 1_000_000 and report["non_manifold_vertices"] == 0 == report["degenerate_triangles"]
+
+
+@pytest.mark.parametrize("series,crossing_before", [("GE_tilt18_uneven", 173), ("Philips_bone_1mm_untilted", 9)])
+def test_from_ct_with_the_default_smoothing_prints(capsys, tmp_path, series, crossing_before):
+    """The default smoothing draws the two sides of thin bone through each other: the GE
+    series at 300 HU crossed itself in 173 pairs of triangles, the Philips bone skull in 9
+    (``crossing_before``, as check counted them).  Where it does, the unsmoothed points are
+    put back, and the model prints."""
+    from conftest import real_series
+
+    out = tmp_path / "bone.dcm"
+    assert main(["-q", "from-ct", str(real_series(series)), "--threshold", "300", "-o", str(out)]) == 0
+    code, stdout, _ = run(capsys, "check", out, "--json")
+    report = json.loads(stdout)
+    assert code == 0 and report["printable"], report["problems"]
+    assert report["triangles"] > 1_000_000 and report["self_intersections"] == 0
+
+
+def test_only_the_crossing_places_lose_their_smoothing():
+    """Every point of the smoothed GE surface is either exactly where the smoothing put it
+    or exactly where flying edges put it, and the second only at the crossings (measured:
+    330 of 515,455 points, none farther than 0.27 mm from a corner of a crossing face)."""
+    from scipy.spatial import cKDTree
+
+    from conftest import real_series
+    from encapsulated_stl.mesh import surface
+    from encapsulated_stl.mesh.printability import crossing_faces
+    from encapsulated_stl.series.volume import read_series_volume
+
+    series = read_series_volume(real_series("GE_tilt18_uneven"))
+    unsmoothed, faces = surface.extract_surface_mesh(series.voxels, series.geometry, 300.0, smoothing=None)
+    smoothed = surface._smooth(unsmoothed, faces, surface.DEFAULT_SMOOTHING, None)
+    points, same_faces = surface.extract_surface_mesh(series.voxels, series.geometry, 300.0)
+    assert np.array_equal(faces, same_faces)
+    kept = np.all(points == smoothed, axis=1)
+    put_back = np.all(points == unsmoothed, axis=1) & ~kept
+    assert np.all(kept | put_back)
+    assert 0 < np.count_nonzero(put_back) <= 1000
+    crossing = crossing_faces(smoothed.astype(np.float32).astype(np.float64), faces)
+    distance, _ = cKDTree(smoothed[np.unique(faces[crossing])]).query(smoothed[put_back])
+    assert distance.max() <= 1.0  # mm
