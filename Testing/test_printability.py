@@ -185,3 +185,44 @@ def test_only_the_crossing_places_lose_their_smoothing():
     crossing = crossing_faces(smoothed.astype(np.float32).astype(np.float64), faces)
     distance, _ = cKDTree(smoothed[np.unique(faces[crossing])]).query(smoothed[put_back])
     assert distance.max() <= 1.0  # mm
+
+
+@pytest.mark.filterwarnings("ignore:The string .* person name:UserWarning")  # the series' "REMOVED"
+def test_from_seg_models_of_a_label_map_of_a_real_ct_print(capsys, tmp_path):
+    """A label map SEG drawn on the real GE head (bone from 300 HU, soft tissue from -100 HU
+    up to the bone): each label's voxels are a staircase the default smoothing smooths,
+    thin bone included, and every model from-seg writes prints (the soft tissue crossed
+    itself in 2 pairs of triangles before crossings were looked for)."""
+    import pydicom
+
+    from conftest import real_series
+    from encapsulated_stl.series.volume import read_series_volume
+    from from_seg_data import write_label_map_seg
+
+    folder = real_series("GE_tilt18_uneven")
+    series = read_series_volume(folder)
+    labels = np.zeros(series.voxels.shape, dtype=np.uint8)
+    labels[series.voxels >= -100.0] = 2
+    labels[series.voxels >= 300.0] = 1
+    # the source slices in the volume's order, matched by their positions
+    datasets = [pydicom.dcmread(f) for f in series.source.files]
+    for ds in datasets:  # the anonymised series lacks attributes of type 2 that highdicom copies
+        for keyword in ("PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "ReferringPhysicianName",
+                        "AccessionNumber", "StudyID", "PatientName", "PatientID"):
+            if keyword not in ds:
+                setattr(ds, keyword, "")
+    positions = np.array([[float(v) for v in ds.ImagePositionPatient] for ds in datasets])
+    corners = series.geometry.lps_from_index(
+        np.stack([np.zeros(len(datasets)), np.zeros(len(datasets)), np.arange(len(datasets))], axis=1))
+    order = [int(np.argmin(np.linalg.norm(positions - corner, axis=1))) for corner in corners]
+    assert sorted(order) == list(range(len(datasets)))
+    seg = write_label_map_seg(tmp_path / "labels.dcm", [datasets[n] for n in order], labels, ["Bone", "Soft tissue"])
+
+    out = tmp_path / "models"
+    assert main(["-q", "from-seg", str(seg), "--reference", str(folder), "-o", str(out)]) == 0
+    models = sorted(out.iterdir())
+    assert len(models) == 2
+    for model in models:
+        code, stdout, _ = run(capsys, "check", model, "--json")
+        report = json.loads(stdout)
+        assert code == 0 and report["printable"], (model.name, report["problems"])
