@@ -593,35 +593,47 @@ def _count_crossings(points, faces, ids, low, high, origin, size, shape, starts,
     for block in prange(blocks):
         p = np.empty((3, 3))
         q = np.empty((3, 3))
-        # a cell's boxes and vertex numbers side by side: its pairs are read from cache
+        # a cell's boxes and vertex numbers side by side, one array per coordinate: its
+        # pairs are read from cache, and sieved without a branch
         capacity = 64
-        boxes = np.empty((capacity, 6), dtype=np.float32)
-        corners = np.empty((capacity, 3), dtype=np.int64)
+        boxes = np.empty((6, capacity), dtype=np.float32)
+        corners = np.empty((3, capacity), dtype=np.int64)
+        near = np.empty(capacity, dtype=np.int64)
         for cell in range(block * _CELL_BLOCK, min(cells, (block + 1) * _CELL_BLOCK)):
             first, count = starts[cell], starts[cell + 1] - starts[cell]
             if count < 2:
                 continue
             if count > capacity:
                 capacity = 2 * count
-                boxes = np.empty((capacity, 6), dtype=np.float32)
-                corners = np.empty((capacity, 3), dtype=np.int64)
+                boxes = np.empty((6, capacity), dtype=np.float32)
+                corners = np.empty((3, capacity), dtype=np.int64)
+                near = np.empty(capacity, dtype=np.int64)
             for a in range(count):
                 u = members[first + a]
                 for axis in range(3):
-                    boxes[a, axis] = low[u, axis]
-                    boxes[a, 3 + axis] = high[u, axis]
-                    corners[a, axis] = faces[ids[u], axis]
-            for a in range(count):
+                    boxes[axis, a] = low[u, axis]
+                    boxes[3 + axis, a] = high[u, axis]
+                    corners[axis, a] = faces[ids[u], axis]
+            lx, ly, lz, hx, hy, hz = boxes[0], boxes[1], boxes[2], boxes[3], boxes[4], boxes[5]
+            c0, c1, c2 = corners[0], corners[1], corners[2]
+            for a in range(count - 1):
+                x0, y0, z0, x1, y1, z1 = lx[a], ly[a], lz[a], hx[a], hy[a], hz[a]
+                a0, a1, a2 = c0[a], c1[a], c2[a]
+                # the later faces whose boxes meet this one's and that share no vertex with it
+                n = 0
                 for b in range(a + 1, count):
-                    if (boxes[a, 0] > boxes[b, 3] or boxes[b, 0] > boxes[a, 3] or boxes[a, 1] > boxes[b, 4]
-                            or boxes[b, 1] > boxes[a, 4] or boxes[a, 2] > boxes[b, 5] or boxes[b, 2] > boxes[a, 5]):
-                        continue
-                    if _share_a_vertex(corners, a, b):
-                        continue
+                    keep = ((x0 <= hx[b]) & (lx[b] <= x1) & (y0 <= hy[b]) & (ly[b] <= y1)
+                            & (z0 <= hz[b]) & (lz[b] <= z1)
+                            & (a0 != c0[b]) & (a0 != c1[b]) & (a0 != c2[b]) & (a1 != c0[b]) & (a1 != c1[b])
+                            & (a1 != c2[b]) & (a2 != c0[b]) & (a2 != c1[b]) & (a2 != c2[b]))
+                    near[n] = b
+                    n += keep
+                for m in range(n):
+                    b = near[m]
                     # tested in the cell where both boxes begin to overlap
-                    x = _cell_of(max(boxes[a, 0], boxes[b, 0]), origin[0], size, shape[0])
-                    y = _cell_of(max(boxes[a, 1], boxes[b, 1]), origin[1], size, shape[1])
-                    z = _cell_of(max(boxes[a, 2], boxes[b, 2]), origin[2], size, shape[2])
+                    x = _cell_of(max(x0, lx[b]), origin[0], size, shape[0])
+                    y = _cell_of(max(y0, ly[b]), origin[1], size, shape[1])
+                    z = _cell_of(max(z0, lz[b]), origin[2], size, shape[2])
                     if _cell_index(x, y, z, shape) != cell:
                         continue
                     u, v = members[first + a], members[first + b]
