@@ -411,15 +411,16 @@ class _Grid:
             self.points[sample[:, 1]].astype(np.float64) - self.points[sample[:, 0]], axis=1)))
         self.size = max(2.0 * edge, float(extent.max()) / MAX_GRID_CELLS_PER_AXIS, 1e-9)
         self.shape = np.maximum(np.ceil(extent / self.size).astype(np.int64), 1)
+        self.scale = 1.0 / self.size
         # each thread bins the cells of its own slab of z, so the cells' lists come out the same
         slabs = max(1, min(get_num_threads(), int(self.shape[2])))
         counts = np.zeros(int(np.prod(self.shape)) + 1, dtype=np.int32)  # a cell holds < 2**31 faces
-        _count_cell_members(self.low, self.high, self.origin, self.size, self.shape, slabs, counts)
+        _count_cell_members(self.low, self.high, self.origin, self.scale, self.shape, slabs, counts)
         total = int(counts.sum(dtype=np.int64))
         self.starts = np.cumsum(counts, out=counts) if total < 2**31 else np.cumsum(counts, dtype=np.int64)
         del counts
         self.members = np.empty(total, dtype=self.ids.dtype)
-        _fill_cells(self.low, self.high, self.origin, self.size, self.shape, slabs, self.starts, self.members)
+        _fill_cells(self.low, self.high, self.origin, self.scale, self.shape, slabs, self.starts, self.members)
 
     def crossings(self) -> int:
         """Pairs of triangles sharing no vertex that cross or overlap, each counted once."""
@@ -430,7 +431,7 @@ class _Grid:
         flags = np.zeros(len(self.ids), dtype=np.bool_)
         if len(self.ids) < 2:
             return 0, flags
-        count = _count_crossings(self.points, self.faces, self.ids, self.low, self.high, self.origin, self.size,
+        count = _count_crossings(self.points, self.faces, self.ids, self.low, self.high, self.origin, self.scale,
                                  self.shape, self.starts, self.members, flags)
         return int(count), flags
 
@@ -446,7 +447,7 @@ class _Grid:
             return found
         _query_crossings(_coordinates(points), self.faces,
                          np.ascontiguousarray(queries, dtype=np.int64), left_out, self.ids, self.low, self.high,
-                         self.origin, self.size, self.shape, self.starts, self.members, found)
+                         self.origin, self.scale, self.shape, self.starts, self.members, found)
         return found
 
     def winding_numbers(self, component_of_face: np.ndarray, count: int) -> np.ndarray:
@@ -459,7 +460,7 @@ class _Grid:
         order = np.argsort(component, kind="stable")
         first = np.searchsorted(component[order], np.arange(count + 1))
         return _winding_numbers(self.points, self.faces, self.ids, component, order, first, self.origin,
-                                self.size, self.shape, self.starts, self.members)
+                                self.scale, self.shape, self.starts, self.members)
 
 
 #: Cells of the grid handed to a thread at a time by the crossing search.
@@ -511,9 +512,10 @@ def _box_bounds(low, high):
 
 
 @njit(cache=True, inline="always")
-def _cell_of(value, origin, size, count):
-    """The cell along one axis holding coordinate ``value`` (clamped to the grid)."""
-    return min(max(int(math.floor((value - origin) / size)), 0), count - 1)
+def _cell_of(value, origin, scale, count):
+    """The cell along one axis holding coordinate ``value`` (clamped to the grid; ``scale``:
+    cells per unit, the reciprocal of the cell size, so that binning multiplies)."""
+    return min(max(int(math.floor((value - origin) * scale)), 0), count - 1)
 
 
 @njit(cache=True, inline="always")
@@ -529,17 +531,17 @@ def _slab(part, parts, count):
 
 
 @njit(cache=True, parallel=True)
-def _count_cell_members(low, high, origin, size, shape, slabs, counts):
+def _count_cell_members(low, high, origin, scale, shape, slabs, counts):
     """``counts[c + 1]``: how many boxes meet cell c."""
     for part in prange(slabs):
         first, stop = _slab(part, slabs, shape[2])
         for k in range(low.shape[0]):
-            z0 = max(_cell_of(low[k, 2], origin[2], size, shape[2]), first)
-            z1 = min(_cell_of(high[k, 2], origin[2], size, shape[2]), stop - 1)
+            z0 = max(_cell_of(low[k, 2], origin[2], scale, shape[2]), first)
+            z1 = min(_cell_of(high[k, 2], origin[2], scale, shape[2]), stop - 1)
             if z0 > z1:
                 continue
-            x0, x1 = _cell_of(low[k, 0], origin[0], size, shape[0]), _cell_of(high[k, 0], origin[0], size, shape[0])
-            y0, y1 = _cell_of(low[k, 1], origin[1], size, shape[1]), _cell_of(high[k, 1], origin[1], size, shape[1])
+            x0, x1 = _cell_of(low[k, 0], origin[0], scale, shape[0]), _cell_of(high[k, 0], origin[0], scale, shape[0])
+            y0, y1 = _cell_of(low[k, 1], origin[1], scale, shape[1]), _cell_of(high[k, 1], origin[1], scale, shape[1])
             for z in range(z0, z1 + 1):
                 for y in range(y0, y1 + 1):
                     for x in range(x0, x1 + 1):
@@ -547,7 +549,7 @@ def _count_cell_members(low, high, origin, size, shape, slabs, counts):
 
 
 @njit(cache=True, parallel=True)
-def _fill_cells(low, high, origin, size, shape, slabs, starts, members):
+def _fill_cells(low, high, origin, scale, shape, slabs, starts, members):
     """Cells as CSR: ``members[starts[c]:starts[c + 1]]`` are the boxes that meet cell c,
     in the order of the boxes."""
     for part in prange(slabs):
@@ -556,12 +558,12 @@ def _fill_cells(low, high, origin, size, shape, slabs, starts, members):
         filled = starts[_cell_index(0, 0, first, shape):_cell_index(0, 0, stop, shape)].copy()
         offset = _cell_index(0, 0, first, shape)
         for k in range(low.shape[0]):
-            z0 = max(_cell_of(low[k, 2], origin[2], size, shape[2]), first)
-            z1 = min(_cell_of(high[k, 2], origin[2], size, shape[2]), stop - 1)
+            z0 = max(_cell_of(low[k, 2], origin[2], scale, shape[2]), first)
+            z1 = min(_cell_of(high[k, 2], origin[2], scale, shape[2]), stop - 1)
             if z0 > z1:
                 continue
-            x0, x1 = _cell_of(low[k, 0], origin[0], size, shape[0]), _cell_of(high[k, 0], origin[0], size, shape[0])
-            y0, y1 = _cell_of(low[k, 1], origin[1], size, shape[1]), _cell_of(high[k, 1], origin[1], size, shape[1])
+            x0, x1 = _cell_of(low[k, 0], origin[0], scale, shape[0]), _cell_of(high[k, 0], origin[0], scale, shape[0])
+            y0, y1 = _cell_of(low[k, 1], origin[1], scale, shape[1]), _cell_of(high[k, 1], origin[1], scale, shape[1])
             for z in range(z0, z1 + 1):
                 for y in range(y0, y1 + 1):
                     for x in range(x0, x1 + 1):
@@ -586,7 +588,7 @@ def _gather(points, faces, face, out):
 
 
 @njit(cache=True, parallel=True)
-def _count_crossings(points, faces, ids, low, high, origin, size, shape, starts, members, flags):
+def _count_crossings(points, faces, ids, low, high, origin, scale, shape, starts, members, flags):
     cells = starts.shape[0] - 1
     blocks = (cells + _CELL_BLOCK - 1) // _CELL_BLOCK
     found = np.zeros(blocks, dtype=np.int64)
@@ -631,9 +633,9 @@ def _count_crossings(points, faces, ids, low, high, origin, size, shape, starts,
                 for m in range(n):
                     b = near[m]
                     # tested in the cell where both boxes begin to overlap
-                    x = _cell_of(max(x0, lx[b]), origin[0], size, shape[0])
-                    y = _cell_of(max(y0, ly[b]), origin[1], size, shape[1])
-                    z = _cell_of(max(z0, lz[b]), origin[2], size, shape[2])
+                    x = _cell_of(max(x0, lx[b]), origin[0], scale, shape[0])
+                    y = _cell_of(max(y0, ly[b]), origin[1], scale, shape[1])
+                    z = _cell_of(max(z0, lz[b]), origin[2], scale, shape[2])
                     if _cell_index(x, y, z, shape) != cell:
                         continue
                     u, v = members[first + a], members[first + b]
@@ -647,7 +649,7 @@ def _count_crossings(points, faces, ids, low, high, origin, size, shape, starts,
 
 
 @njit(cache=True, parallel=True)
-def _query_crossings(points, faces, queries, left_out, ids, low, high, origin, size, shape, starts, members,
+def _query_crossings(points, faces, queries, left_out, ids, low, high, origin, scale, shape, starts, members,
                      found):
     for k in prange(queries.shape[0]):
         i = queries[k]
@@ -659,9 +661,9 @@ def _query_crossings(points, faces, queries, left_out, ids, low, high, origin, s
         for axis in range(3):
             box_low[axis] = _below(min(p[0, axis], p[1, axis], p[2, axis]))
             box_high[axis] = _above(max(p[0, axis], p[1, axis], p[2, axis]))
-        x0, x1 = _cell_of(box_low[0], origin[0], size, shape[0]), _cell_of(box_high[0], origin[0], size, shape[0])
-        y0, y1 = _cell_of(box_low[1], origin[1], size, shape[1]), _cell_of(box_high[1], origin[1], size, shape[1])
-        z0, z1 = _cell_of(box_low[2], origin[2], size, shape[2]), _cell_of(box_high[2], origin[2], size, shape[2])
+        x0, x1 = _cell_of(box_low[0], origin[0], scale, shape[0]), _cell_of(box_high[0], origin[0], scale, shape[0])
+        y0, y1 = _cell_of(box_low[1], origin[1], scale, shape[1]), _cell_of(box_high[1], origin[1], scale, shape[1])
+        z0, z1 = _cell_of(box_low[2], origin[2], scale, shape[2]), _cell_of(box_high[2], origin[2], scale, shape[2])
         for z in range(z0, z1 + 1):
             for y in range(y0, y1 + 1):
                 for x in range(x0, x1 + 1):
@@ -676,9 +678,9 @@ def _query_crossings(points, faces, queries, left_out, ids, low, high, origin, s
                             continue
                         if _share_a_vertex(faces, i, j):
                             continue
-                        if (_cell_of(max(box_low[0], low[v, 0]), origin[0], size, shape[0]) != x
-                                or _cell_of(max(box_low[1], low[v, 1]), origin[1], size, shape[1]) != y
-                                or _cell_of(max(box_low[2], low[v, 2]), origin[2], size, shape[2]) != z):
+                        if (_cell_of(max(box_low[0], low[v, 0]), origin[0], scale, shape[0]) != x
+                                or _cell_of(max(box_low[1], low[v, 1]), origin[1], scale, shape[1]) != y
+                                or _cell_of(max(box_low[2], low[v, 2]), origin[2], scale, shape[2]) != z):
                             continue  # tested in the cell where both boxes begin to overlap
                         _gather(points, faces, j, q)
                         if _triangles_cross(p, q):
@@ -829,7 +831,7 @@ def _coplanar_cross(p, q, normal):
 
 
 @njit(cache=True, parallel=True)
-def _winding_numbers(points, faces, ids, component, order, first, origin, size, shape, starts, members):
+def _winding_numbers(points, faces, ids, component, order, first, origin, scale, shape, starts, members):
     count = first.shape[0] - 1
     result = np.zeros(count, dtype=np.int64)
     for c in prange(count):
@@ -839,7 +841,7 @@ def _winding_numbers(points, faces, ids, component, order, first, origin, size, 
             px = (points[a, 0] + points[b, 0] + points[d, 0]) / 3.0
             py = (points[a, 1] + points[b, 1] + points[d, 1]) / 3.0
             pz = (points[a, 2] + points[b, 2] + points[d, 2]) / 3.0
-            winding, grazed = _ray_winding(points, faces, ids, component, c, px, py, pz, origin, size, shape,
+            winding, grazed = _ray_winding(points, faces, ids, component, c, px, py, pz, origin, scale, shape,
                                            starts, members)
             if not grazed:
                 result[c] = winding
@@ -848,11 +850,11 @@ def _winding_numbers(points, faces, ids, component, order, first, origin, size, 
 
 
 @njit(cache=True)
-def _ray_winding(points, faces, ids, component, own, px, py, pz, origin, size, shape, starts, members):
+def _ray_winding(points, faces, ids, component, own, px, py, pz, origin, scale, shape, starts, members):
     """Signed crossings of the ray from (px, py, pz) to +x with other components' triangles."""
-    y = _cell_of(py, origin[1], size, shape[1])
-    z = _cell_of(pz, origin[2], size, shape[2])
-    x0 = _cell_of(px, origin[0], size, shape[0])
+    y = _cell_of(py, origin[1], scale, shape[1])
+    z = _cell_of(pz, origin[2], scale, shape[2])
+    x0 = _cell_of(px, origin[0], scale, shape[0])
     winding = 0
     e = np.empty(3)
     for x in range(x0, shape[0]):
@@ -877,7 +879,7 @@ def _ray_winding(points, faces, ids, component, own, px, py, pz, origin, size, s
             # e[k] weighs the vertex opposite edge k, which is vertex k + 2
             hit = (e[0] * points[faces[f, 2], 0] + e[1] * points[faces[f, 0], 0]
                    + e[2] * points[faces[f, 1], 0]) / total
-            if hit <= px or _cell_of(hit, origin[0], size, shape[0]) != x:
+            if hit <= px or _cell_of(hit, origin[0], scale, shape[0]) != x:
                 continue  # behind the start, or counted in the cell where it is hit
             winding += 1 if total > 0 else -1
     return winding, False
