@@ -596,11 +596,12 @@ def _count_crossings(points, faces, ids, low, high, origin, scale, shape, starts
         p = np.empty((3, 3))
         q = np.empty((3, 3))
         # a cell's boxes and vertex numbers side by side, one array per coordinate: its
-        # pairs are read from cache, and sieved without a branch
+        # pairs are read from cache
         capacity = 64
         boxes = np.empty((6, capacity), dtype=np.float32)
         corners = np.empty((3, capacity), dtype=np.int64)
         near = np.empty(capacity, dtype=np.int64)
+        keep = np.empty(capacity, dtype=np.bool_)
         for cell in range(block * _CELL_BLOCK, min(cells, (block + 1) * _CELL_BLOCK)):
             first, count = starts[cell], starts[cell + 1] - starts[cell]
             if count < 2:
@@ -610,6 +611,7 @@ def _count_crossings(points, faces, ids, low, high, origin, scale, shape, starts
                 boxes = np.empty((6, capacity), dtype=np.float32)
                 corners = np.empty((3, capacity), dtype=np.int64)
                 near = np.empty(capacity, dtype=np.int64)
+                keep = np.empty(capacity, dtype=np.bool_)
             for a in range(count):
                 u = members[first + a]
                 for axis in range(3):
@@ -621,15 +623,19 @@ def _count_crossings(points, faces, ids, low, high, origin, scale, shape, starts
             for a in range(count - 1):
                 x0, y0, z0, x1, y1, z1 = lx[a], ly[a], lz[a], hx[a], hy[a], hz[a]
                 a0, a1, a2 = c0[a], c1[a], c2[a]
-                # the later faces whose boxes meet this one's and that share no vertex with it
+                # the later faces whose boxes meet this one's and that share no vertex with it:
+                # marked in a loop the compiler vectorises, then gathered (about 1 in 80)
+                for b in range(a + 1, count):
+                    keep[b] = ((x0 <= hx[b]) & (lx[b] <= x1) & (y0 <= hy[b]) & (ly[b] <= y1)
+                               & (z0 <= hz[b]) & (lz[b] <= z1)
+                               & (a0 != c0[b]) & (a0 != c1[b]) & (a0 != c2[b]) & (a1 != c0[b])
+                               & (a1 != c1[b]) & (a1 != c2[b]) & (a2 != c0[b]) & (a2 != c1[b])
+                               & (a2 != c2[b]))
                 n = 0
                 for b in range(a + 1, count):
-                    keep = ((x0 <= hx[b]) & (lx[b] <= x1) & (y0 <= hy[b]) & (ly[b] <= y1)
-                            & (z0 <= hz[b]) & (lz[b] <= z1)
-                            & (a0 != c0[b]) & (a0 != c1[b]) & (a0 != c2[b]) & (a1 != c0[b]) & (a1 != c1[b])
-                            & (a1 != c2[b]) & (a2 != c0[b]) & (a2 != c1[b]) & (a2 != c2[b]))
-                    near[n] = b
-                    n += keep
+                    if keep[b]:
+                        near[n] = b
+                        n += 1
                 for m in range(n):
                     b = near[m]
                     # tested in the cell where both boxes begin to overlap
