@@ -230,7 +230,10 @@ class CrossingSearch:
 
     def move(self, points: np.ndarray, moved_faces: np.ndarray) -> np.ndarray:
         """``crossing`` for the mesh at ``points``, where only ``moved_faces`` (a boolean per
-        face: those with a point that moved since the last call) may differ."""
+        face: those with a point that moved since the last call) may differ.
+
+        Only pairs with a face that ever moved are tested: pairs of faces that never did
+        are taken not to cross, so every face found crossing so far must have moved."""
         self._moved |= moved_faces
         points = _coordinates(points)
         moved = np.flatnonzero(self._moved)
