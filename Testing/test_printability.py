@@ -226,3 +226,27 @@ def test_from_seg_models_of_a_label_map_of_a_real_ct_print(capsys, tmp_path):
         code, stdout, _ = run(capsys, "check", model, "--json")
         report = json.loads(stdout)
         assert code == 0 and report["printable"], (model.name, report["problems"])
+
+
+def test_the_crossing_search_after_a_move_finds_what_a_search_from_scratch_finds():
+    """CrossingSearch re-tests only the faces around moved points, against the faces binned
+    where they were and among themselves; on a ball whose points are jolted it must find
+    exactly the crossing faces a whole new search finds, round after round."""
+    from encapsulated_stl.mesh.printability import CrossingSearch, crossing_faces
+    from encapsulated_stl.mesh.surface import _touching, extract_surface_mesh
+    from encapsulated_stl.series.slice_geometry import AffineGeometry
+
+    k, j, i = np.indices((24, 24, 24))
+    ball = (((i - 11.5) ** 2 + (j - 11.5) ** 2 + (k - 11.5) ** 2) <= 9.0 ** 2).astype(np.float32)
+    points, faces = extract_surface_mesh(ball, AffineGeometry(np.eye(4)), 0.5, smoothing=None)
+    rng = np.random.default_rng(7)
+    jolted = points + rng.normal(scale=0.6, size=points.shape) * (rng.random(len(points)) < 0.2)[:, None]
+    search = CrossingSearch(jolted, faces)
+    assert np.array_equal(search.crossing, crossing_faces(jolted, faces)) and search.crossing.any()
+    for _ in range(3):
+        moving = np.zeros(len(points), dtype=bool)
+        moving[faces[search.crossing]] = True  # every crossing face moves, as from-ct moves them
+        moving |= rng.random(len(points)) < 0.01
+        jolted[moving] = points[moving] + rng.normal(scale=0.4, size=(np.count_nonzero(moving), 3))
+        found = search.move(jolted, _touching(faces, moving))
+        assert np.array_equal(found, crossing_faces(jolted, faces))
