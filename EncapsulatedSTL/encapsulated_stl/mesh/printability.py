@@ -29,7 +29,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from .shared_vertices import merge_identical_vertices
 
@@ -149,7 +149,7 @@ def check_printability(triangles: np.ndarray) -> Printability:
     signed = np.einsum("ij,ij->i", corners[:, 0], np.cross(corners[:, 1], corners[:, 2])) / 6.0
     volumes = np.bincount(component_of_face, weights=signed)
     sizes = np.bincount(component_of_face)
-    grid = _Grid(points, faces, degenerate)
+    grid = _Grid(points, faces, np.flatnonzero(~degenerate))
     crossings = grid.crossings()
     enclosing = grid.winding_numbers(component_of_face, len(volumes))
     inward = (volumes > 0) != (enclosing == 0)  # a shell in the open, or a cavity in material
@@ -193,13 +193,58 @@ def fan_roots(faces: np.ndarray, point_count: int, edges=None) -> np.ndarray:
 
 def crossing_faces(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Which faces cross another face they share no vertex with (a boolean per face)."""
-    corners = points[faces]
-    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    degenerate = ~np.any(normals != 0.0, axis=1)
-    grid = _Grid(np.asarray(points, dtype=np.float64), np.ascontiguousarray(faces, dtype=np.int64), degenerate)
+    grid = _Grid(points, faces, np.flatnonzero(~degenerate_faces(points, faces)))
     found = np.zeros(len(faces), dtype=bool)
-    found[grid.usable] = grid.crossing_pairs()[1]
+    found[grid.ids] = grid.crossing_pairs()[1]
     return found
+
+
+def _coordinates(points: np.ndarray) -> np.ndarray:
+    """Points as the compiled searches take them: float32 (an STL's, which they convert to
+    float64 one by one, saving a copy) or float64."""
+    points = np.asarray(points)
+    return np.ascontiguousarray(points, dtype=np.float32 if points.dtype == np.float32 else np.float64)
+
+
+def degenerate_faces(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Which faces have no area: a zero normal (a boolean per face)."""
+    return _zero_normals(_coordinates(points), np.ascontiguousarray(faces, dtype=np.int64))
+
+
+class CrossingSearch:
+    """The faces of a mesh that cross another face (sharing no vertex with it), kept up to
+    date while points move a few at a time: the faces are binned once, and after a move
+    only the faces around points that ever moved are tested again, against the rest and
+    among themselves.
+
+    ``points`` and ``faces`` as in :func:`crossing_faces`; ``crossing`` is a boolean per
+    face."""
+
+    def __init__(self, points: np.ndarray, faces: np.ndarray):
+        self.faces = np.ascontiguousarray(faces, dtype=np.int64)
+        points = _coordinates(points)
+        self._grid = _Grid(points, self.faces, np.flatnonzero(~degenerate_faces(points, self.faces)))
+        self.crossing = np.zeros(len(self.faces), dtype=bool)
+        self.crossing[self._grid.ids] = self._grid.crossing_pairs()[1]
+        self._moved = np.zeros(len(self.faces), dtype=bool)
+
+    def move(self, points: np.ndarray, moved_faces: np.ndarray) -> np.ndarray:
+        """``crossing`` for the mesh at ``points``, where only ``moved_faces`` (a boolean per
+        face: those with a point that moved since the last call) may differ.
+
+        Only pairs with a face that ever moved are tested: pairs of faces that never did
+        are taken not to cross, so every face found crossing so far must have moved."""
+        self._moved |= moved_faces
+        points = _coordinates(points)
+        moved = np.flatnonzero(self._moved)
+        usable = moved[~_zero_normals(points, self.faces[moved])]
+        # the moved faces against the others, binned where they still are ...
+        crossing = self._grid.crossing_with(points, usable, self._moved)
+        # ... and among themselves, binned where they are now
+        among = _Grid(points, self.faces, usable)
+        crossing[among.ids] |= among.crossing_pairs()[1]
+        self.crossing = crossing
+        return crossing
 
 
 def drop_folded_pairs(faces: np.ndarray) -> np.ndarray:
@@ -332,140 +377,380 @@ def component_labels(faces, point_count):
 # -- self-intersections -------------------------------------------------------------
 
 
-class _Grid:
-    """The non-degenerate triangles binned in a grid of cells, for the searches that
-    need neighbours: crossings between triangles, and rays for winding numbers."""
+@njit(cache=True, parallel=True)
+def _zero_normals(points, faces):
+    found = np.zeros(faces.shape[0], dtype=np.bool_)
+    for f in prange(faces.shape[0]):
+        a, b, c = faces[f, 0], faces[f, 1], faces[f, 2]
+        # in float64 whatever the points' type, as check_printability's numpy does
+        ax, ay, az = np.float64(points[a, 0]), np.float64(points[a, 1]), np.float64(points[a, 2])
+        u0, u1, u2 = np.float64(points[b, 0]) - ax, np.float64(points[b, 1]) - ay, np.float64(points[b, 2]) - az
+        v0, v1, v2 = np.float64(points[c, 0]) - ax, np.float64(points[c, 1]) - ay, np.float64(points[c, 2]) - az
+        found[f] = u1 * v2 - u2 * v1 == 0.0 and u2 * v0 - u0 * v2 == 0.0 and u0 * v1 - u1 * v0 == 0.0
+    return found
 
-    def __init__(self, points: np.ndarray, faces: np.ndarray, degenerate: np.ndarray):
-        self.usable = np.flatnonzero(~degenerate)
-        self.faces = np.ascontiguousarray(faces[self.usable])
-        self.corners = np.ascontiguousarray(points[self.faces])
-        if len(self.usable) == 0:
+
+class _Grid:
+    """Triangles binned in a grid of cells, for the searches that need neighbours:
+    crossings between triangles, and rays for winding numbers.
+
+    Lean, for meshes of millions of triangles: each binned triangle keeps only its
+    bounding box, in float32 rounded outwards (a box is only ever a filter; the
+    triangles are tested on ``points``), and is read through ``faces`` wherever its
+    corners are needed.  Cells hold positions in ``ids``, the faces binned."""
+
+    def __init__(self, points: np.ndarray, faces: np.ndarray, ids: np.ndarray):
+        self.points = _coordinates(points)
+        self.faces = np.ascontiguousarray(faces, dtype=np.int64)
+        self.ids = np.ascontiguousarray(ids, dtype=np.int32 if len(self.faces) < 2**31 else np.int64)
+        if len(self.ids) == 0:
             return
-        self.low, self.high = self.corners.min(axis=1), self.corners.max(axis=1)
-        self.origin = self.low.min(axis=0)
-        extent = self.high.max(axis=0) - self.origin
-        edge = float(np.median(np.linalg.norm(self.corners[:, 1] - self.corners[:, 0], axis=1)))
+        self.low, self.high = _face_boxes(self.points, self.faces, self.ids)
+        self.origin, top = _box_bounds(self.low, self.high)
+        extent = top - self.origin
+        # the median edge of a sample (the cell size only sets the speed, never the answer)
+        sample = self.faces[self.ids[:: max(1, len(self.ids) // 65536)]]
+        edge = float(np.median(np.linalg.norm(
+            self.points[sample[:, 1]].astype(np.float64) - self.points[sample[:, 0]], axis=1)))
         self.size = max(2.0 * edge, float(extent.max()) / MAX_GRID_CELLS_PER_AXIS, 1e-9)
         self.shape = np.maximum(np.ceil(extent / self.size).astype(np.int64), 1)
-        first_cell = np.minimum(((self.low - self.origin) / self.size).astype(np.int64), self.shape - 1)
-        last_cell = np.minimum(((self.high - self.origin) / self.size).astype(np.int64), self.shape - 1)
-        self.starts, self.members = _bin_faces(first_cell, last_cell, self.shape)
+        self.scale = 1.0 / self.size
+        # each thread bins the cells of its own slab of z, so the cells' lists come out the same
+        slabs = max(1, min(get_num_threads(), int(self.shape[2])))
+        counts = np.zeros(int(np.prod(self.shape)) + 1, dtype=np.int32)  # a cell holds < 2**31 faces
+        _count_cell_members(self.low, self.high, self.origin, self.scale, self.shape, slabs, counts)
+        total = int(counts.sum(dtype=np.int64))
+        self.starts = np.cumsum(counts, out=counts) if total < 2**31 else np.cumsum(counts, dtype=np.int64)
+        del counts
+        self.members = np.empty(total, dtype=self.ids.dtype)
+        _fill_cells(self.low, self.high, self.origin, self.scale, self.shape, slabs, self.starts, self.members)
 
     def crossings(self) -> int:
         """Pairs of triangles sharing no vertex that cross or overlap, each counted once."""
         return self.crossing_pairs()[0]
 
     def crossing_pairs(self) -> tuple[int, np.ndarray]:
-        """(how many pairs cross, which of the usable triangles are in one)."""
-        flags = np.zeros(len(self.usable), dtype=np.bool_)
-        if len(self.usable) < 2:
+        """(how many pairs cross, which of the binned triangles (positions in ``ids``) are in one)."""
+        flags = np.zeros(len(self.ids), dtype=np.bool_)
+        if len(self.ids) < 2:
             return 0, flags
-        count = _count_crossings(self.corners, self.faces, self.low, self.high, self.origin, self.size,
+        count = _count_crossings(self.points, self.faces, self.ids, self.low, self.high, self.origin, self.scale,
                                  self.shape, self.starts, self.members, flags)
         return int(count), flags
+
+    def crossing_with(self, points: np.ndarray, queries: np.ndarray, left_out: np.ndarray) -> np.ndarray:
+        """Which faces cross one of ``queries`` (face numbers, at their corners in ``points``):
+        a boolean per face of the mesh, the crossing queries and the faces they cross set.
+
+        Only pairs of a query and a binned face not ``left_out`` (a boolean per face) are
+        tested: the binned faces must be where they were when binned, except those left
+        out, and the queries among themselves need a grid of their own."""
+        found = np.zeros(len(self.faces), dtype=np.bool_)
+        if len(self.ids) == 0 or len(queries) == 0:
+            return found
+        _query_crossings(_coordinates(points), self.faces,
+                         np.ascontiguousarray(queries, dtype=np.int64), left_out, self.ids, self.low, self.high,
+                         self.origin, self.scale, self.shape, self.starts, self.members, found)
+        return found
 
     def winding_numbers(self, component_of_face: np.ndarray, count: int) -> np.ndarray:
         """For each component, the winding number of the others at a point of it (a ray
         to +x from the centre of one of its triangles, counting crossings by the sign
         of their normal; another triangle is tried where a ray grazes an edge)."""
-        if len(self.usable) == 0:
+        if len(self.ids) == 0:
             return np.zeros(count, dtype=np.int64)
-        component = np.ascontiguousarray(component_of_face[self.usable])
+        component = np.ascontiguousarray(component_of_face[self.ids])
         order = np.argsort(component, kind="stable")
         first = np.searchsorted(component[order], np.arange(count + 1))
-        return _winding_numbers(self.corners, component, order, first, self.origin, self.size, self.shape,
-                                self.starts, self.members)
+        return _winding_numbers(self.points, self.faces, self.ids, component, order, first, self.origin,
+                                self.scale, self.shape, self.starts, self.members)
 
 
-@njit(cache=True)
-def _bin_faces(first_cell, last_cell, shape):
-    """Cells as CSR: ``members[starts[c]:starts[c + 1]]`` are the faces whose box meets cell c."""
-    cells = shape[0] * shape[1] * shape[2]
-    counts = np.zeros(cells + 1, dtype=np.int64)
-    for face in range(first_cell.shape[0]):
-        for x in range(first_cell[face, 0], last_cell[face, 0] + 1):
-            for y in range(first_cell[face, 1], last_cell[face, 1] + 1):
-                for z in range(first_cell[face, 2], last_cell[face, 2] + 1):
-                    counts[(x * shape[1] + y) * shape[2] + z + 1] += 1
-    starts = np.cumsum(counts)
-    filled = starts[:-1].copy()
-    members = np.empty(starts[-1], dtype=np.int64)
-    for face in range(first_cell.shape[0]):
-        for x in range(first_cell[face, 0], last_cell[face, 0] + 1):
-            for y in range(first_cell[face, 1], last_cell[face, 1] + 1):
-                for z in range(first_cell[face, 2], last_cell[face, 2] + 1):
-                    cell = (x * shape[1] + y) * shape[2] + z
-                    members[filled[cell]] = face
-                    filled[cell] += 1
-    return starts, members
-
-
-@njit(cache=True, parallel=True)
-def _count_crossings(corners, faces, low, high, origin, size, shape, starts, members, flags):
-    cells = starts.shape[0] - 1
-    found = np.zeros(cells, dtype=np.int64)
-    for cell in prange(cells):
-        for a in range(starts[cell], starts[cell + 1]):
-            i = members[a]
-            for b in range(a + 1, starts[cell + 1]):
-                j = members[b]
-                if (faces[i, 0] == faces[j, 0] or faces[i, 0] == faces[j, 1] or faces[i, 0] == faces[j, 2]
-                        or faces[i, 1] == faces[j, 0] or faces[i, 1] == faces[j, 1] or faces[i, 1] == faces[j, 2]
-                        or faces[i, 2] == faces[j, 0] or faces[i, 2] == faces[j, 1] or faces[i, 2] == faces[j, 2]):
-                    continue
-                overlap = True
-                owner = np.empty(3, dtype=np.int64)
-                for axis in range(3):
-                    lo = max(low[i, axis], low[j, axis])
-                    if lo > min(high[i, axis], high[j, axis]):
-                        overlap = False
-                        break
-                    owner[axis] = min(int((lo - origin[axis]) / size), shape[axis] - 1)
-                if not overlap:
-                    continue
-                if (owner[0] * shape[1] + owner[1]) * shape[2] + owner[2] != cell:
-                    continue  # tested in the cell where both boxes begin to overlap
-                if _triangles_cross(corners[i], corners[j]):
-                    found[cell] += 1
-                    flags[i] = True  # only ever set: concurrent writes agree
-                    flags[j] = True
-    return found.sum()
+#: Cells of the grid handed to a thread at a time by the crossing search.
+_CELL_BLOCK = 4096
 
 
 @njit(cache=True, inline="always")
-def _cross(a, b):
-    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]])
+def _below(value):
+    """The largest float32 not above ``value``."""
+    rounded = np.float32(value)
+    if rounded > value:
+        rounded = np.nextafter(rounded, np.float32(-np.inf))
+    return rounded
+
+
+@njit(cache=True, inline="always")
+def _above(value):
+    """The smallest float32 not below ``value``."""
+    rounded = np.float32(value)
+    if rounded < value:
+        rounded = np.nextafter(rounded, np.float32(np.inf))
+    return rounded
+
+
+@njit(cache=True, parallel=True)
+def _face_boxes(points, faces, ids):
+    """Bounding boxes of the faces ``ids``, float32 rounded outwards."""
+    low = np.empty((ids.shape[0], 3), dtype=np.float32)
+    high = np.empty((ids.shape[0], 3), dtype=np.float32)
+    for k in prange(ids.shape[0]):
+        f = ids[k]
+        for axis in range(3):
+            a, b, c = points[faces[f, 0], axis], points[faces[f, 1], axis], points[faces[f, 2], axis]
+            low[k, axis] = _below(min(a, b, c))
+            high[k, axis] = _above(max(a, b, c))
+    return low, high
 
 
 @njit(cache=True)
-def _signed_distances(normal, point, triangle, tolerance):
-    d = np.empty(3)
+def _box_bounds(low, high):
+    """The lowest corner and the highest of all boxes (float64)."""
+    origin = np.full(3, np.inf)
+    top = np.full(3, -np.inf)
+    for k in range(low.shape[0]):
+        for axis in range(3):
+            origin[axis] = min(origin[axis], low[k, axis])
+            top[axis] = max(top[axis], high[k, axis])
+    return origin, top
+
+
+@njit(cache=True, inline="always")
+def _cell_of(value, origin, scale, count):
+    """The cell along one axis holding coordinate ``value`` (clamped to the grid; ``scale``:
+    cells per unit, the reciprocal of the cell size, so that binning multiplies)."""
+    return min(max(int(math.floor((value - origin) * scale)), 0), count - 1)
+
+
+@njit(cache=True, inline="always")
+def _cell_index(x, y, z, shape):
+    """Cells run x fastest, as the rows of slices (and so the faces of flying edges) do."""
+    return (z * shape[1] + y) * shape[0] + x
+
+
+@njit(cache=True, inline="always")
+def _slab(part, parts, count):
+    """The cells along z of part ``part`` of ``parts``: ``range(*_slab(...))``."""
+    return part * count // parts, (part + 1) * count // parts
+
+
+@njit(cache=True, parallel=True)
+def _count_cell_members(low, high, origin, scale, shape, slabs, counts):
+    """``counts[c + 1]``: how many boxes meet cell c."""
+    for part in prange(slabs):
+        first, stop = _slab(part, slabs, shape[2])
+        for k in range(low.shape[0]):
+            z0 = max(_cell_of(low[k, 2], origin[2], scale, shape[2]), first)
+            z1 = min(_cell_of(high[k, 2], origin[2], scale, shape[2]), stop - 1)
+            if z0 > z1:
+                continue
+            x0, x1 = _cell_of(low[k, 0], origin[0], scale, shape[0]), _cell_of(high[k, 0], origin[0], scale, shape[0])
+            y0, y1 = _cell_of(low[k, 1], origin[1], scale, shape[1]), _cell_of(high[k, 1], origin[1], scale, shape[1])
+            for z in range(z0, z1 + 1):
+                for y in range(y0, y1 + 1):
+                    for x in range(x0, x1 + 1):
+                        counts[_cell_index(x, y, z, shape) + 1] += 1
+
+
+@njit(cache=True, parallel=True)
+def _fill_cells(low, high, origin, scale, shape, slabs, starts, members):
+    """Cells as CSR: ``members[starts[c]:starts[c + 1]]`` are the boxes that meet cell c,
+    in the order of the boxes."""
+    for part in prange(slabs):
+        first, stop = _slab(part, slabs, shape[2])
+        # where each cell of the slab is filled to
+        filled = starts[_cell_index(0, 0, first, shape):_cell_index(0, 0, stop, shape)].copy()
+        offset = _cell_index(0, 0, first, shape)
+        for k in range(low.shape[0]):
+            z0 = max(_cell_of(low[k, 2], origin[2], scale, shape[2]), first)
+            z1 = min(_cell_of(high[k, 2], origin[2], scale, shape[2]), stop - 1)
+            if z0 > z1:
+                continue
+            x0, x1 = _cell_of(low[k, 0], origin[0], scale, shape[0]), _cell_of(high[k, 0], origin[0], scale, shape[0])
+            y0, y1 = _cell_of(low[k, 1], origin[1], scale, shape[1]), _cell_of(high[k, 1], origin[1], scale, shape[1])
+            for z in range(z0, z1 + 1):
+                for y in range(y0, y1 + 1):
+                    for x in range(x0, x1 + 1):
+                        cell = _cell_index(x, y, z, shape) - offset
+                        members[filled[cell]] = k
+                        filled[cell] += 1
+
+
+@njit(cache=True, inline="always")
+def _share_a_vertex(faces, i, j):
+    a0, a1, a2 = faces[i, 0], faces[i, 1], faces[i, 2]
+    b0, b1, b2 = faces[j, 0], faces[j, 1], faces[j, 2]
+    return (a0 == b0 or a0 == b1 or a0 == b2 or a1 == b0 or a1 == b1 or a1 == b2
+            or a2 == b0 or a2 == b1 or a2 == b2)
+
+
+@njit(cache=True, inline="always")
+def _gather(points, faces, face, out):
     for k in range(3):
-        value = (normal[0] * (triangle[k, 0] - point[0]) + normal[1] * (triangle[k, 1] - point[1])
-                 + normal[2] * (triangle[k, 2] - point[2]))
-        d[k] = 0.0 if abs(value) <= tolerance else value
-    return d
+        for axis in range(3):
+            out[k, axis] = points[faces[face, k], axis]
+
+
+@njit(cache=True, parallel=True)
+def _count_crossings(points, faces, ids, low, high, origin, scale, shape, starts, members, flags):
+    cells = starts.shape[0] - 1
+    blocks = (cells + _CELL_BLOCK - 1) // _CELL_BLOCK
+    found = np.zeros(blocks, dtype=np.int64)
+    for block in prange(blocks):
+        p = np.empty((3, 3))
+        q = np.empty((3, 3))
+        # a cell's boxes and vertex numbers side by side, one array per coordinate: its
+        # pairs are read from cache
+        capacity = 64
+        boxes = np.empty((6, capacity), dtype=np.float32)
+        corners = np.empty((3, capacity), dtype=np.int64)
+        near = np.empty(capacity, dtype=np.int64)
+        keep = np.empty(capacity, dtype=np.bool_)
+        for cell in range(block * _CELL_BLOCK, min(cells, (block + 1) * _CELL_BLOCK)):
+            first, count = starts[cell], starts[cell + 1] - starts[cell]
+            if count < 2:
+                continue
+            if count > capacity:
+                capacity = 2 * count
+                boxes = np.empty((6, capacity), dtype=np.float32)
+                corners = np.empty((3, capacity), dtype=np.int64)
+                near = np.empty(capacity, dtype=np.int64)
+                keep = np.empty(capacity, dtype=np.bool_)
+            for a in range(count):
+                u = members[first + a]
+                for axis in range(3):
+                    boxes[axis, a] = low[u, axis]
+                    boxes[3 + axis, a] = high[u, axis]
+                    corners[axis, a] = faces[ids[u], axis]
+            lx, ly, lz, hx, hy, hz = boxes[0], boxes[1], boxes[2], boxes[3], boxes[4], boxes[5]
+            c0, c1, c2 = corners[0], corners[1], corners[2]
+            for a in range(count - 1):
+                x0, y0, z0, x1, y1, z1 = lx[a], ly[a], lz[a], hx[a], hy[a], hz[a]
+                a0, a1, a2 = c0[a], c1[a], c2[a]
+                # the later faces whose boxes meet this one's and that share no vertex with it:
+                # marked in a loop the compiler vectorises, then gathered (about 1 in 80)
+                for b in range(a + 1, count):
+                    keep[b] = ((x0 <= hx[b]) & (lx[b] <= x1) & (y0 <= hy[b]) & (ly[b] <= y1)
+                               & (z0 <= hz[b]) & (lz[b] <= z1)
+                               & (a0 != c0[b]) & (a0 != c1[b]) & (a0 != c2[b]) & (a1 != c0[b])
+                               & (a1 != c1[b]) & (a1 != c2[b]) & (a2 != c0[b]) & (a2 != c1[b])
+                               & (a2 != c2[b]))
+                n = 0
+                for b in range(a + 1, count):
+                    if keep[b]:
+                        near[n] = b
+                        n += 1
+                for m in range(n):
+                    b = near[m]
+                    # tested in the cell where both boxes begin to overlap
+                    x = _cell_of(max(x0, lx[b]), origin[0], scale, shape[0])
+                    y = _cell_of(max(y0, ly[b]), origin[1], scale, shape[1])
+                    z = _cell_of(max(z0, lz[b]), origin[2], scale, shape[2])
+                    if _cell_index(x, y, z, shape) != cell:
+                        continue
+                    u, v = members[first + a], members[first + b]
+                    _gather(points, faces, ids[u], p)
+                    _gather(points, faces, ids[v], q)
+                    if _triangles_cross(p, q):
+                        found[block] += 1
+                        flags[u] = True  # only ever set: concurrent writes agree
+                        flags[v] = True
+    return found.sum()
+
+
+@njit(cache=True, parallel=True)
+def _query_crossings(points, faces, queries, left_out, ids, low, high, origin, scale, shape, starts, members,
+                     found):
+    for k in prange(queries.shape[0]):
+        i = queries[k]
+        p = np.empty((3, 3))
+        q = np.empty((3, 3))
+        _gather(points, faces, i, p)
+        box_low = np.empty(3, dtype=np.float32)
+        box_high = np.empty(3, dtype=np.float32)
+        for axis in range(3):
+            box_low[axis] = _below(min(p[0, axis], p[1, axis], p[2, axis]))
+            box_high[axis] = _above(max(p[0, axis], p[1, axis], p[2, axis]))
+        x0, x1 = _cell_of(box_low[0], origin[0], scale, shape[0]), _cell_of(box_high[0], origin[0], scale, shape[0])
+        y0, y1 = _cell_of(box_low[1], origin[1], scale, shape[1]), _cell_of(box_high[1], origin[1], scale, shape[1])
+        z0, z1 = _cell_of(box_low[2], origin[2], scale, shape[2]), _cell_of(box_high[2], origin[2], scale, shape[2])
+        for z in range(z0, z1 + 1):
+            for y in range(y0, y1 + 1):
+                for x in range(x0, x1 + 1):
+                    cell = _cell_index(x, y, z, shape)
+                    for a in range(starts[cell], starts[cell + 1]):
+                        v = members[a]
+                        j = ids[v]
+                        if left_out[j]:
+                            continue
+                        if (box_low[0] > high[v, 0] or low[v, 0] > box_high[0] or box_low[1] > high[v, 1]
+                                or low[v, 1] > box_high[1] or box_low[2] > high[v, 2] or low[v, 2] > box_high[2]):
+                            continue
+                        if _share_a_vertex(faces, i, j):
+                            continue
+                        if (_cell_of(max(box_low[0], low[v, 0]), origin[0], scale, shape[0]) != x
+                                or _cell_of(max(box_low[1], low[v, 1]), origin[1], scale, shape[1]) != y
+                                or _cell_of(max(box_low[2], low[v, 2]), origin[2], scale, shape[2]) != z):
+                            continue  # tested in the cell where both boxes begin to overlap
+                        _gather(points, faces, j, q)
+                        if _triangles_cross(p, q):
+                            found[i] = True  # only ever set: concurrent writes agree
+                            found[j] = True
+
+
+# The triangle test runs on every candidate pair of millions of triangles: it works on
+# scalars, allocating nothing (a heap array per step cost ten times the arithmetic).
+
+
+@njit(cache=True, inline="always")
+def _normal(t):
+    """``(t[1] - t[0]) x (t[2] - t[0])``."""
+    a0, a1, a2 = t[1, 0] - t[0, 0], t[1, 1] - t[0, 1], t[1, 2] - t[0, 2]
+    b0, b1, b2 = t[2, 0] - t[0, 0], t[2, 1] - t[0, 1], t[2, 2] - t[0, 2]
+    return a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0
+
+
+@njit(cache=True, inline="always")
+def _signed_distance(n0, n1, n2, point, triangle, k, tolerance):
+    value = (n0 * (triangle[k, 0] - point[0]) + n1 * (triangle[k, 1] - point[1])
+             + n2 * (triangle[k, 2] - point[2]))
+    return 0.0 if abs(value) <= tolerance else value
+
+
+@njit(cache=True, inline="always")
+def _one_side(d0, d1, d2):
+    return (d0 > 0 and d1 > 0 and d2 > 0) or (d0 < 0 and d1 < 0 and d2 < 0)
 
 
 @njit(cache=True)
-def _interval(triangle, distances, axis):
-    """The segment where a triangle meets the other's plane, projected on ``axis``."""
-    values = np.empty(2)
+def _interval(triangle, d0, d1, d2, axis):
+    """The segment where a triangle meets the other's plane (its corners at signed
+    distances d0, d1, d2 from it), projected on ``axis``."""
+    first = 0.0
+    second = 0.0
     found = 0
     for k in range(3):
-        if distances[k] == 0.0 and found < 2:
-            values[found] = triangle[k, axis]
+        dk = d0 if k == 0 else (d1 if k == 1 else d2)
+        if dk == 0.0 and found < 2:
+            if found == 0:
+                first = triangle[k, axis]
+            else:
+                second = triangle[k, axis]
             found += 1
     for k in range(3):
         m = (k + 1) % 3
-        if distances[k] * distances[m] < 0.0 and found < 2:
-            t = distances[k] / (distances[k] - distances[m])
-            values[found] = triangle[k, axis] + t * (triangle[m, axis] - triangle[k, axis])
+        dk = d0 if k == 0 else (d1 if k == 1 else d2)
+        dm = d0 if m == 0 else (d1 if m == 1 else d2)
+        if dk * dm < 0.0 and found < 2:
+            t = dk / (dk - dm)
+            value = triangle[k, axis] + t * (triangle[m, axis] - triangle[k, axis])
+            if found == 0:
+                first = value
+            else:
+                second = value
             found += 1
     if found == 1:
-        values[1] = values[0]
-    return min(values[0], values[1]), max(values[0], values[1])
+        second = first
+    return min(first, second), max(first, second)
 
 
 @njit(cache=True)
@@ -476,28 +761,37 @@ def _triangles_cross(p, q):
     for k in range(3):
         for axis in range(3):
             scale = max(scale, abs(p[k, axis]), abs(q[k, axis]))
-    np_ = _cross(p[1] - p[0], p[2] - p[0])
-    nq = _cross(q[1] - q[0], q[2] - q[0])
-    length_p = math.sqrt(np_[0] ** 2 + np_[1] ** 2 + np_[2] ** 2)
-    length_q = math.sqrt(nq[0] ** 2 + nq[1] ** 2 + nq[2] ** 2)
+    p0, p1, p2 = _normal(p)
+    q0, q1, q2 = _normal(q)
+    length_p = math.sqrt(p0 ** 2 + p1 ** 2 + p2 ** 2)
+    length_q = math.sqrt(q0 ** 2 + q1 ** 2 + q2 ** 2)
     if length_p == 0.0 or length_q == 0.0:
         return False
     tolerance = 1e-12 * max(scale, 1.0)
-    dq = _signed_distances(np_ / length_p, p[0], q, tolerance)
-    if (dq[0] > 0 and dq[1] > 0 and dq[2] > 0) or (dq[0] < 0 and dq[1] < 0 and dq[2] < 0):
+    u0, u1, u2 = p0 / length_p, p1 / length_p, p2 / length_p
+    dq0 = _signed_distance(u0, u1, u2, p[0], q, 0, tolerance)
+    dq1 = _signed_distance(u0, u1, u2, p[0], q, 1, tolerance)
+    dq2 = _signed_distance(u0, u1, u2, p[0], q, 2, tolerance)
+    if _one_side(dq0, dq1, dq2):
         return False
-    dp = _signed_distances(nq / length_q, q[0], p, tolerance)
-    if (dp[0] > 0 and dp[1] > 0 and dp[2] > 0) or (dp[0] < 0 and dp[1] < 0 and dp[2] < 0):
+    v0, v1, v2 = q0 / length_q, q1 / length_q, q2 / length_q
+    dp0 = _signed_distance(v0, v1, v2, q[0], p, 0, tolerance)
+    dp1 = _signed_distance(v0, v1, v2, q[0], p, 1, tolerance)
+    dp2 = _signed_distance(v0, v1, v2, q[0], p, 2, tolerance)
+    if _one_side(dp0, dp1, dp2):
         return False
-    if dq[0] == 0.0 and dq[1] == 0.0 and dq[2] == 0.0:
-        return _coplanar_cross(p, q, np_)
-    line = _cross(np_, nq)
+    if dq0 == 0.0 and dq1 == 0.0 and dq2 == 0.0:
+        return _coplanar_cross(p, q, np.array([p0, p1, p2]))
+    # the direction of the line where the planes meet: np x nq
+    line0, line1, line2 = p1 * q2 - p2 * q1, p2 * q0 - p0 * q2, p0 * q1 - p1 * q0
     axis = 0
-    for k in range(1, 3):
-        if abs(line[k]) > abs(line[axis]):
-            axis = k
-    p_low, p_high = _interval(p, dp, axis)
-    q_low, q_high = _interval(q, dq, axis)
+    largest = abs(line0)
+    if abs(line1) > largest:
+        axis, largest = 1, abs(line1)
+    if abs(line2) > largest:
+        axis = 2
+    p_low, p_high = _interval(p, dp0, dp1, dp2, axis)
+    q_low, q_high = _interval(q, dq0, dq1, dq2, axis)
     overlap = min(p_high, q_high) - max(p_low, q_low)
     return overlap > tolerance
 
@@ -546,16 +840,18 @@ def _coplanar_cross(p, q, normal):
 
 
 @njit(cache=True, parallel=True)
-def _winding_numbers(corners, component, order, first, origin, size, shape, starts, members):
+def _winding_numbers(points, faces, ids, component, order, first, origin, scale, shape, starts, members):
     count = first.shape[0] - 1
     result = np.zeros(count, dtype=np.int64)
     for c in prange(count):
         for attempt in range(first[c], min(first[c + 1], first[c] + 16)):
-            face = order[attempt]
-            py = (corners[face, 0, 1] + corners[face, 1, 1] + corners[face, 2, 1]) / 3.0
-            pz = (corners[face, 0, 2] + corners[face, 1, 2] + corners[face, 2, 2]) / 3.0
-            px = (corners[face, 0, 0] + corners[face, 1, 0] + corners[face, 2, 0]) / 3.0
-            winding, grazed = _ray_winding(corners, component, c, px, py, pz, origin, size, shape, starts, members)
+            f = ids[order[attempt]]
+            a, b, d = faces[f, 0], faces[f, 1], faces[f, 2]
+            px = (points[a, 0] + points[b, 0] + points[d, 0]) / 3.0
+            py = (points[a, 1] + points[b, 1] + points[d, 1]) / 3.0
+            pz = (points[a, 2] + points[b, 2] + points[d, 2]) / 3.0
+            winding, grazed = _ray_winding(points, faces, ids, component, c, px, py, pz, origin, scale, shape,
+                                           starts, members)
             if not grazed:
                 result[c] = winding
                 break
@@ -563,22 +859,24 @@ def _winding_numbers(corners, component, order, first, origin, size, shape, star
 
 
 @njit(cache=True)
-def _ray_winding(corners, component, own, px, py, pz, origin, size, shape, starts, members):
+def _ray_winding(points, faces, ids, component, own, px, py, pz, origin, scale, shape, starts, members):
     """Signed crossings of the ray from (px, py, pz) to +x with other components' triangles."""
-    y = min(max(int((py - origin[1]) / size), 0), shape[1] - 1)
-    z = min(max(int((pz - origin[2]) / size), 0), shape[2] - 1)
-    x0 = min(max(int((px - origin[0]) / size), 0), shape[0] - 1)
+    y = _cell_of(py, origin[1], scale, shape[1])
+    z = _cell_of(pz, origin[2], scale, shape[2])
+    x0 = _cell_of(px, origin[0], scale, shape[0])
     winding = 0
+    e = np.empty(3)
     for x in range(x0, shape[0]):
-        cell = (x * shape[1] + y) * shape[2] + z
+        cell = _cell_index(x, y, z, shape)
         for m in range(starts[cell], starts[cell + 1]):
-            face = members[m]
-            if component[face] == own:
+            binned = members[m]
+            if component[binned] == own:
                 continue
-            e = np.empty(3)
+            f = ids[binned]
             for k in range(3):
-                a, b = corners[face, k], corners[face, (k + 1) % 3]
-                e[k] = (b[1] - a[1]) * (pz - a[2]) - (b[2] - a[2]) * (py - a[1])
+                a, b = faces[f, k], faces[f, (k + 1) % 3]
+                e[k] = ((points[b, 1] - points[a, 1]) * (pz - points[a, 2])
+                        - (points[b, 2] - points[a, 2]) * (py - points[a, 1]))
             if e[0] == 0.0 or e[1] == 0.0 or e[2] == 0.0:
                 inside_or_on = (e[0] >= 0 and e[1] >= 0 and e[2] >= 0) or (e[0] <= 0 and e[1] <= 0 and e[2] <= 0)
                 if inside_or_on:
@@ -588,8 +886,9 @@ def _ray_winding(corners, component, own, px, py, pz, origin, size, shape, start
                 continue
             total = e[0] + e[1] + e[2]
             # e[k] weighs the vertex opposite edge k, which is vertex k + 2
-            hit = (e[0] * corners[face, 2, 0] + e[1] * corners[face, 0, 0] + e[2] * corners[face, 1, 0]) / total
-            if hit <= px or min(max(int((hit - origin[0]) / size), 0), shape[0] - 1) != x:
+            hit = (e[0] * points[faces[f, 2], 0] + e[1] * points[faces[f, 0], 0]
+                   + e[2] * points[faces[f, 1], 0]) / total
+            if hit <= px or _cell_of(hit, origin[0], scale, shape[0]) != x:
                 continue  # behind the start, or counted in the cell where it is hit
             winding += 1 if total > 0 else -1
     return winding, False
