@@ -533,18 +533,24 @@ def _slab(part, parts, count):
     return part * count // parts, (part + 1) * count // parts
 
 
+@njit(cache=True, inline="always")
+def _cells_of_box(low, high, k, origin, scale, shape, first, stop):
+    """The cells box ``k`` meets within the slab ``first..stop - 1`` along z, as
+    ``x0, x1, y0, y1, z0, z1`` (inclusive; ``z0 > z1`` when none)."""
+    z0 = max(_cell_of(low[k, 2], origin[2], scale, shape[2]), first)
+    z1 = min(_cell_of(high[k, 2], origin[2], scale, shape[2]), stop - 1)
+    x0, x1 = _cell_of(low[k, 0], origin[0], scale, shape[0]), _cell_of(high[k, 0], origin[0], scale, shape[0])
+    y0, y1 = _cell_of(low[k, 1], origin[1], scale, shape[1]), _cell_of(high[k, 1], origin[1], scale, shape[1])
+    return x0, x1, y0, y1, z0, z1
+
+
 @njit(cache=True, parallel=True)
 def _count_cell_members(low, high, origin, scale, shape, slabs, counts):
     """``counts[c + 1]``: how many boxes meet cell c."""
     for part in prange(slabs):
         first, stop = _slab(part, slabs, shape[2])
         for k in range(low.shape[0]):
-            z0 = max(_cell_of(low[k, 2], origin[2], scale, shape[2]), first)
-            z1 = min(_cell_of(high[k, 2], origin[2], scale, shape[2]), stop - 1)
-            if z0 > z1:
-                continue
-            x0, x1 = _cell_of(low[k, 0], origin[0], scale, shape[0]), _cell_of(high[k, 0], origin[0], scale, shape[0])
-            y0, y1 = _cell_of(low[k, 1], origin[1], scale, shape[1]), _cell_of(high[k, 1], origin[1], scale, shape[1])
+            x0, x1, y0, y1, z0, z1 = _cells_of_box(low, high, k, origin, scale, shape, first, stop)
             for z in range(z0, z1 + 1):
                 for y in range(y0, y1 + 1):
                     for x in range(x0, x1 + 1):
@@ -561,12 +567,7 @@ def _fill_cells(low, high, origin, scale, shape, slabs, starts, members):
         filled = starts[_cell_index(0, 0, first, shape):_cell_index(0, 0, stop, shape)].copy()
         offset = _cell_index(0, 0, first, shape)
         for k in range(low.shape[0]):
-            z0 = max(_cell_of(low[k, 2], origin[2], scale, shape[2]), first)
-            z1 = min(_cell_of(high[k, 2], origin[2], scale, shape[2]), stop - 1)
-            if z0 > z1:
-                continue
-            x0, x1 = _cell_of(low[k, 0], origin[0], scale, shape[0]), _cell_of(high[k, 0], origin[0], scale, shape[0])
-            y0, y1 = _cell_of(low[k, 1], origin[1], scale, shape[1]), _cell_of(high[k, 1], origin[1], scale, shape[1])
+            x0, x1, y0, y1, z0, z1 = _cells_of_box(low, high, k, origin, scale, shape, first, stop)
             for z in range(z0, z1 + 1):
                 for y in range(y0, y1 + 1):
                     for x in range(x0, x1 + 1):
