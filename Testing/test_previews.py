@@ -9,6 +9,7 @@ renders through EGL or OSMesa, with Mesa's software renderer.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -281,3 +282,25 @@ def test_preview_refuses_what_is_not_its_to_write(tmp_path, cube_stl, capsys):
 def test_png_bytes_are_a_valid_png_of_the_pixels():
     pixels = np.random.default_rng(5).integers(0, 256, (7, 11, 3), dtype=np.uint8)
     assert np.array_equal(png_pixels(rendering.png_bytes(pixels)), pixels)
+
+
+def test_objects_with_other_producers_icons_read_as_before(tmp_path, cube_stl, capsys):
+    """An icon of another kind (RGB, 128 x 96, as some producers write) or none at all
+    changes nothing in what is read: the same triangles, facts and no problems."""
+    assert run(capsys, "wrap", cube_stl, "-o", tmp_path / "plain.dcm", "--patient-id", "P1", "--no-icon")[0] == 0
+    plain = pydicom.dcmread(tmp_path / "plain.dcm")
+    icon = pydicom.Dataset()
+    icon.SamplesPerPixel, icon.PhotometricInterpretation, icon.PlanarConfiguration = 3, "RGB", 0
+    icon.Rows, icon.Columns = 96, 128
+    icon.BitsAllocated, icon.BitsStored, icon.HighBit, icon.PixelRepresentation = 8, 8, 7, 0
+    icon.PixelData = bytes(range(256)) * (96 * 128 * 3 // 256)
+    plain.IconImageSequence = [icon]
+    plain.save_as(tmp_path / "foreign.dcm")
+    before, after = estl.read(tmp_path / "plain.dcm"), estl.read(tmp_path / "foreign.dcm")
+    assert np.array_equal(before.triangles_mm(), after.triangles_mm()) and after.problems == before.problems == []
+    facts = []
+    for name in ("plain", "foreign"):
+        code, out, err = run(capsys, "info", tmp_path / f"{name}.dcm", "--json")
+        assert code == 0 and err == ""
+        facts.append({k: v for k, v in json.loads(out).items() if k != "file"})
+    assert facts[0] == facts[1]
