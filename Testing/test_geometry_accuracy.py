@@ -17,6 +17,7 @@ from encapsulated_stl.cli import main
 from encapsulated_stl.iod.model import read_encapsulated_model
 from encapsulated_stl.inputs.phantom import Box, Sphere, enclosed_volume, fit_sphere, measure_object, write_phantom
 from encapsulated_stl.series.slice_geometry import AffineGeometry
+from encapsulated_stl.mesh.printability import check_printability
 from encapsulated_stl.mesh.surface import DEFAULT_SMOOTHING, extract_surface
 from encapsulated_stl.series.volume import read_series_volume
 
@@ -144,6 +145,7 @@ def test_decimation_keeps_the_surface_within_tolerance(tmp_path):
     reduced = extract_surface(series.voxels, series.geometry, LEVEL, decimate=target)
     assert abs(len(reduced) - target) <= 0.05 * target
     assert all(directed_edge_check(reduced))
+    assert check_printability(reduced).printable
     for item in phantom.objects:
         found = measure_object(reduced, item)
         assert found.surface_rms <= 0.1, found

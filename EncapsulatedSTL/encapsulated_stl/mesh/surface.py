@@ -31,7 +31,7 @@ from vtkmodules.vtkFiltersCore import vtkFlyingEdges3D, vtkQuadricDecimation
 
 from ..errors import EncapsulatedSTLError
 from ..progress import observe_vtk, task
-from .printability import CrossingSearch, component_labels, drop_folded_pairs, separate_sheets
+from .printability import CrossingSearch, check_printability, component_labels, drop_folded_pairs, separate_sheets
 from .smoothing import windowed_sinc
 
 #: Default smoothing factor (0..1, Slicer's scale).  Light: grey-value iso-surfaces
@@ -96,24 +96,6 @@ def check_decimate(decimate) -> int | None:
             f"decimate {decimate}: a closed surface needs at least {MIN_DECIMATE_TARGET} triangles; "
             "give a larger target")
     return int(decimate)
-
-
-def _open_edge_count(faces: np.ndarray) -> int:
-    """How many directed edges have no opposite edge, or are used more than once.
-
-    Zero exactly when the mesh is closed, edge-manifold and consistently oriented:
-    every edge ``a -> b`` of one triangle is ``b -> a`` of exactly one other.
-    """
-    faces = np.asarray(faces, dtype=np.int64)
-    if faces.size == 0:
-        return 0
-    count = int(faces.max()) + 1
-    start = faces.reshape(-1)
-    end = faces[:, [1, 2, 0]].reshape(-1)
-    forward = np.sort(start * count + end)
-    backward = np.sort(end * count + start)
-    repeated = int(np.count_nonzero(forward[1:] == forward[:-1]))
-    return repeated + int(np.count_nonzero(forward != backward))
 
 
 def check_mesh(points: np.ndarray, faces: np.ndarray, path=None) -> None:
@@ -617,16 +599,20 @@ def extract_surface_mesh(
         lps_points = _uncrossed(lps_points, _smooth(lps_points, faces, smoothing, progress), faces)
     if decimate and decimate < len(faces):
         before = len(faces)
-        # VTK's quadric decimation does not preserve topology: a small target can
-        # leave holes, edges shared by three triangles or a single triangle.
-        was_open = _open_edge_count(faces)
         polydata = _decimate(_polydata(lps_points, faces), decimate, progress)
         lps_points, faces = _triangles(polydata)
         lps_points = np.asarray(lps_points, dtype=np.float64)
-        if len(faces) < MIN_DECIMATE_TARGET or _open_edge_count(faces) > was_open:
+        # VTK's quadric decimation does not preserve topology: a small target can leave
+        # holes, edges shared by three triangles, a single triangle, or sheets pulled
+        # through each other.  What would not print is refused, as check sees it (the
+        # float32 STL, outward as written below).
+        outward = faces[:, ::-1] if geometry.jacobian_sign() < 0 else faces
+        problems = (["fewer than four triangles"] if len(faces) < MIN_DECIMATE_TARGET
+                    else check_printability(lps_points[outward].astype(np.float32)).problems)
+        if problems:
             raise EncapsulatedSTLError(
-                f"decimating the surface of {before} triangles to {decimate} left an open or "
-                "non-manifold mesh; give a larger decimation target (or none)", path)
+                f"decimating the surface of {before} triangles to {decimate} left a mesh that would "
+                f"not print ({'; '.join(problems)}); give a larger decimation target (or none)", path)
     if smoothing or decimate:
         check_mesh(lps_points, faces, path)
 
