@@ -240,13 +240,15 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
 
         Decisions the user should know (the source series' patient and study kept over
         different ones in the dialog, a series number already used in the study) are
-        shown once, after writing.
+        shown once, after writing.  Surfaces that would not print are named before
+        anything is written, and the user chooses to export them all the same or not.
         """
         from EncapsulatedSTL import ensureHighdicom
 
         if not ensureHighdicom():
             return _("Encapsulated STL export needs the Python package highdicom, which was not installed.")
         from encapsulated_stl.errors import EncapsulatedSTLError
+        from encapsulated_stl.inputs.surfaces import UnprintableSurface
 
         shNode = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(slicer.mrmlScene)
         logic = self._logic()
@@ -263,6 +265,12 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
                     **self._metadata(exportable, node))
                 notices += logic.notices
                 planned.append((datasets, exportable.directory))
+            unprintable = [notice for notice in notices if isinstance(notice, UnprintableSurface)]
+            if unprintable and not slicer.util.confirmOkCancelDisplay(
+                    _("These surfaces would not print as they are:\n\n{surfaces}\n\nExport them all the same?").format(
+                        surfaces="\n\n".join(unprintable)), windowTitle=_("Encapsulated STL export")):
+                return _("Nothing was exported (surfaces that would not print: {names}).").format(
+                    names=", ".join(f"'{notice.name}'" for notice in unprintable))
             for datasets, directory in planned:
                 written += logic.writeDatasets(datasets, directory)
         except (EncapsulatedSTLError, ValueError) as error:
@@ -275,6 +283,7 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
             return str(error)
         for message in logic.messages:
             logging.info(message)
+        notices = [notice for notice in notices if not isinstance(notice, UnprintableSurface)]  # asked above
         if notices:
             slicer.util.warningDisplay("\n\n".join(dict.fromkeys(notices)), windowTitle=_("Encapsulated STL export"))
         return ""

@@ -486,7 +486,7 @@ def test_a_version_of_what_was_not_loaded_or_a_bad_version_is_a_message(mrml, ph
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_surface_that_would_not_print_is_told_after_the_export(mrml, tmp_path):
+def _cup(mrml):
     cup = vtk.vtkSphereSource()  # a sphere open at the bottom: a cup, no inside to print
     cup.SetRadius(10.0)
     cup.SetEndPhi(150.0)
@@ -495,8 +495,25 @@ def test_a_surface_that_would_not_print_is_told_after_the_export(mrml, tmp_path)
     model.SetAndObservePolyData(cup.GetOutput())
     dialog = open_dialog(mrml, model)
     dialog.edit("PatientID", "P-15")
+    return dialog
+
+
+def test_a_surface_that_would_not_print_is_named_before_writing_and_written_if_the_user_says_so(mrml, tmp_path):
+    dialog = _cup(mrml)
+    mrml.user.answers = [qt.QMessageBox.Ok]
     result = dialog.export(str(tmp_path))
-    assert result.ok, result.error  # written all the same: the user decides
+    assert result.ok, result.error
+    assert len(result.files) == 1
     told = [s for s in mrml.user.shown if s.title == "Encapsulated STL export"]
-    assert len(told) == 1 and "'Cup' would not print as it is" in told[0].text
+    # asked once, before writing, with the problems as check words them; nothing after
+    assert len(told) == 1 and told[0].icon == qt.QMessageBox.Question
+    assert "'Cup' would not print as it is" in told[0].text and "Export them all the same?" in told[0].text
     assert "boundary edge(s): the surface is not closed" in told[0].text
+
+
+def test_a_surface_that_would_not_print_is_not_written_when_the_user_cancels(mrml, tmp_path):
+    dialog = _cup(mrml)
+    mrml.user.answers = [qt.QMessageBox.Cancel]
+    result = dialog.export(str(tmp_path))
+    assert not result.ok and result.error == "Nothing was exported (surfaces that would not print: 'Cup')."
+    assert result.files == []

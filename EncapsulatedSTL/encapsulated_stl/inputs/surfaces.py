@@ -121,8 +121,24 @@ def surface_models(
     return datasets
 
 
+class UnprintableSurface(str):
+    """A notice that a surface would not print as it is: the text, with the surface's
+    ``name`` and ``problems`` (as ``check`` words them), for a caller that asks the user
+    before writing (Slicer's export dialog)."""
+
+    name: str
+    problems: list
+
+    def __new__(cls, name: str, problems: list[str]):
+        notice = super().__new__(cls, f"'{name}' would not print as it is: {'; '.join(problems)} "
+                                      "(encapsulated-stl check tells more)")
+        notice.name, notice.problems = name, list(problems)
+        return notice
+
+
 def _tell_if_unprintable(name: str, stl: bytes, notice: Callable[[str], None] | None) -> None:
-    """Tell ``notice`` when the surface as written (float32 STL) would not print."""
+    """Tell ``notice`` (an :class:`UnprintableSurface`) when the surface as written (float32
+    STL) would not print."""
     if notice is None:
         return
     from ..mesh.printability import check_printability
@@ -130,8 +146,7 @@ def _tell_if_unprintable(name: str, stl: bytes, notice: Callable[[str], None] | 
 
     problems = check_printability(parse_binary_stl(stl, check_values=False).triangles).problems
     if problems:
-        notice(f"'{name}' would not print as it is: {'; '.join(problems)} "
-               "(encapsulated-stl check tells more; the object was written all the same)")
+        notice(UnprintableSurface(name, problems))
 
 
 def surface_versions(
