@@ -6,7 +6,8 @@ measured in the same run on the same (page-cached) files:
 
 * decode: ``pydicom.dcmread(f).pixel_array`` for every file, nothing else;
 * from-ct: the whole command in-process (scan headers, decode, rescale, flying
-  edges, default smoothing, LPS mapping, STL, DICOM object, atomic write).
+  edges, default smoothing, crossing repair, LPS mapping, STL, the icon, DICOM object,
+  atomic write); and again with ``--no-icon``, to show what the icon costs.
 
 Three parts of from-ct are also timed alone to show where the time goes: its
 reading of the series (header scan, sorting, decoding into float32 with the
@@ -57,11 +58,12 @@ def decode(folder: Path) -> int:
     return total
 
 
-def from_ct(folder: Path) -> int:
+def from_ct(folder: Path, *options: str) -> int:
     from encapsulated_stl.cli import main
 
     with tempfile.TemporaryDirectory() as out:
-        return main(["--quiet", "from-ct", str(folder), "--threshold", "300", "-o", str(Path(out) / "skull.dcm")])
+        return main(["--quiet", "from-ct", str(folder), "--threshold", "300", "-o", str(Path(out) / "skull.dcm"),
+                     *options])
 
 
 def parts(folder: Path, runs: int) -> dict:
@@ -102,7 +104,8 @@ def child(kind: str, folder: Path, runs: int) -> dict:
     import pydicom  # noqa: F401
     import vtk  # noqa: F401
 
-    action = decode if kind == "decode" else from_ct
+    action = {"decode": decode, "from-ct": from_ct,
+              "from-ct-no-icon": lambda folder: from_ct(folder, "--no-icon")}[kind]
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     before = _status("VmRSS")
     times = []
@@ -119,7 +122,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("series", nargs="?", type=Path, default=DEFAULT_SERIES)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--child", choices=["decode", "from-ct", "parts"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["decode", "from-ct", "from-ct-no-icon", "parts"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "parts":
         print(json.dumps(parts(args.series, args.runs)))
@@ -144,6 +147,7 @@ def main() -> int:
     first = pydicom.dcmread(_files(args.series)[0], stop_before_pixels=True)
     volume_bytes = len(_files(args.series)) * int(first.Rows) * int(first.Columns) * 4
     decoded, made, alone = measure("decode"), measure("from-ct"), measure("parts")
+    plain = measure("from-ct-no-icon")
     time_ratio = made["seconds"] / decoded["seconds"]
     memory_ratio = made["peak_growth_bytes"] / volume_bytes
     print(f"series             {args.series} ({len(_files(args.series))} files)")
@@ -161,6 +165,9 @@ def main() -> int:
     print(f"  reading + FE     {floor:.3f} s   ratio {floor / decoded['seconds']:.2f}  (the least a from-ct does)")
     print(f"float32 volume     {volume_bytes / 2**20:.0f} MiB")
     print(f"from-ct peak RSS   +{made['peak_growth_bytes'] / 2**20:.0f} MiB   ratio {memory_ratio:.2f}  (target <= 3)")
+    print(f"  --no-icon        +{plain['peak_growth_bytes'] / 2**20:.0f} MiB   ratio "
+          f"{plain['peak_growth_bytes'] / volume_bytes:.2f}; {plain['seconds']:.3f} s, the icon costing "
+          f"{made['seconds'] - plain['seconds']:.3f} s")
     return 0
 
 

@@ -16,9 +16,6 @@ smoothing.  Its strength follows Slicer's "smoothing factor" (0..1): pass band
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-
 import numpy as np
 from numba import njit, prange
 
@@ -30,6 +27,7 @@ from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkImageData, vtkPolyDat
 from vtkmodules.vtkFiltersCore import vtkFlyingEdges3D, vtkQuadricDecimation
 
 from ..errors import EncapsulatedSTLError
+from ..files import release_freed_memory
 from ..progress import observe_vtk, task
 from .printability import CrossingSearch, check_printability, component_labels, drop_folded_pairs, separate_sheets
 from .smoothing import windowed_sinc
@@ -391,27 +389,6 @@ def _smooth(points: np.ndarray, faces: np.ndarray, factor: float, progress) -> n
         )
 
 
-def _release_freed_memory() -> None:
-    """Hand the heap's free pages back to the system, where the C library can (glibc).
-
-    The crossing search's arrays are each under glibc's mmap threshold (which the
-    smoothing's larger arrays have raised), so they come from the heap; freed, they stay
-    in the process, and the STL and DICOM bytes made next, too large for the heap,
-    come on top of them: 70 MiB more peak memory on the skull of the benchmark.
-    """
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-        except (OSError, AttributeError, TypeError):
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
-
-
-_malloc_trim = None
-
-
 def _uncrossed(unsmoothed: np.ndarray, smoothed: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """The smoothed points, with the unsmoothed ones put back where the smoothed surface
     crosses itself (``smoothed`` is changed).
@@ -430,7 +407,7 @@ def _uncrossed(unsmoothed: np.ndarray, smoothed: np.ndarray, faces: np.ndarray) 
     crossing = search.crossing
     if not crossing.any():
         del search, stored
-        _release_freed_memory()
+        release_freed_memory()
         return smoothed
     restored = np.zeros(len(smoothed), dtype=bool)
     for width in range(UNCROSS_ROUNDS + 2):
@@ -454,7 +431,7 @@ def _uncrossed(unsmoothed: np.ndarray, smoothed: np.ndarray, faces: np.ndarray) 
         if not crossing.any():
             break
     del search, stored
-    _release_freed_memory()
+    release_freed_memory()
     return smoothed
 
 
