@@ -274,7 +274,7 @@ def _offscreen_window():
         raise RenderingUnavailable(
             "cannot draw the model: there is no display, and this VTK "
             f"({vtk_version()}) finds neither EGL nor OSMesa; install Mesa's libegl1 (or "
-            "libosmesa6), or VTK 9.4 or later, or run with a display")
+            "libosmesa6), with a VTK built with them (9.6's wheels are), or run with a display")
     window.SetOffScreenRendering(1)
     return window
 
