@@ -32,6 +32,10 @@ class StlFormatError(EncapsulatedSTLError):
     """The STL bytes are not a valid STL file (truncated, malformed, NaN...)."""
 
 
+class ObjFormatError(EncapsulatedSTLError):
+    """The OBJ or MTL bytes are not a valid Wavefront file."""
+
+
 class NotEncapsulatedSTLError(EncapsulatedSTLError):
     """A DICOM file that is not an Encapsulated STL object, or not DICOM at all."""
 
