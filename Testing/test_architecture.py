@@ -94,7 +94,8 @@ LAYERS = [
     ("STL bytes", {"encapsulated_stl.stl"}),
     ("series geometry", {"encapsulated_stl.series"}),
     ("meshes", {"encapsulated_stl.mesh"}),
-    ("the DICOM object", {"encapsulated_stl.iod"}),
+    # the STL IODs, and the OBJ and MTL IODs with their Wavefront bytes
+    ("the DICOM object", {"encapsulated_stl.iod", "encapsulated_stl.obj"}),
     ("inputs", {"encapsulated_stl.inputs"}),
     ("PACS", {"encapsulated_stl.pacs"}),
     ("public API", {"encapsulated_stl.api"}),

@@ -444,7 +444,7 @@ def test_a_damaged_sop_class_uid_is_named_without_warnings(ours):
     offset = data.index(b"1.2.840.10008.5.1.4.1.1.104.3", 200)
     data[offset + 7] = 0xFD
     ours.write_bytes(bytes(data))
-    assert refused(ours).startswith("not an Encapsulated STL object (SOP Class '1.2.840")
+    assert refused(ours).startswith("not an Encapsulated STL or Encapsulated OBJ object (SOP Class '1.2.840")
 
 
 

@@ -299,8 +299,8 @@ GLB = b"glTF" + (2).to_bytes(4, "little") + (20).to_bytes(4, "little") + bytes(8
 
 @pytest.mark.parametrize("sop_class, message", [
     ("1.2.840.10008.5.1.4.1.1.104.4",
-     "not an Encapsulated STL object (SOP Class '1.2.840.10008.5.1.4.1.1.104.4': 'Encapsulated OBJ Storage', "
-     "holding 'model/gltf-binary'); it is not read as STL"),
+     "an Encapsulated OBJ object, but its MIME Type of Encapsulated Document (0042,0012) is "
+     "'model/gltf-binary' and it holds glTF binary (GLB), not OBJ: it is not read as OBJ"),
     (ENCAPSULATED_STL_SOP_CLASS_UID,
      "MIME Type of Encapsulated Document (0042,0012) is 'model/gltf-binary': the document is in another "
      "format, not STL, and is not read as STL"),

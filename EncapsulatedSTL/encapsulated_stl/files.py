@@ -15,6 +15,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -307,6 +308,41 @@ def write_atomically(
         Path(temporary).unlink(missing_ok=True)
         raise
     return target
+
+
+def write_all_atomically(
+    writes: Iterable[tuple[str | os.PathLike, object]], force: bool = False, inputs: Iterable[str | os.PathLike] = (),
+    write=None,
+) -> list[Path]:
+    """Write each ``(path, content)`` (:func:`write_atomically`, ``write(stream, content)``,
+    by default ``stream.write(content)``), all or none.
+
+    When one cannot be written, the files this call created are removed again before
+    the error is raised, so a run never leaves part of its output behind.  (A file that
+    ``force`` replaced cannot be given back; it keeps the new content.)
+
+    Returns the paths written, in order.
+    """
+    inputs = list(inputs)
+    write = write or (lambda stream, content: stream.write(content))
+    written, created = [], []
+    try:
+        for path, content in writes:
+            new = not os.path.exists(path)  # through a symlink: its target
+            written.append(write_atomically(path, lambda stream: write(stream, content), force, inputs=inputs))
+            if new:
+                created.append(written[-1])
+    except BaseException:
+        for path in created:
+            Path(path).unlink(missing_ok=True)
+        raise
+    return written
+
+
+def safe_file_stem(text: str, limit: int = 64) -> str:
+    """``text`` reduced to characters safe in a file name on every system (letters,
+    digits, ``.``, ``_``, ``-``), at most ``limit`` of them; ``""`` when none is left."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")[:limit]
 
 
 def _keep_owner(descriptor: int, replaced: os.stat_result) -> None:

@@ -171,8 +171,8 @@ def _vector(values) -> str:
 
 def run_demo(args: argparse.Namespace) -> int:
     from ..inputs.phantom import DEFAULT_OBJECTS, measure_object, phantom_picture, write_phantom
-    from ..mesh.render import RenderingUnavailable, png_bytes
     from ..iod.model import read_encapsulated_model
+    from ..mesh.render import RenderingUnavailable, png_bytes
 
     folder = check_output_directory(args.output, create=False)
     ct_folder = folder / "ct"

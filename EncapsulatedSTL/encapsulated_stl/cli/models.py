@@ -8,18 +8,39 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import EncapsulatedSTLError, PacsError
-from ..files import check_not_input, check_output_path, write_atomically
+from ..files import (
+    check_not_input,
+    check_output_directory,
+    check_output_path,
+    safe_file_stem,
+    write_all_atomically,
+    write_atomically,
+)
 from ..iod import codes
-from ..iod.encapsulate import encapsulate_stl, save_dataset
-from ..iod.model import EncapsulatedModel, model_triangles_mm, read_encapsulated_model
+from ..iod.document import ENCAPSULATED_MTL_SOP_CLASS_UID
+from ..iod.encapsulate import encapsulate_stl, save_dataset, save_datasets
+from ..iod.model import (
+    MODEL_SOP_CLASSES,
+    EncapsulatedModel,
+    model_from_dataset,
+    model_triangles_mm,
+    read_dataset,
+    read_encapsulated_model,
+)
 from ..iod.versions import new_version, successors_in
 from ..mesh.render import LARGEST_SIZE, VIEWS, Layer, RenderingUnavailable, check_size, png_bytes, render
+from ..obj.encapsulate import encapsulate_obj, read_obj_files
+from ..obj.format import read_obj
+from ..obj.model import ModelMaterials, libraries_beside, library_from_dataset, materials_of
 from ..pacs.peers import peer_for_destination
 from ..pacs.transfer import successors_on
 from ..series.source_series import reference_series, series_numbers, series_numbers_beside
 from ..stl.format import (
     ValueCheck,
+    binary_stl_bytes,
     binary_stl_for_encapsulation,
     declared_triangle_count,
     read_stl_file,
@@ -41,12 +62,15 @@ from .pacs import EXIT_TRANSFER_FAILED, PASSWORD_VARIABLE, TOKEN_VARIABLE
 def register(subparsers) -> None:
     wrap = subparsers.add_parser(
         "wrap",
-        help="wrap an STL file as a DICOM Encapsulated STL object",
-        description="Wrap a binary (or ASCII, converted) STL as Encapsulated STL. With "
-        "--reference the object joins the source series' patient, study and Frame of "
-        "Reference and lists every source instance.",
+        help="wrap an STL (or OBJ with its MTL) file as a DICOM Encapsulated STL (OBJ + MTL) object",
+        description="Wrap a binary (or ASCII, converted) STL as Encapsulated STL, or an OBJ file "
+        "(name ending .obj) unchanged as Encapsulated OBJ, each material library its mtllib "
+        "names as an Encapsulated MTL object in the same series, written beside OUT.dcm as "
+        "OUT-mtl.dcm (OUT-mtl2.dcm...) and referenced by the OBJ object with its mtllib name. With "
+        "--reference the objects join the source series' patient, study and Frame of "
+        "Reference and list every source instance.",
     )
-    wrap.add_argument("stl", metavar="MODEL.stl", help="STL file, coordinates in patient LPS")
+    wrap.add_argument("stl", metavar="MODEL.stl|MODEL.obj", help="STL or OBJ file, coordinates in patient LPS")
     wrap.add_argument("-o", "--output", required=True, metavar="OUT.dcm", help="output DICOM file")
     add_reference_arguments(wrap)
     add_metadata_arguments(wrap)
@@ -74,12 +98,18 @@ def register(subparsers) -> None:
 
     extract = subparsers.add_parser(
         "extract",
-        help="write the STL inside an Encapsulated STL object to a file",
+        help="write the STL (OBJ, MTL) inside an Encapsulated STL (OBJ, MTL) object to a file",
         description="Extract the STL. Without --units the bytes are exactly those wrapped; "
-        "with --units the coordinates are converted from the declared units.",
+        "with --units the coordinates are converted from the declared units. From an "
+        "Encapsulated OBJ object: the OBJ bytes as wrapped, or with OUT.stl every group's "
+        "triangles as one binary STL, or with --groups one STL per group into a folder. From "
+        "an Encapsulated MTL object: the MTL bytes as wrapped.",
     )
-    extract.add_argument("dicom", metavar="IN.dcm", help="Encapsulated STL file")
-    extract.add_argument("-o", "--output", required=True, metavar="OUT.stl", help="output STL file")
+    extract.add_argument("dicom", metavar="IN.dcm", help="Encapsulated STL, OBJ or MTL file")
+    extract.add_argument("-o", "--output", required=True, metavar="OUT.stl|OUT.obj|OUT.mtl|DIR",
+                         help="output file (a folder with --groups)")
+    extract.add_argument("--groups", action="store_true",
+                         help="from an OBJ object: one binary STL per group, <number>_<group>.stl in the folder OUT")
     extract.add_argument(
         "--units", choices=list(codes.UNIT_MILLIMETRES),
         help="convert the coordinates to these units (default: keep the bytes unchanged)",
@@ -150,10 +180,49 @@ def run_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def material_outputs(output: Path, count: int) -> list[Path]:
+    """Where the MTL objects of an OBJ written to ``output`` go: OUT-mtl.dcm, OUT-mtl2.dcm..."""
+    return [output.with_name(f"{output.stem}-mtl{'' if k == 1 else k}{output.suffix or '.dcm'}")
+            for k in range(1, count + 1)]
+
+
+def run_wrap_obj(args: argparse.Namespace) -> int:
+    obj_path = Path(args.stl)
+    output = check_output_path(args.output, args.force, inputs=[obj_path])
+    obj, libraries = read_obj_files(obj_path)
+    library_paths = [library_path for _mtl, _name, library_path in libraries]
+    outputs = [output] + [check_output_path(path, args.force, inputs=[obj_path, *library_paths])
+                          for path in material_outputs(output, len(libraries))]
+    source = reference_series(args.reference, args.series_uid) if args.reference else None
+    inputs = [obj_path, *library_paths, *(source.files if source else ())]
+    for path in outputs:
+        check_not_input(path, inputs, str(path))
+    metadata = metadata_from_args(args)
+    if source is not None:
+        check_series_number(metadata.series_number, source.study_series_numbers | series_numbers(source.datasets[:1]))
+    study_uid = source.study_instance_uid if source is not None else args.study_uid
+    datasets = encapsulate_obj(
+        obj, [(mtl, name) for mtl, name, _path in libraries], source, metadata, new_study_from_args(args),
+        path=obj_path, notice=notice_printer(args),
+        used_series_numbers=series_numbers_beside(output, study_uid) if study_uid else ())
+    save_datasets(list(zip(datasets, outputs)), force=args.force, inputs=inputs)
+    if not args.quiet:
+        linked = (f"linked to {len(source)} instance(s) of series {source.series_instance_uid}"
+                  if source else "new study, no source series")
+        groups = read_obj(obj, obj_path).groups
+        print(f"wrote {output}: OBJ, {sum(len(g.triangles) for g in groups)} triangles in {len(groups)} "
+              f"group(s), {args.units}, {linked}")
+        for path, (_mtl, name, _library_path) in zip(outputs[1:], libraries):
+            print(f"wrote {path}: MTL {name!r}, referenced by the OBJ object")
+    return 0
+
+
 def run_wrap(args: argparse.Namespace) -> int:
     stl_path = Path(args.stl)
     if args.reference is None and args.series_uid is not None:
         raise EncapsulatedSTLError("give the series with --reference too", "--series-uid")
+    if stl_path.suffix.lower() == ".obj":
+        return run_wrap_obj(args)
     output = check_output_path(args.output, args.force, inputs=[stl_path])
     stl, converted = binary_stl_for_encapsulation(read_stl_file(stl_path), stl_path)
     source = reference_series(args.reference, args.series_uid) if args.reference else None
@@ -208,8 +277,17 @@ def run_revise(args: argparse.Namespace) -> int:
 
 
 def run_extract(args: argparse.Namespace) -> int:
+    dataset = read_dataset(args.dicom, MODEL_SOP_CLASSES + (ENCAPSULATED_MTL_SOP_CLASS_UID,))
+    if str(dataset.SOPClassUID) == ENCAPSULATED_MTL_SOP_CLASS_UID:
+        return extract_material_library(args, library_from_dataset(dataset, args.dicom))
+    model = model_from_dataset(dataset, args.dicom, check_values=False)
+    if args.groups and not model.groups:
+        raise EncapsulatedSTLError("--groups takes an Encapsulated OBJ object; this one holds an STL", args.dicom)
+    if args.groups:
+        return extract_groups(args, model)
     output = check_output_path(args.output, args.force, inputs=[args.dicom])
-    model = read_encapsulated_model(args.dicom, check_values=False)
+    if model.groups and output.suffix.lower() != ".stl":
+        return extract_obj(args, model, output)
     if model.notes and not args.quiet:  # read leniently: the STL is whole
         print(one_line(f"warning: {args.dicom}: " + "; ".join(model.notes)), file=sys.stderr)
     data = model.stl
@@ -238,12 +316,75 @@ def run_extract(args: argparse.Namespace) -> int:
     return 0
 
 
-def describe(model: EncapsulatedModel) -> dict:
-    """What ``info`` reports, as plain JSON-ready values."""
+def extract_material_library(args: argparse.Namespace, library) -> int:
+    if args.units or args.groups:
+        raise EncapsulatedSTLError("an Encapsulated MTL object holds colours, not coordinates: "
+                                   f"{'--units' if args.units else '--groups'} does not apply", args.dicom)
+    output = check_output_path(args.output, args.force, inputs=[args.dicom])
+    write_atomically(output, lambda stream: stream.write(library.mtl), args.force, inputs=[args.dicom])
+    if not args.quiet:
+        print(f"wrote {output}: MTL, {len(library.materials)} material(s)")
+    return 0
+
+
+def extract_obj(args: argparse.Namespace, model: EncapsulatedModel, output: Path) -> int:
+    if args.units:
+        raise EncapsulatedSTLError("the OBJ is written as wrapped; to convert its units, write an STL "
+                                   "(OUT.stl) or one per group (--groups)", "--units")
+    write_atomically(output, lambda stream: stream.write(model.stl), args.force, inputs=[args.dicom])
+    if not args.quiet:
+        print(f"wrote {output}: OBJ, {model.mesh.triangle_count} triangles in {len(model.groups)} group(s), "
+              f"{model.units or 'units unknown'}")
+    return 0
+
+
+def extract_groups(args: argparse.Namespace, model: EncapsulatedModel) -> int:
+    """Each group of an OBJ object as a binary STL, in the units asked for."""
+    folder = check_output_directory(args.output, create=False)
+    scale = 1.0
+    units = model.units or args.assume_units
+    if args.units and args.units != units:
+        if units is None:
+            raise EncapsulatedSTLError(f"cannot convert to {args.units}: {model.units_problem}; say which they "
+                                       "are with --assume-units", args.dicom)
+        scale = codes.UNIT_MILLIMETRES[units] / codes.UNIT_MILLIMETRES[args.units]
+    names = [f"{number}_{safe_file_stem(group.name or 'group')}.stl" for number, group in enumerate(model.groups, 1)]
+    targets = [folder / name for name in names]
+    if folder.is_dir():
+        for target in targets:
+            check_output_path(target, args.force, inputs=[args.dicom])
+    check_output_directory(folder)
+    write_all_atomically([(target, binary_stl_bytes(group.triangles * np.float32(scale)))
+                          for target, group in zip(targets, model.groups)], args.force, inputs=[args.dicom])
+    if not args.quiet:
+        for target, group in zip(targets, model.groups):
+            print(f"wrote {target}: {len(group.triangles)} triangles, group '{group.name}'"
+                  + (f", material '{group.material}'" if group.material else ""))
+    return 0
+
+
+def describe(model: EncapsulatedModel, materials: ModelMaterials | None = None) -> dict:
+    """What ``info`` reports, as plain JSON-ready values; for an OBJ, its groups with the
+    colour and opacity of their materials in ``materials`` (see :func:`.obj.model.materials_of`)."""
     low, high = model.bounds_mm()  # never empty: the reader refuses empty models
+    found = materials.materials if materials is not None else {}
     return {
         "file": str(model.path) if model.path else None,
+        "format": model.file_format,
         "triangles": model.mesh.triangle_count,
+        "groups": [
+            {"name": group.name, "material": group.material, "triangles": len(group.triangles),
+             "color_rgb": list(found[group.material].diffuse) if group.material in found
+             and found[group.material].diffuse else None,
+             "opacity": found[group.material].opacity if group.material in found else None}
+            for group in model.groups
+        ],
+        "material_libraries": [
+            {"sop_instance_uid": uid, "uri": uri,
+             "file": next((str(lib.path) for lib in (materials.libraries if materials else ()) if
+                           lib.sop_instance_uid == uid), None)}
+            for _class, uid, uri in model.referenced_documents
+        ],
         "units": model.units,
         "units_problem": model.units_problem,
         "bounds_mm_lps": {"min": low.tolist(), "max": high.tolist()},
@@ -302,7 +443,12 @@ _RELATION = {"edited": "an edit of", "component": "built with, as a component,"}
 
 def run_info(args: argparse.Namespace) -> int:
     model = read_encapsulated_model(args.dicom)
-    facts = describe(model)
+    materials = materials_of(model, libraries_beside(args.dicom)) if model.groups else None
+    facts = describe(model, materials)
+    if materials is not None:
+        missing = ([f"material(s) {', '.join(repr(m) for m in materials.missing)} not found beside it"]
+                   if materials.missing else [])
+        facts["problems"] += materials.notes + missing
     if args.search is not None:
         try:
             later = later_versions(args, model)
@@ -332,6 +478,7 @@ def run_info(args: argparse.Namespace) -> int:
     )
     rows = [
         ("File", facts["file"]),
+        ("Format", facts["format"]),
         ("Triangles", facts["triangles"]),
         ("Units", facts["units"] or f"unknown ({facts['units_problem']})"),
         ("Bounds (mm, LPS)", bounds_text),
@@ -348,6 +495,16 @@ def run_info(args: argparse.Namespace) -> int:
         ("Laterality", facts["laterality"]),
         ("Producer", facts["producer"]),
     ]
+    if facts["groups"]:
+        rows.insert(3, ("Groups", "; ".join(
+            f"{g['name'] or '-'} ({g['triangles']} triangles"
+            + (f", material {g['material']}" if g["material"] else "")
+            + (", colour #%02x%02x%02x" % tuple(round(c * 255) for c in g["color_rgb"]) if g["color_rgb"] else "")
+            + (f", opacity {g['opacity']:g}" if g["opacity"] is not None else "") + ")"
+            for g in facts["groups"])))
+        rows.insert(4, ("Material libraries", "; ".join(
+            f"{m['uri'] or '-'} ({m['file'] or 'object ' + str(m['sop_instance_uid']) + ' not found beside it'})"
+            for m in facts["material_libraries"]) or "none named"))
     if "successors" in facts:
         rows.append(("Later versions", "; ".join(
             f"{s['sop_instance_uid']} ({_RELATION.get(s['purpose'], 'a new version of')} {s['version_of']}, "

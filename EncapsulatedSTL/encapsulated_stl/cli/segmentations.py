@@ -45,6 +45,11 @@ def register(subparsers) -> None:
                           help="only these segments (name, case-insensitive, or number)")
     from_seg.add_argument("--merge", action="store_true",
                           help="write one model of the chosen segments together")
+    from_seg.add_argument(
+        "--format", choices=("stl", "obj"), default="stl", dest="file_format",
+        help="stl: one Encapsulated STL per segment (default); obj: one Encapsulated OBJ holding "
+        "every segment as a group named after it, with an Encapsulated MTL giving each its colour "
+        "(<name>_obj.dcm and <name>_mtl.dcm, one series)")
     add_meshing_arguments(from_seg, DEFAULT_SMOOTHING, "each model")
     add_metadata_arguments(from_seg)
     add_patient_id_argument(from_seg)
@@ -75,7 +80,7 @@ def run_from_seg(args: argparse.Namespace) -> int:
         path, args.reference, series_uid=args.series_uid, segments=args.segments, merge=args.merge,
         smoothing=args.smoothing, decimate=args.decimate, metadata=metadata, patient_id=args.patient_id,
         notice=notice_printer(args), progress=Progress(enabled=False if args.quiet else None),
-        check_source=check,
+        check_source=check, file_format=args.file_format,
     )
     inputs = [path, *series.files]
     targets = [output / model.file_name for model in models]
@@ -85,11 +90,17 @@ def run_from_seg(args: argparse.Namespace) -> int:
     check_output_directory(output)
     save_datasets([(model.dataset, target) for model, target in zip(models, targets)],
                   force=args.force, inputs=inputs)
+    linked = f"linked to {len(stack)} instance(s) of series {stack.series_instance_uid}"
     for model, target in zip(models, targets):
-        if not args.quiet:
-            print(f"wrote {target}: {model.triangle_count} triangles, segment "
-                  f"'{model.segment.title}', linked to {len(stack)} instance(s) of series "
-                  f"{stack.series_instance_uid}")
+        if args.quiet:
+            continue
+        if args.file_format == "stl":
+            print(f"wrote {target}: {model.triangle_count} triangles, segment '{model.segment.title}', {linked}")
+        elif model.triangle_count:
+            print(f"wrote {target}: OBJ, {model.triangle_count} triangles in groups named after the "
+                  f"segments, {linked}")
+        else:
+            print(f"wrote {target}: MTL, the colour of each segment, referenced by the OBJ object")
     return 0
 
 

@@ -25,7 +25,6 @@ share one Series Instance UID and one Model Group UID.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,11 +34,12 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from ..errors import EncapsulatedSTLError
-from ..files import check_input, check_memory
+from ..files import check_input, check_memory, safe_file_stem
 from ..iod import codes
 from ..iod.encapsulate import ModelMetadata, NewStudy, encapsulate_stl
 from ..iod.values import fitted
 from ..mesh.surface import DEFAULT_SMOOTHING, check_decimate, check_smoothing, extract_surface_mesh
+from ..obj.encapsulate import encapsulate_obj, segments_obj
 from ..series.slice_geometry import SliceGeometry
 from ..series.source_series import SourceSeries, reference_series, series_numbers
 from ..stl.format import binary_stl_from_mesh
@@ -295,7 +295,7 @@ def merge_segments(segments: Sequence[Segment]) -> Segment:
 
 def file_name_for(segment: Segment, merged: bool = False) -> str:
     """``<number>_<name>.dcm`` with the name reduced to safe characters."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", segment.name).strip("._-")[:64] or "segment"
+    stem = safe_file_stem(segment.name) or "segment"
     return f"merged_{stem}.dcm" if merged else f"{segment.number}_{stem}.dcm"
 
 
@@ -324,8 +324,10 @@ def models_from_segments(
     made_from: Sequence[tuple[Dataset, codes.Code]] = (),
     used_series_numbers: Iterable[int] = (),
     patient_id: str | None = None,
+    file_format: str = "stl",
 ) -> list[SegmentModel]:
-    """Mesh each segment (or their union) and wrap it as Encapsulated STL.
+    """Mesh each segment (or their union) and wrap it as Encapsulated STL, or all of
+    them as one Encapsulated OBJ with its Encapsulated MTL.
 
     Parameters
     ----------
@@ -351,6 +353,12 @@ def models_from_segments(
         Series Numbers to avoid beyond the source's study (see :func:`~encapsulated_stl.iod.encapsulate.encapsulate_stl`).
     patient_id:
         Patient ID for a source series that has none.
+    file_format:
+        ``stl``: one Encapsulated STL object per segment.  ``obj``: one Encapsulated
+        OBJ object holding every segment as a group named after it, with its own
+        material, and the Encapsulated MTL object giving each material the
+        segment's colour (:func:`~encapsulated_stl.obj.encapsulate.encapsulate_obj`):
+        two models, the OBJ first, each carrying every segment.
     smoothing, decimate, progress:
         Passed to :func:`~encapsulated_stl.mesh.surface.extract_surface`; ``smoothing`` defaults to
         :data:`~encapsulated_stl.mesh.surface.DEFAULT_SMOOTHING` (windowed sinc, which neither shrinks
@@ -388,10 +396,12 @@ def models_from_segments(
         if notice is not None:
             notice(f"skipped empty segment '{segment.title}'")
     segments = [s for s in segments if not s.is_empty]
+    if file_format not in ("stl", "obj"):
+        raise SegmentationError(f"unknown model format {file_format!r} (stl or obj)", path)
     groups = [merge_segments(segments)] if merge else segments
     group_uid = metadata.model_group_uid or hd.UID()
     series_uid = metadata.series_instance_uid or hd.UID()
-    models = []
+    models, meshes = [], []
     for number, segment in enumerate(groups, start=metadata.instance_number):
         part = segment.cropped(margin=1)
         try:
@@ -415,6 +425,9 @@ def models_from_segments(
         parameters["smoothing"] = f"{smoothing or 0:g}"
         if decimate:
             parameters["decimate"] = str(decimate)
+        if file_format == "obj":
+            meshes.append((segment, points, faces))
+            continue
         dataset = encapsulate_stl(
             binary_stl_from_mesh(points, faces),
             source,
@@ -434,7 +447,39 @@ def models_from_segments(
             notice=notice if number == metadata.instance_number else None,  # said once, not per model
         )
         models.append(SegmentModel(segment, dataset, file_name_for(segment, merge), len(faces)))
+    if meshes:
+        models = _obj_models(meshes, source, metadata.replace(
+            model_group_uid=group_uid, series_instance_uid=series_uid), patient_id=patient_id,
+            made_from=made_from, used_series_numbers=used_series_numbers, notice=notice,
+            smoothing=smoothing, decimate=decimate)
     return models
+
+
+def _obj_models(meshes, source, metadata: ModelMetadata, *, patient_id, made_from, used_series_numbers,
+                notice, smoothing, decimate) -> list[SegmentModel]:
+    """One OBJ + MTL pair of meshed segments: each a group named after the segment,
+    with a material of its colour."""
+    path = meshes[0][0].path
+    stem = safe_file_stem(path.name if path else "segments", 48) or "segments"
+    library = f"{stem}.mtl"
+    obj, mtl = segments_obj([(segment.name, segment.color, None, points[faces]) for segment, points, faces in meshes],
+                            library)
+    titles = ", ".join(segment.title for segment, _points, _faces in meshes)
+    description = fitted(f"{metadata.content_description}: {titles}" if metadata.content_description else titles,
+                         "ContentDescription")
+    parameters = {"input": path.name if path else "segmentation", "smoothing": f"{smoothing or 0:g}"}
+    if decimate:
+        parameters["decimate"] = str(decimate)
+    datasets = encapsulate_obj(
+        obj, [(mtl, library)], source, metadata.replace(content_description=description, color=None),
+        NewStudy(patient_id=patient_id), algorithm_parameters=parameters,
+        algorithm_family=codes.ALGORITHM_FAMILY_MANUAL, path=path, other_sources=made_from,
+        used_series_numbers=used_series_numbers, notice=notice)
+    first = meshes[0][0]  # the models hold every segment; the first stands for them
+    count = sum(len(faces) for _segment, _points, faces in meshes)
+    return [SegmentModel(first, datasets[0], f"{stem}_obj.dcm", count),
+            SegmentModel(first, datasets[1], f"{stem}_mtl.dcm", 0)]
+
 
 
 def segmentation_models(
@@ -451,6 +496,7 @@ def segmentation_models(
     notice: Callable[[str], None] | None = None,
     progress=None,
     check_source: Callable[[SourceSeries, set[int]], set[int]] | None = None,
+    file_format: str = "stl",
 ) -> tuple[list[SegmentModel], SourceSeries, SourceSeries]:
     """A segmentation file to models: the pipeline behind ``from-seg``, the Slicer-free
     :func:`encapsulated_stl.from_segmentation` and scripts.
@@ -462,6 +508,8 @@ def segmentation_models(
 
     Parameters
     ----------
+    file_format:
+        ``stl`` or ``obj`` (see :func:`models_from_segments`).
     check_source:
         Called with the source's image stack and the Series Numbers of the study's
         series in sight, before any meshing: raises to stop (a Series Number the user
@@ -490,6 +538,6 @@ def segmentation_models(
     models = models_from_segments(
         chosen, stack, metadata, merge=merge, skip_empty=not segments, smoothing=smoothing,
         decimate=decimate, notice=notice, progress=progress, made_from=made_from,
-        used_series_numbers=used, patient_id=patient_id,
+        used_series_numbers=used, patient_id=patient_id, file_format=file_format,
     )
     return models, stack, series

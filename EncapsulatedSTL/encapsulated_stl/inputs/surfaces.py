@@ -18,11 +18,13 @@ import highdicom as hd
 import numpy as np
 
 from ..errors import EncapsulatedSTLError
+from ..files import safe_file_stem
 from ..iod import codes
 from ..iod.encapsulate import ModelMetadata, NewStudy, encapsulate_stl
 from ..iod.model import EncapsulatedModel
 from ..iod.values import fitted
 from ..iod.versions import new_version
+from ..obj.encapsulate import encapsulate_obj, segments_obj
 from ..series.acquisition_geometry import ShownVolume, lps_from_ras, patient_lps_mapping
 from ..series.source_series import SourceSeries
 from ..stl.format import binary_stl_bytes
@@ -53,8 +55,10 @@ def surface_models(
     made_here: bool = False,
     notice: Callable[[str], None] | None = None,
     explain: Callable[[str], None] | None = None,
+    file_format: str = "stl",
 ) -> list:
-    """One Encapsulated STL object per surface, in exact patient LPS, one series.
+    """One Encapsulated STL object per surface, in exact patient LPS, one series (or,
+    with ``file_format="obj"``, one Encapsulated OBJ holding them all and its MTL).
 
     Parameters
     ----------
@@ -79,6 +83,10 @@ def surface_models(
         would not print as written, why (:mod:`~encapsulated_stl.mesh.printability`).
     explain:
         Told the geometry check's sentence.
+    file_format:
+        ``stl``, or ``obj``: every surface a group of one OBJ named after it, with a
+        material of its colour and opacity in one MTL (names made unique), the OBJ
+        object first (:func:`~encapsulated_stl.obj.encapsulate.encapsulate_obj`).
 
     Raises
     ------
@@ -100,6 +108,11 @@ def surface_models(
     series_uid = metadata.series_instance_uid or hd.UID()
     group_uid = metadata.model_group_uid or (hd.UID() if len(surfaces) > 1 else None)
     family = codes.ALGORITHM_FAMILY_MANUAL if made_here else None
+    if file_format == "obj":
+        return _obj_models(surfaces, source, metadata.replace(series_instance_uid=series_uid), study,
+                           lambda ras: to_lps(ras) / millimetres, family, notice)
+    if file_format != "stl":
+        raise EncapsulatedSTLError(f"unknown model format {file_format!r} (stl or obj)")
     datasets = []
     for number, surface in enumerate(surfaces, start=1):
         if len(surfaces) > 1 and metadata.content_description:
@@ -119,6 +132,28 @@ def surface_models(
             raise EncapsulatedSTLError(f"'{surface.name}': {error}") from None
         _tell_if_unprintable(surface.name, stl, notice)
     return datasets
+
+
+def _obj_models(surfaces, source, metadata, study, to_file, family, notice) -> list:
+    """The surfaces as the groups of one OBJ (file units, LPS) with their colours and
+    opacities in its MTL: :func:`surface_models` with ``file_format="obj"``."""
+    names = [surface.name for surface in surfaces]
+    stem = safe_file_stem(metadata.series_description or names[0], 48) or "model"
+    library = f"{stem}.mtl"
+    groups = []
+    for name, surface in zip(names, surfaces):
+        triangles = np.asarray(to_file(surface.triangles_ras), np.float32)
+        groups.append((name, metadata.color if metadata.color is not None else surface.color,
+                       metadata.opacity if metadata.opacity is not None else surface.opacity, triangles))
+        _tell_if_unprintable(name, binary_stl_bytes(triangles), notice)
+    obj, mtl = segments_obj(groups, library)
+    description = metadata.content_description or fitted(", ".join(names), "ContentDescription")
+    try:
+        return encapsulate_obj(obj, [(mtl, library)], source,
+                               metadata.replace(content_description=description, color=None, opacity=None),
+                               study, algorithm_family=family, notice=notice)
+    except ValueError as error:
+        raise EncapsulatedSTLError(str(error)) from None
 
 
 class UnprintableSurface(str):

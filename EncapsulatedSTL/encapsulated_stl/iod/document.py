@@ -22,6 +22,11 @@ from ..stl.format import looks_like_ascii_stl
 
 #: SOP Class UID of Encapsulated STL Storage.
 ENCAPSULATED_STL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.3"
+#: SOP Class UIDs of Encapsulated OBJ and Encapsulated MTL Storage (Supplement 208).
+ENCAPSULATED_OBJ_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.4"
+ENCAPSULATED_MTL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.5"
+OBJ_MIME_TYPE = "model/obj"
+MTL_MIME_TYPE = "model/mtl"
 ENCAPSULATED_DOCUMENT_TAG = 0x00420011
 
 #: pydicom 3 writes element values given as streams in chunks; pydicom 2 (bundled
@@ -140,6 +145,20 @@ def stl_in_document(dataset: Dataset) -> tuple[memoryview, str | None]:
                 "it was wrapped)"
             )
     return (document if usable is None else document[:usable]), problem
+
+
+def text_in_document(dataset: Dataset) -> tuple[memoryview, str | None]:
+    """(a text document's bytes, problem with how they are stored, or None), zero-copy:
+    the document up to a usable Encapsulated Document Length, else all of it but the
+    NUL a producer padded it to even length with."""
+    document = document_view(dataset)
+    declared, problem = declared_document_length(dataset)
+    if declared is not None and declared > len(document):
+        declared, problem = None, (f"Encapsulated Document Length (0042,0015) says {declared} bytes but the "
+                                   f"document has only {len(document)}; the length was ignored")
+    if declared is None:  # text holds no NUL: one at the end is the padding to even length
+        return (document[:-1] if len(document) % 2 == 0 and document[-1:] == b"\0" else document), problem
+    return document[:declared], problem
 
 
 def declared_document_length(dataset: Dataset) -> tuple[int | None, str | None]:

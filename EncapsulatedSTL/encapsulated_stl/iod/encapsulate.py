@@ -26,16 +26,15 @@ from pydicom.filewriter import write_dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from ..errors import EncapsulatedSTLError
-from ..files import write_atomically
+from ..files import write_all_atomically, write_atomically
 from ..mesh.render import CannotDraw, icon_pixels
 from ..series.source_series import SourceSeries, series_numbers
-from ..stl.format import parse_binary_stl
 from ..version import __version__
 from . import codes
 from .color import dicom_lab_from_rgb
 from .document import ENCAPSULATED_DOCUMENT_TAG, DocumentReader
 from .file_format import write_file_format
-from .sop import EncapsulatedSTL
+from .sop import Encapsulated3DModel, EncapsulatedSTL
 from .values import IS_RANGE, check_value, person_name
 
 #: Equipment written into every object: this software, not the scanner.
@@ -216,13 +215,17 @@ def encapsulate_stl(
     used_series_numbers: Iterable[int] = (),
     notice: Callable[[str], None] | None = None,
     predecessors: Iterable[tuple[Dataset, codes.Code]] = (),
-) -> EncapsulatedSTL:
-    """Wrap binary STL bytes as an Encapsulated STL object.
+    iod: type[Encapsulated3DModel] = EncapsulatedSTL,
+    referenced_documents: Iterable[tuple[Dataset, str]] = (),
+) -> Encapsulated3DModel:
+    """Wrap binary STL bytes as an Encapsulated STL object (or, given ``iod``, another
+    model file as an object of that IOD: :class:`.obj.sop.EncapsulatedOBJ`...).
 
     Parameters
     ----------
     stl:
-        Binary STL bytes (see :func:`stl.binary_stl_for_encapsulation` for ASCII).
+        Binary STL bytes (see :func:`stl.binary_stl_for_encapsulation` for ASCII), or
+        the bytes of the file ``iod`` encapsulates.
     source:
         The series the model was made from (headers only), or ``None``.
     metadata:
@@ -255,6 +258,11 @@ def encapsulate_stl(
         ``False`` when the caller runs the STL's NaN/Inf scan itself, alongside
         writing (:class:`stl.ValueCheck`, waited for through ``save_dataset``'s
         ``verify``).
+    iod:
+        The IOD class, :class:`.sop.EncapsulatedSTL` by default.
+    referenced_documents:
+        Objects the file names by relative URI, with that URI (an OBJ's MTL object
+        and its ``mtllib`` name): see :class:`.sop.Encapsulated3DModel`.
 
     Raises
     ------
@@ -328,8 +336,8 @@ def encapsulate_stl(
             metadata.document_title or metadata.content_description or "3D CAM model"
         )
     try:
-        icon = model_icon(stl, notice) if metadata.icon else None
-        dataset = EncapsulatedSTL(
+        icon = model_icon(stl, notice, iod) if metadata.icon else None
+        dataset = iod(
             stl,
             datasets,
             series_instance_uid=metadata.series_instance_uid or hd.UID(),
@@ -346,6 +354,7 @@ def encapsulate_stl(
             icon=icon,
             deidentification_method=metadata.deidentification_method,
             notice=notice,
+            referenced_documents=list(referenced_documents),
             **arguments,
         )
     except EncapsulatedSTLError as error:
@@ -359,14 +368,18 @@ def encapsulate_stl(
     return dataset
 
 
-def model_icon(stl, notice: Callable[[str], None] | None = None):
-    """The Icon Image Sequence picture of binary STL bytes (:func:`.mesh.render.icon_pixels`),
-    or ``None`` where this machine cannot render or the triangles are no surface to draw
-    (:class:`.mesh.render.CannotDraw`), ``notice`` told why: the object is whole without
-    it (the sequence is optional)."""
+def model_icon(stl, notice: Callable[[str], None] | None = None,
+               iod: type[Encapsulated3DModel] = EncapsulatedSTL):
+    """The Icon Image Sequence picture of binary STL bytes (or of the bytes ``iod``
+    encapsulates: :func:`.mesh.render.icon_pixels`), or ``None`` for a file with no
+    geometry, or where this machine cannot render or the triangles are no surface to
+    draw (:class:`.mesh.render.CannotDraw`), ``notice`` told why: the object is whole
+    without it (the sequence is optional)."""
     # The values are checked first (StlFormatError for a NaN): a damaged STL is refused
     # for what it is, never drawn, nor told as a picture it could not have.
-    triangles = parse_binary_stl(stl).triangles
+    triangles = iod.document_triangles(stl)
+    if triangles is None:
+        return None
     try:
         return icon_pixels(triangles)
     except CannotDraw as error:
@@ -489,11 +502,12 @@ def save_dataset(
     :func:`write_atomically`.
     """
 
-    def write(stream):
-        if not write_dataset_spliced(dataset, stream):
-            write_file_format(dataset, stream)
+    return write_atomically(path, lambda stream: _write_dataset(stream, dataset), force, verify, inputs)
 
-    return write_atomically(path, write, force, verify, inputs)
+
+def _write_dataset(stream, dataset: Dataset) -> None:
+    if not write_dataset_spliced(dataset, stream):
+        write_file_format(dataset, stream)
 
 
 def save_datasets(
@@ -507,18 +521,8 @@ def save_datasets(
 
     Returns the paths written, in order.
     """
-    written, created = [], []
-    try:
-        for dataset, path in datasets_and_paths:
-            new = not os.path.exists(path)  # through a symlink: its target
-            written.append(save_dataset(dataset, path, force=force, inputs=inputs))
-            if new:
-                created.append(written[-1])
-    except BaseException:
-        for path in created:
-            Path(path).unlink(missing_ok=True)
-        raise
-    return written
+    return write_all_atomically(((path, dataset) for dataset, path in datasets_and_paths), force, inputs,
+                                _write_dataset)
 
 
 def write_dataset_spliced(dataset: Dataset, stream) -> bool:

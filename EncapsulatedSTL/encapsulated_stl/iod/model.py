@@ -28,8 +28,10 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.sequence import Sequence
 
-from ..errors import EncapsulatedSTLError, NotEncapsulatedSTLError, StlFormatError
+from ..errors import EncapsulatedSTLError, NotEncapsulatedSTLError, ObjFormatError, StlFormatError
 from ..files import available_memory, open_input
+from ..obj.format import document_problem as obj_document_problem
+from ..obj.format import read_obj
 from ..stl.format import (
     MAP_THRESHOLD,
     StlMesh,
@@ -38,18 +40,28 @@ from ..stl.format import (
     map_whole_file,
     parse_ascii_stl,
     parse_binary_stl,
+    unit_normals,
 )
 from . import codes
 from .color import rgb_from_dicom_lab
 from .document import (
     ENCAPSULATED_DOCUMENT_TAG,
+    ENCAPSULATED_MTL_SOP_CLASS_UID,
+    ENCAPSULATED_OBJ_SOP_CLASS_UID,
     ENCAPSULATED_STL_SOP_CLASS_UID,
+    OBJ_MIME_TYPE,
     DocumentReader,
     set_streamed_document,
     shown,
     stl_in_document,
+    text_in_document,
 )
 from .structure import DEFLATED, StructureError, check_structure
+
+#: The SOP classes whose objects hold a model: Encapsulated STL and Encapsulated OBJ.
+MODEL_SOP_CLASSES = (ENCAPSULATED_STL_SOP_CLASS_UID, ENCAPSULATED_OBJ_SOP_CLASS_UID)
+_CLASS_NAMES = {ENCAPSULATED_STL_SOP_CLASS_UID: "Encapsulated STL", ENCAPSULATED_OBJ_SOP_CLASS_UID: "Encapsulated OBJ",
+                ENCAPSULATED_MTL_SOP_CLASS_UID: "Encapsulated MTL"}
 
 
 @dataclass
@@ -107,6 +119,23 @@ class EncapsulatedModel:
     units_problem: str | None
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    groups: tuple = ()
+    """For an Encapsulated OBJ object, its groups (:class:`.obj.format.ObjGroup`), whose
+    triangles :attr:`mesh` holds one after another; :attr:`stl` is then the OBJ text."""
+
+    @property
+    def file_format(self) -> str:
+        """``STL`` or ``OBJ``: what the object encapsulates."""
+        return "OBJ" if _text(self.dataset, "SOPClassUID") == ENCAPSULATED_OBJ_SOP_CLASS_UID else "STL"
+
+    @property
+    def referenced_documents(self) -> list[tuple[str | None, str | None, str | None]]:
+        """``(SOP Class UID, SOP Instance UID, relative URI)`` of each object the document
+        names (Referenced Instance Sequence (0008,114A) of the Encapsulated Document
+        Module, PS3.3 C.24.2): an OBJ's MTL objects."""
+        items, _problem = _items(self.dataset, "ReferencedInstanceSequence")
+        return [(_text(item, "ReferencedSOPClassUID"), _text(item, "ReferencedSOPInstanceUID"),
+                 _text(item, "RelativeURIReferenceWithinEncapsulatedDocument")) for item in items]
 
     # -- identity and links ---------------------------------------------------
     @property
@@ -192,7 +221,9 @@ class EncapsulatedModel:
         Common Instance Reference module) are gathered in one entry with an
         unknown series.
         """
-        earlier = {p.sop_instance_uid for p in self.predecessors}  # versions, not sources
+        # versions and the files the document names, not sources
+        earlier = {p.sop_instance_uid for p in self.predecessors} | {
+            uid for _class, uid, _uri in self.referenced_documents}
         found = []
         for series in _referenced_instances_by_series(self.dataset):
             series.sop_instance_uids = [uid for uid in series.sop_instance_uids if uid not in earlier]
@@ -218,12 +249,12 @@ class EncapsulatedModel:
     @property
     def is_ascii(self) -> bool:
         """True when the document is an ASCII STL (another producer's; ours are binary)."""
-        return self.mesh.header is None
+        return self.mesh.header is None and not self.groups
 
     @property
     def binary_stl(self) -> memoryview | bytearray:
-        """The model as binary STL: :attr:`stl` itself, or an ASCII document converted."""
-        return binary_stl_bytes(self.mesh.triangles) if self.is_ascii else self.stl
+        """The model as binary STL: :attr:`stl` itself, or an ASCII or OBJ document converted."""
+        return binary_stl_bytes(self.mesh.triangles) if self.mesh.header is None else self.stl
 
     @property
     def millimetres_per_unit(self) -> float | None:
@@ -457,8 +488,8 @@ def _declared_units(dataset: Dataset) -> tuple[str | None, str | None]:
 # -- reading -------------------------------------------------------------------
 
 
-def read_dataset(path: str | os.PathLike) -> Dataset:
-    """Read a DICOM file that must be an Encapsulated STL object.
+def read_dataset(path: str | os.PathLike, sop_classes: tuple[str, ...] = MODEL_SOP_CLASSES) -> Dataset:
+    """Read a DICOM file that must be an Encapsulated STL or OBJ object (or of ``sop_classes``).
 
     The file must be a regular file (a FIFO, device or directory is refused at
     once) and whole: it must end exactly where its last element does, with every
@@ -487,7 +518,7 @@ def read_dataset(path: str | os.PathLike) -> Dataset:
             raise
         except Exception as error:  # pydicom on a damaged file: any type
             raise NotEncapsulatedSTLError(f"unreadable DICOM file ({_one_line(error)})", path) from None
-    return check_dataset(dataset, path)
+    return check_dataset(dataset, path, sop_classes)
 
 
 def _one_line(error: BaseException) -> str:
@@ -547,8 +578,9 @@ def _map_deferred_document(dataset: Dataset, path: Path) -> None:
 _DOCUMENT_VRS = ("OB", "OW", "UN", "OB or OW")
 
 
-def check_dataset(dataset: Dataset, path=None) -> Dataset:
-    """Return ``dataset`` if it is an Encapsulated STL object with a document.
+def check_dataset(dataset: Dataset, path=None, sop_classes: tuple[str, ...] = MODEL_SOP_CLASSES) -> Dataset:
+    """Return ``dataset`` if it is an Encapsulated STL or OBJ object (or of
+    ``sop_classes``) with a document.
 
     Raises
     ------
@@ -556,15 +588,20 @@ def check_dataset(dataset: Dataset, path=None) -> Dataset:
         Another SOP class, or no Encapsulated Document (0042,0011) that holds bytes.
     """
     sop_class = _text(dataset, "SOPClassUID") or ""
-    if sop_class != ENCAPSULATED_STL_SOP_CLASS_UID:
+    if sop_class == ENCAPSULATED_MTL_SOP_CLASS_UID and sop_class not in sop_classes:
+        raise NotEncapsulatedSTLError(
+            "an Encapsulated MTL object: the material library of an OBJ model (its colours), not a "
+            "surface; read the Encapsulated OBJ object that references it", path)
+    if sop_class not in sop_classes:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom validates the (damaged) UID it is given
             name = pydicom.uid.UID(sop_class).name if sop_class else "no SOP Class UID"
         name = _OTHER_DOCUMENT_CLASSES.get(sop_class, name)
         holding = _text(dataset, "MIMETypeOfEncapsulatedDocument") if sop_class in _OTHER_DOCUMENT_CLASSES else None
         raise NotEncapsulatedSTLError(
-            f"not an Encapsulated STL object (SOP Class {shown(sop_class) if sop_class else '-'}: {shown(name, 80)}"
-            + (f", holding {shown(holding)}" if holding else "") + "); it is not read as STL",
+            f"not an {' or '.join(_CLASS_NAMES[c] for c in sop_classes)} object (SOP Class "
+            f"{shown(sop_class) if sop_class else '-'}: {shown(name, 80)}"
+            + (f", holding {shown(holding)}" if holding else "") + "); it is not read as one",
             path,
         )
     label = "Encapsulated Document (0042,0011)"
@@ -608,7 +645,8 @@ def _check_complete(dataset: Dataset, path) -> None:
             f"MIME Type of Encapsulated Document (0042,0012) is missing: {cut}", path
         )
     if "SourceInstanceSequence" not in dataset:
-        listed = sum(len(series.sop_instance_uids) for series in _referenced_instances_by_series(dataset))
+        named = {uid for uid in _referenced_instances(dataset, "ReferencedInstanceSequence")}  # an OBJ's MTL
+        listed = sum(len(set(series.sop_instance_uids) - named) for series in _referenced_instances_by_series(dataset))
         if listed:
             raise NotEncapsulatedSTLError(
                 f"Source Instance Sequence (0042,0013) is missing, though Common Instance Reference lists "
@@ -633,6 +671,8 @@ def model_from_dataset(
     """
     path = Path(path) if path is not None else None
     check_dataset(dataset, path)
+    if _text(dataset, "SOPClassUID") == ENCAPSULATED_OBJ_SOP_CLASS_UID:
+        return _obj_model(dataset, path)
     mime, mime_problem = _mime_type(dataset, path)
     stl, length_problem = stl_in_document(dataset)
     notes = [length_problem] if length_problem else []
@@ -689,6 +729,38 @@ def _mime_type(dataset: Dataset, path) -> tuple[str, str | None]:
         return mime, f"{label} is {shown(value)}, not model/stl"
     raise NotEncapsulatedSTLError(
         f"{label} is {shown(value)}: the document is in another format, not STL, and is not read as STL", path)
+
+
+def _obj_model(dataset: Dataset, path) -> EncapsulatedModel:
+    """An Encapsulated OBJ object read: its groups, and all their triangles as one mesh.
+
+    The bytes decide only where the MIME type says nothing of the format; an object
+    whose type or bytes are another format (an OHIF extension stores glTF under this
+    SOP class) is refused, never parsed as OBJ.
+    """
+    label = _label("MIMETypeOfEncapsulatedDocument")
+    value = _text(dataset, "MIMETypeOfEncapsulatedDocument") or ""
+    mime = value.split(";")[0].strip().lower()
+    document, length_problem = text_in_document(dataset)
+    notes = [length_problem] if length_problem else []
+    problem = obj_document_problem(document)
+    if mime not in (OBJ_MIME_TYPE, *_GENERIC_MIME_TYPES, ""):
+        raise NotEncapsulatedSTLError(
+            f"an Encapsulated OBJ object, but its {label} is {shown(value)}"
+            + (f" and {problem}" if problem else "") + ": it is not read as OBJ", path)
+    if problem:
+        raise NotEncapsulatedSTLError(f"an Encapsulated OBJ object, but {problem}: it is not read as OBJ", path)
+    try:
+        parsed = read_obj(document, path)
+    except ObjFormatError as error:
+        raise ObjFormatError(f"encapsulated OBJ is invalid: {error.reason}", path) from None
+    if mime != OBJ_MIME_TYPE:
+        notes.append(f"{label} is {shown(value)}, not model/obj; the document is a valid OBJ and was read as one")
+    triangles = parsed.triangles()
+    mesh = StlMesh(triangles, unit_normals(triangles), np.zeros(len(triangles), np.uint16), None)
+    units, units_problem = _declared_units(dataset)
+    return EncapsulatedModel(path, dataset, document, mesh, units, units_problem,
+                             notes + _attribute_problems(dataset), notes, parsed.groups)
 
 
 def _without_padding(text: memoryview) -> memoryview:

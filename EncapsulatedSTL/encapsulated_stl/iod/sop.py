@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable, Sequence
 from copy import deepcopy
+from pathlib import Path
 
 import highdicom as hd
 import numpy as np
@@ -56,6 +57,11 @@ def _icon_item(pixels: np.ndarray) -> Dataset:
     return item
 
 
+def srgb_icc_profile() -> bytes:
+    """The sRGB ICC profile highdicom ships (with every release from 0.22 on)."""
+    return (Path(hd.__file__).parent / "_icc_profiles" / "sRGB_v4_ICC_preference.icc").read_bytes()
+
+
 def _yes_no(value: bool | None, keyword: str) -> str | None:
     if value is None:
         return None
@@ -101,18 +107,39 @@ def _referenced_by(*objects: Dataset) -> list[Dataset]:
     return list(found.values())
 
 
-class EncapsulatedSTL(hd.SOPClass):
-    """SOP instance of the Encapsulated STL IOD.
+class Encapsulated3DModel(hd.SOPClass):
+    """SOP instance of one of the Encapsulated 3D Manufacturing Model IODs (PS3.3
+    A.85): a model file stored unchanged in Encapsulated Document (0042,0011),
+    padded to even length, with its true length in Encapsulated Document Length
+    (0042,0015).  Given source images, the object joins their study and Frame of
+    Reference and references every one of them.
 
-    The model is a binary STL byte stream stored unchanged in Encapsulated
-    Document (0042,0011), padded to even length, with its true length in
-    Encapsulated Document Length (0042,0015).  Given source images, the object
-    joins their study and Frame of Reference and references every one of them.
+    The IODs differ in their SOP Class, MIME type, whether they have a Frame of
+    Reference (the MTL IOD has none: a material library has no coordinates) and
+    how their bytes are checked; each subclass says so in its class attributes
+    and :meth:`_check_document`.
     """
+
+    sop_class_uid_of_iod = ENCAPSULATED_STL_SOP_CLASS_UID
+    mime_type = MIME_TYPE
+    has_frame_of_reference = True
+    #: Colours the document holds (an OBJ's materials) are sRGB, said by the ICC Profile Module.
+    has_colors = False
+
+    def _check_document(self, document, check_values: bool, referenced_uris: set[str]) -> None:
+        """Raise for bytes that are not a model of this IOD's format, or that name a
+        file (by relative URI) no referenced object stands for."""
+        raise NotImplementedError
+
+    @staticmethod
+    def document_triangles(document) -> np.ndarray | None:
+        """The ``(n, 3, 3)`` triangles of the model's bytes, in its own units, to draw its
+        icon; ``None`` for a document with no geometry."""
+        return None
 
     def __init__(
         self,
-        stl: bytes,
+        document: bytes,
         source_images: Sequence[Dataset] | None,
         series_instance_uid: str,
         series_number: int,
@@ -163,12 +190,13 @@ class EncapsulatedSTL(hd.SOPClass):
         notice: Callable[[str], None] | None = None,
         predecessors: Sequence[tuple[Dataset, codes.Code]] = (),
         icon: np.ndarray | None = None,
+        referenced_documents: Sequence[tuple[Dataset, str]] = (),
     ):
         """
         Parameters
         ----------
-        stl: bytes | mmap.mmap | memoryview
-            Binary STL byte stream (any buffer; a memory-mapped file is streamed
+        document: bytes | mmap.mmap | memoryview
+            The model file's bytes (any buffer; a memory-mapped file is streamed
             to the output without a copy), coordinates in ``measurement_units`` in the
             patient coordinate system (LPS) of the Frame of Reference.
         source_images: Sequence[pydicom.dataset.Dataset] | None
@@ -215,13 +243,20 @@ class EncapsulatedSTL(hd.SOPClass):
             A ``(rows, columns)`` uint8 picture of the model, at most 128 x 128
             (:func:`.mesh.render.icon_pixels` renders one), stored as Icon Image
             Sequence (0088,0200) in MONOCHROME2 (PS3.3 C.7.6.1.1.6 and F.7).
+        referenced_documents:
+            Objects the encapsulated file names by a relative URI (the MTL
+            object of an OBJ's ``mtllib``), each with that URI: listed in
+            Referenced Instance Sequence (0008,114A) with Relative URI Reference
+            Within Encapsulated Document (0068,7005) (PS3.3 C.24.2), and in
+            Common Instance Reference.
         check_values: bool
             ``False`` skips the NaN/Inf scan of the STL (its size and count are
             still checked) for a caller that runs the scan alongside writing,
             with :class:`stl.ValueCheck`, and waits for it before publishing.
         """
-        mesh = parse_binary_stl(stl, check_values=check_values)
-        del mesh  # validated only: the bytes are stored exactly as given
+        referenced_documents = list(referenced_documents)
+        # the bytes are stored exactly as given
+        self._check_document(document, check_values, {uri for _dataset, uri in referenced_documents})
         # one entry per instance: the frames of a multi-frame image share theirs
         instances: dict[str, Dataset] = {}
         for ds in source_images or []:
@@ -244,7 +279,7 @@ class EncapsulatedSTL(hd.SOPClass):
             study_instance_uid = str(source_images[0].StudyInstanceUID)
         if study_instance_uid is None:
             raise TypeError('Argument "study_instance_uid" is required without source images.')
-        if frame_of_reference_uid is None:
+        if frame_of_reference_uid is None and self.has_frame_of_reference:
             raise TypeError('Argument "frame_of_reference_uid" is required without source images.')
         codes.units_key(measurement_units)  # raises for units outside CID 7063
         if image_laterality is not None and image_laterality not in codes.LATERALITIES:
@@ -263,7 +298,7 @@ class EncapsulatedSTL(hd.SOPClass):
             series_instance_uid=series_instance_uid,
             series_number=series_number,
             sop_instance_uid=sop_instance_uid,
-            sop_class_uid=ENCAPSULATED_STL_SOP_CLASS_UID,
+            sop_class_uid=self.sop_class_uid_of_iod,
             instance_number=instance_number,
             modality=MODALITY,
             manufacturer=manufacturer,
@@ -298,12 +333,12 @@ class EncapsulatedSTL(hd.SOPClass):
         elif study_description:
             self.StudyDescription = study_description
 
-        # Frame of Reference: the STL's coordinates are this frame's LPS axes.
-        self.FrameOfReferenceUID = frame_of_reference_uid
-        placed_by = source_images[0] if source_images else earlier
-        self.PositionReferenceIndicator = (
-            placed_by.get("PositionReferenceIndicator", None) if placed_by is not None else None
-        )
+        if self.has_frame_of_reference:  # the model's coordinates are this frame's LPS axes
+            self.FrameOfReferenceUID = frame_of_reference_uid
+            placed_by = source_images[0] if source_images else earlier
+            self.PositionReferenceIndicator = (
+                placed_by.get("PositionReferenceIndicator", None) if placed_by is not None else None
+            )
 
         # Encapsulated Document
         self.AcquisitionDateTime = DT(acquisition_datetime or content_datetime)
@@ -329,18 +364,22 @@ class EncapsulatedSTL(hd.SOPClass):
         self.ConceptNameCodeSequence = (
             [document_title_code] if document_title_code is not None else []
         )
-        self.MIMETypeOfEncapsulatedDocument = MIME_TYPE
-        self.EncapsulatedDocumentLength = len(stl)
-        if len(stl) % 2:
-            self.EncapsulatedDocument = bytes(stl) + b"\x00"
-        elif isinstance(stl, bytes) or not _STREAMED_VALUES:
-            self.EncapsulatedDocument = bytes(stl)
+        self.MIMETypeOfEncapsulatedDocument = self.mime_type
+        self.EncapsulatedDocumentLength = len(document)
+        if len(document) % 2:
+            self.EncapsulatedDocument = bytes(document) + b"\x00"
+        elif isinstance(document, bytes) or not _STREAMED_VALUES:
+            self.EncapsulatedDocument = bytes(document)
         else:
-            set_streamed_document(self, stl)
+            set_streamed_document(self, document)
+        if referenced_documents:
+            self.ReferencedInstanceSequence = [
+                self._uri_item(ds, uri) for ds, uri in referenced_documents
+            ]
         sources = [(ds, codes.SOURCE_IMAGE_PURPOSE) for ds in source_images] + list(other_sources)
         if sources:
             self.SourceInstanceSequence = [self._source_item(ds, purpose) for ds, purpose in sources]
-        referenced = [ds for ds, _purpose in sources]
+        referenced = [ds for ds, _purpose in sources] + [ds for ds, _uri in referenced_documents]
         if predecessors:
             if earlier is not None:  # the sources of the earlier versions, referenced again
                 self._reference_sources_of([ds for ds, _purpose in predecessors])
@@ -362,6 +401,9 @@ class EncapsulatedSTL(hd.SOPClass):
             self.ContentDescription = content_description
         if icon is not None:
             self.IconImageSequence = [_icon_item(icon)]
+        if self.has_colors:  # ICC Profile Module (PS3.3 C.11.15)
+            self.ICCProfile = srgb_icc_profile()
+            self.ColorSpace = "SRGB"
         if model_group_uid is not None:
             self.ModelGroupUID = model_group_uid
         if recommended_display_cielab_value is not None:
@@ -459,7 +501,7 @@ class EncapsulatedSTL(hd.SOPClass):
         by study, then series, each instance with its purpose of reference."""
         studies: dict[str, dict[str, list[Dataset]]] = {}
         for dataset, purpose in references:
-            item = EncapsulatedSTL._instance_item(dataset)
+            item = Encapsulated3DModel._instance_item(dataset)
             item.PurposeOfReferenceCodeSequence = [codes.coded(purpose)]
             by_series = studies.setdefault(str(dataset.StudyInstanceUID), {})
             by_series.setdefault(str(dataset.SeriesInstanceUID), []).append(item)
@@ -476,6 +518,12 @@ class EncapsulatedSTL(hd.SOPClass):
             found.append(study)
         return found
 
+    @classmethod
+    def _uri_item(cls, dataset: Dataset, uri: str) -> Dataset:
+        item = cls._instance_item(dataset)
+        item.RelativeURIReferenceWithinEncapsulatedDocument = uri
+        return item
+
     @staticmethod
     def _instance_item(dataset: Dataset) -> Dataset:
         item = Dataset()
@@ -483,24 +531,37 @@ class EncapsulatedSTL(hd.SOPClass):
         item.ReferencedSOPInstanceUID = dataset.SOPInstanceUID
         return item
 
-    @property
-    def stl(self) -> bytes:
-        """The encapsulated binary STL, without the padding byte."""
-        return encapsulated_stl_bytes(self)
-
     @classmethod
-    def from_dataset(cls, dataset: Dataset, copy: bool = True) -> EncapsulatedSTL:
-        """Construct an object from an existing Encapsulated STL dataset.
+    def from_dataset(cls, dataset: Dataset, copy: bool = True) -> Encapsulated3DModel:
+        """Construct an object from an existing dataset of this IOD.
 
         Raises
         ------
         ValueError
-            If the dataset is not an Encapsulated STL instance.
+            If the dataset is not an instance of this IOD.
         """
         if not isinstance(dataset, Dataset):
             raise TypeError("Dataset must be of type pydicom.dataset.Dataset.")
-        if str(dataset.get("SOPClassUID", "")) != ENCAPSULATED_STL_SOP_CLASS_UID:
-            raise ValueError("Dataset is not an Encapsulated STL instance.")
+        if str(dataset.get("SOPClassUID", "")) != cls.sop_class_uid_of_iod:
+            raise ValueError(f"Dataset is not an Encapsulated {cls.__name__[len('Encapsulated'):]} "
+                             f"instance (SOP Class UID {cls.sop_class_uid_of_iod}).")
         instance = deepcopy(dataset) if copy else dataset
         instance.__class__ = cls
         return instance
+
+
+class EncapsulatedSTL(Encapsulated3DModel):
+    """SOP instance of the Encapsulated STL IOD (PS3.3 A.85.1): a binary STL byte
+    stream; see :class:`Encapsulated3DModel` for the arguments, ``stl`` first."""
+
+    def _check_document(self, document, check_values: bool, referenced_uris: set[str]) -> None:
+        parse_binary_stl(document, check_values=check_values)
+
+    @staticmethod
+    def document_triangles(document) -> np.ndarray:
+        return parse_binary_stl(document).triangles
+
+    @property
+    def stl(self) -> bytes:
+        """The encapsulated binary STL, without the padding byte."""
+        return encapsulated_stl_bytes(self)

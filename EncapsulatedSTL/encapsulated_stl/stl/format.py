@@ -25,7 +25,7 @@ from itertools import chain
 
 import numpy as np
 
-from ..errors import StlFormatError
+from ..errors import EncapsulatedSTLError, StlFormatError
 from ..files import check_memory, open_input
 
 HEADER_SIZE = 80
@@ -678,7 +678,7 @@ def map_whole_file(file) -> mmap.mmap:
     return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
 
 
-def read_stl_file(path) -> bytes | mmap.mmap:
+def read_stl_file(path, error: type[EncapsulatedSTLError] = StlFormatError) -> bytes | mmap.mmap:
     """The bytes of an STL file; large files are memory-mapped, not read.
 
     Mapping a 100 MB model costs nothing until its pages are touched, and lets it
@@ -691,13 +691,13 @@ def read_stl_file(path) -> bytes | mmap.mmap:
         a FIFO or a device is refused at once, before anything is read).
     """
     try:
-        with open_input(path, StlFormatError) as stream:
+        with open_input(path, error) as stream:
             if os.fstat(stream.fileno()).st_size < MAP_THRESHOLD:
                 return stream.read()
             return map_whole_file(stream)
     # ValueError: a file emptied between its size and the mapping
-    except (OSError, ValueError) as error:
-        raise StlFormatError(f"cannot read: {getattr(error, 'strerror', None) or error}", path) from None
+    except (OSError, ValueError) as failure:
+        raise error(f"cannot read: {getattr(failure, 'strerror', None) or failure}", path) from None
 
 
 def binary_stl_for_encapsulation(data, path=None):
