@@ -288,3 +288,18 @@ def test_an_mtl_object_alone_is_named_for_what_it_is(wrapped, capsys):
     code, out, err = _run(capsys, "info", wrapped[1])
     assert code == 2
     assert "an Encapsulated MTL object: the material library of an OBJ model" in err
+
+
+def test_from_ct_writes_the_iso_surface_as_one_obj_group_identical_to_its_stl(segmentation, tmp_path, capsys):
+    root = segmentation[0]
+    for file_format in ("stl", "obj"):
+        code, out, err = _run(capsys, "from-ct", root / "ct", "--threshold", "300", "-o", tmp_path / f"{file_format}.dcm",
+                              "--format", file_format)
+        assert code == 0, err
+    model, stl = read_encapsulated_model(tmp_path / "obj.dcm"), read_encapsulated_model(tmp_path / "stl.dcm")
+    (group,) = model.groups
+    assert group.name == "Iso-surface 300 HU" and len(group.triangles) > 1000
+    assert np.array_equal(group.triangles, stl.mesh.triangles)
+    assert model.dataset.ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == pydicom.dcmread(
+        tmp_path / "obj-mtl.dcm").SOPInstanceUID
+    assert len(model.source_instance_uids) == len(stl.source_instance_uids) > 20

@@ -18,7 +18,8 @@ import numpy as np
 from ..errors import EncapsulatedSTLError, OutputError
 from ..files import check_not_input, check_output_directory, check_output_path, write_atomically
 from ..inputs.ct_models import CtModel, ct_model
-from ..iod.encapsulate import ModelMetadata, save_dataset
+from ..iod.encapsulate import ModelMetadata, save_datasets
+from ..obj.encapsulate import material_library_paths
 from ..mesh.surface import DEFAULT_SMOOTHING
 from ..progress import Progress, task
 from ..series.source_series import SourceSeries, series_numbers_beside
@@ -53,6 +54,10 @@ def register(subparsers) -> None:
         "LOW:HIGH; e.g. 300 for bone. Negative values: --threshold=-500",
     )
     from_ct.add_argument("-o", "--output", required=True, metavar="OUT.dcm", help="output DICOM file")
+    from_ct.add_argument(
+        "--format", choices=("stl", "obj"), default="stl", dest="file_format",
+        help="stl: Encapsulated STL (default); obj: Encapsulated OBJ, its one group's material in an "
+        "Encapsulated MTL written beside it as OUT-mtl.dcm")
     from_ct.add_argument("--series-uid", metavar="UID", help="which series, when the folder holds several")
     from_ct.add_argument(
         "--largest-component", action="store_true",
@@ -117,9 +122,15 @@ def make_ct_model(
         check_series_number(metadata.series_number, seen)
         return series_numbers_beside(output, series.study_instance_uid)
 
+    libraries = material_library_paths(output, 1) if options.get("file_format") == "obj" else []
+    for path in libraries:
+        check_output_path(path, force, inputs=[source] if isinstance(source, (str, os.PathLike)) else list(source))
     made = ct_model(source, level, check_source=check, **options)
-    save_dataset(made.dataset, output, force, inputs=made.series.source.files)
-    made.path, made.dataset = output, None  # written: the STL's memory is free again
+    for path in libraries:
+        check_not_input(path, made.series.source.files, path)
+    save_datasets([(made.dataset, output), *zip(made.material_libraries, libraries)], force,
+                  inputs=made.series.source.files)
+    made.path, made.dataset = output, None  # written: the model's memory is free again
     return made
 
 
@@ -131,6 +142,7 @@ def run_from_ct(args: argparse.Namespace) -> int:
         smoothing=args.smoothing, decimate=args.decimate,
         largest_component=args.largest_component, metadata=metadata_from_args(args),
         force=args.force, progress=progress, notice=notice_printer(args), patient_id=args.patient_id,
+        file_format=args.file_format,
     )
     if not args.quiet:
         skipped = model.series.skipped
@@ -144,6 +156,7 @@ def run_from_ct(args: argparse.Namespace) -> int:
         print(
             f"{model.path}: {model.triangle_count} triangles from {len(model.series.source)} "
             f"slices of series {model.series.source.series_instance_uid}"
+            + (f" (OBJ; its MTL in {material_library_paths(model.path, 1)[0]})" if args.file_format == "obj" else "")
         )
     return 0
 

@@ -32,7 +32,7 @@ from ..iod.model import (
 )
 from ..iod.versions import new_version, successors_in
 from ..mesh.render import LARGEST_SIZE, VIEWS, Layer, RenderingUnavailable, check_size, png_bytes, render
-from ..obj.encapsulate import encapsulate_obj, read_obj_files
+from ..obj.encapsulate import encapsulate_obj, material_library_paths, read_obj_files
 from ..obj.format import read_obj
 from ..obj.model import ModelMaterials, libraries_beside, library_from_dataset, materials_of
 from ..pacs.peers import peer_for_destination
@@ -180,19 +180,13 @@ def run_preview(args: argparse.Namespace) -> int:
     return 0
 
 
-def material_outputs(output: Path, count: int) -> list[Path]:
-    """Where the MTL objects of an OBJ written to ``output`` go: OUT-mtl.dcm, OUT-mtl2.dcm..."""
-    return [output.with_name(f"{output.stem}-mtl{'' if k == 1 else k}{output.suffix or '.dcm'}")
-            for k in range(1, count + 1)]
-
-
 def run_wrap_obj(args: argparse.Namespace) -> int:
     obj_path = Path(args.stl)
     output = check_output_path(args.output, args.force, inputs=[obj_path])
     obj, libraries = read_obj_files(obj_path)
     library_paths = [library_path for _mtl, _name, library_path in libraries]
     outputs = [output] + [check_output_path(path, args.force, inputs=[obj_path, *library_paths])
-                          for path in material_outputs(output, len(libraries))]
+                          for path in material_library_paths(output, len(libraries))]
     source = reference_series(args.reference, args.series_uid) if args.reference else None
     inputs = [obj_path, *library_paths, *(source.files if source else ())]
     for path in outputs:

@@ -7,13 +7,14 @@ The pipeline behind ``from-ct``, the demo and :func:`encapsulated_stl.from_ct`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SeriesError
 from ..iod import codes
 from ..iod.encapsulate import ModelMetadata, NewStudy, encapsulate_stl
 from ..iod.values import fitted
+from ..obj.encapsulate import encapsulate_obj, segments_obj
 from ..mesh.surface import DEFAULT_SMOOTHING, check_decimate, check_smoothing, extract_surface_mesh
 from ..progress import Progress, task
 from ..series.source_series import SourceSeries, series_numbers
@@ -38,6 +39,8 @@ class CtModel:
     triangle_count: int
     series: SeriesVolume
     path: Path | None = None
+    material_libraries: list = field(default_factory=list)
+    """With ``file_format="obj"``: the Encapsulated MTL object :attr:`dataset` references."""
 
 
 def ct_model(
@@ -54,6 +57,7 @@ def ct_model(
     notice=None,
     patient_id: str | None = None,
     check_source: Callable[[SourceSeries, set[int]], set[int]] | None = None,
+    file_format: str = "stl",
 ) -> CtModel:
     """Mesh one series at ``level`` and wrap the surface as Encapsulated STL.
 
@@ -78,6 +82,10 @@ def ct_model(
         once its headers are read and before any meshing: raises to stop (an output
         that is one of its files, a Series Number the user gave that one of them has),
         returns more numbers to avoid (earlier models beside the output).
+    file_format:
+        ``stl``, or ``obj``: the surface as the one group of an Encapsulated OBJ, its
+        colour (``metadata.color``, if given) in the Encapsulated MTL it references
+        (:attr:`CtModel.material_libraries`).
 
     Raises
     ------
@@ -85,6 +93,8 @@ def ct_model(
         Unusable series, or a level no voxel reaches.
     """
     metadata = metadata or ModelMetadata()
+    if file_format not in ("stl", "obj"):
+        raise SeriesError(f"unknown model format {file_format!r} (stl or obj)")
     check_smoothing(smoothing)  # before the series is read
     check_decimate(decimate)
     # read with a border so the volume itself becomes the field to contour
@@ -115,8 +125,13 @@ def ct_model(
         if scale != 1.0:
             points /= scale
         triangle_count = len(faces)
-        stl = binary_stl_from_mesh(points, faces)
-        del points, faces  # the STL holds the mesh now; keep peak memory down
+        level_text = describe_level(level, series.source.modality)
+        if file_format == "obj":
+            document, libraries = segments_obj(
+                [(f"Iso-surface {level_text}", metadata.color, metadata.opacity, points[faces])], ISO_SURFACE_LIBRARY)
+        else:
+            document, libraries = binary_stl_from_mesh(points, faces), None
+        del points, faces  # the document holds the mesh now; keep peak memory down
         writing.advance()
         parameters = {
             "threshold": describe_level(level, series.source.modality),
@@ -127,18 +142,25 @@ def ct_model(
         }
         if metadata.content_description is None:
             metadata = metadata.replace(content_description=fitted(
-                f"Iso-surface at {describe_level(level, series.source.modality)} "
+                f"Iso-surface at {level_text} "
                 f"of {series.source.modality or 'image'} series '{series.source.description}'",
                 "ContentDescription"))
-        dataset = encapsulate_stl(
-            stl, series.source, metadata, NewStudy(patient_id=patient_id), algorithm_parameters=parameters,
-            algorithm_family=codes.ALGORITHM_FAMILY_THRESHOLD, path=label,
-            check_values=False,  # binary_stl_from_mesh refused non-finite points already
-            used_series_numbers=used,
-            notice=notice,
-        )
-        del stl
+        arguments = dict(algorithm_parameters=parameters, algorithm_family=codes.ALGORITHM_FAMILY_THRESHOLD,
+                         path=label, used_series_numbers=used, notice=notice)
+        if libraries is None:
+            dataset, others = encapsulate_stl(
+                document, series.source, metadata, NewStudy(patient_id=patient_id),
+                check_values=False,  # binary_stl_from_mesh refused non-finite points already
+                **arguments), []
+        else:
+            dataset, *others = encapsulate_obj(document, [(libraries, ISO_SURFACE_LIBRARY)], series.source,
+                                               metadata, NewStudy(patient_id=patient_id), **arguments)
+        del document
         writing.advance()
-    return CtModel(dataset, triangle_count, series)
+    return CtModel(dataset, triangle_count, series, material_libraries=others)
+
+
+#: The ``mtllib`` name of the material library of an iso-surface written as OBJ.
+ISO_SURFACE_LIBRARY = "iso-surface.mtl"
 
 

@@ -131,6 +131,14 @@ def read_obj_files(path: str | os.PathLike) -> tuple[bytes, list[tuple[bytes, st
     return obj, libraries
 
 
+def material_library_paths(output: str | os.PathLike, count: int) -> list[Path]:
+    """Where the command line writes the MTL objects of an OBJ object written to ``output``:
+    ``OUT-mtl.dcm``, then ``OUT-mtl2.dcm``..."""
+    output = Path(output)
+    return [output.with_name(f"{output.stem}-mtl{'' if k == 1 else k}{output.suffix or '.dcm'}")
+            for k in range(1, count + 1)]
+
+
 def unique_names(names: Sequence[str]) -> list[str]:
     """``names`` with later repeats numbered (``Liver``, ``Liver 2``): OBJ groups and
     materials are found by name."""
