@@ -303,3 +303,20 @@ def test_from_ct_writes_the_iso_surface_as_one_obj_group_identical_to_its_stl(se
     assert model.dataset.ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == pydicom.dcmread(
         tmp_path / "obj-mtl.dcm").SOPInstanceUID
     assert len(model.source_instance_uids) == len(stl.source_instance_uids) > 20
+
+
+def test_the_python_api_writes_and_reads_the_pair(cube, segmentation, tmp_path):
+    import encapsulated_stl as estl
+
+    obj, mtl = estl.wrap_obj(cube, patient_id="P1", units="cm")
+    assert isinstance(obj, estl.EncapsulatedOBJ) and isinstance(mtl, estl.EncapsulatedMTL)
+    estl.save(obj, tmp_path / "o.dcm")
+    estl.save(mtl, tmp_path / "m.dcm")
+    model = estl.read(tmp_path / "o.dcm")
+    assert [g.name for g in model.groups] == ["Bone", "Skin"] and model.units == "cm"
+    assert model.triangles_mm().max() == pytest.approx(100.0)
+    root, seg, _colors = segmentation
+    pair = estl.from_segmentation(seg, root / "ct", file_format="obj")
+    assert [ds.SOPClassUID for ds in pair] == [OBJ_CLASS, MTL_CLASS]
+    with pytest.raises(estl.ObjFormatError, match="no such file"):
+        estl.wrap_obj(tmp_path / "absent.obj", patient_id="P1")

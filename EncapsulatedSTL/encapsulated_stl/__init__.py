@@ -17,6 +17,7 @@ VTK (Slicer's DICOM browser reads with what Slicer bundles).
 from .errors import (  # noqa: F401
     EncapsulatedSTLError,
     NotEncapsulatedSTLError,
+    ObjFormatError,
     OutputError,
     PacsError,
     SeriesError,
@@ -25,18 +26,19 @@ from .errors import (  # noqa: F401
 from .version import __version__  # noqa: F401
 
 __all__ = [
-    "read", "wrap", "revise", "from_ct", "from_segmentation", "save", "preview", "compare",
+    "read", "wrap", "wrap_obj", "revise", "from_ct", "from_segmentation", "save", "preview", "compare",
     "SurfaceComparison",
-    "EncapsulatedSTL", "EncapsulatedModel", "ModelMetadata", "NewStudy",
-    "EncapsulatedSTLError", "NotEncapsulatedSTLError", "StlFormatError", "SeriesError", "OutputError",
+    "EncapsulatedSTL", "EncapsulatedOBJ", "EncapsulatedMTL", "EncapsulatedModel", "ModelMetadata", "NewStudy",
+    "EncapsulatedSTLError", "NotEncapsulatedSTLError", "StlFormatError", "ObjFormatError", "SeriesError", "OutputError",
     "PacsError", "SegmentationError",
 ]
 
 #: Where each public name lives, imported when first asked for (PEP 562).
 _LAZY = {
-    "read": "api", "wrap": "api", "revise": "api", "from_ct": "api", "from_segmentation": "api", "save": "api",
-    "preview": "api", "compare": "api", "SurfaceComparison": "mesh.compare",
-    "EncapsulatedSTL": "iod.sop", "EncapsulatedModel": "iod.model",
+    "read": "api", "wrap": "api", "wrap_obj": "api", "revise": "api", "from_ct": "api", "from_segmentation": "api",
+    "save": "api", "preview": "api", "compare": "api", "SurfaceComparison": "mesh.compare",
+    "EncapsulatedSTL": "iod.sop", "EncapsulatedOBJ": "obj.sop", "EncapsulatedMTL": "obj.sop",
+    "EncapsulatedModel": "iod.model",
     "ModelMetadata": "iod.encapsulate", "NewStudy": "iod.encapsulate", "SegmentationError": "inputs.segment",
 }
 

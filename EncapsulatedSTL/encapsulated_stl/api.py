@@ -106,6 +106,38 @@ def wrap(stl, reference=None, *, series_uid: str | None = None, **metadata):
     return encapsulate_stl(stl, _source(reference, series_uid), model, study, path=path)
 
 
+def wrap_obj(obj, reference=None, *, series_uid: str | None = None, **metadata):
+    """Wrap an OBJ file and the MTL files its ``mtllib`` lines name (read from beside
+    it) as an Encapsulated OBJ object and the Encapsulated MTL objects it references,
+    all stored byte for byte, in one series.
+
+    Parameters
+    ----------
+    obj : str or os.PathLike
+        The OBJ file; coordinates in ``units`` (mm by default), patient LPS.
+    reference, series_uid, **metadata
+        As for :func:`wrap`.
+
+    Returns
+    -------
+    list of pydicom.dataset.Dataset
+        The :class:`~encapsulated_stl.obj.sop.EncapsulatedOBJ` object, then its
+        :class:`~encapsulated_stl.obj.sop.EncapsulatedMTL` objects.
+
+    Raises
+    ------
+    ObjFormatError
+        A malformed OBJ or MTL, a missing MTL, or one with texture maps.
+    """
+    from .obj.encapsulate import encapsulate_obj, read_obj_files
+
+    model, study = _split_metadata(metadata)
+    path = Path(obj)
+    document, libraries = read_obj_files(path)
+    return encapsulate_obj(document, [(mtl, name) for mtl, name, _path in libraries],
+                           _source(reference, series_uid), model, study, path=path)
+
+
 def _stl_bytes(stl) -> tuple[bytes, Path | None]:
     """(binary STL bytes, the file's path or None) of what :func:`wrap` takes."""
     from .stl.format import binary_stl_bytes, binary_stl_for_encapsulation, read_stl_file
@@ -167,7 +199,8 @@ def revise(stl, earlier, *, purpose: str = "edited", **metadata):
 
 
 def from_ct(series, threshold, *, series_uid: str | None = None, smoothing: float | None = None,
-            decimate: int | None = None, largest_component: bool = False, **metadata):
+            decimate: int | None = None, largest_component: bool = False, file_format: str = "stl",
+            **metadata):
     """Mesh a CT (or MR) series at a threshold, in the exact geometry of every slice.
 
     Parameters
@@ -185,13 +218,16 @@ def from_ct(series, threshold, *, series_uid: str | None = None, smoothing: floa
         Reduce the mesh to about this many triangles.
     largest_component : bool
         Keep only the largest connected surface.
+    file_format : str
+        ``stl``, or ``obj``: an Encapsulated OBJ with its Encapsulated MTL.
     **metadata
         As for :func:`wrap`.
 
     Returns
     -------
     encapsulated_stl.iod.sop.EncapsulatedSTL
-        The model in LPS, in ``units`` (mm by default), referencing every instance.
+        The model in LPS, in ``units`` (mm by default), referencing every instance; with
+        ``file_format="obj"`` a list: the Encapsulated OBJ object, then its MTL object.
     """
     from .inputs.ct_models import ct_model
     from .mesh.surface import DEFAULT_SMOOTHING
@@ -200,13 +236,14 @@ def from_ct(series, threshold, *, series_uid: str | None = None, smoothing: floa
     made = ct_model(series, threshold, series_uid=series_uid,
                     smoothing=DEFAULT_SMOOTHING if smoothing is None else smoothing,
                     decimate=decimate, largest_component=largest_component, metadata=model,
-                    patient_id=study.patient_id)
-    return made.dataset
+                    patient_id=study.patient_id, file_format=file_format)
+    return [made.dataset, *made.material_libraries] if file_format == "obj" else made.dataset
 
 
 def from_segmentation(path: str | os.PathLike, reference=None, *, series_uid: str | None = None,
                       segments: Sequence[str] | None = None, merge: bool = False,
-                      smoothing: float | None = None, decimate: int | None = None, **metadata):
+                      smoothing: float | None = None, decimate: int | None = None, file_format: str = "stl",
+                      **metadata):
     """One model per segment of a DICOM SEG, RTSTRUCT, NIfTI or NRRD segmentation.
 
     Parameters
@@ -224,6 +261,9 @@ def from_segmentation(path: str | os.PathLike, reference=None, *, series_uid: st
         One model of all chosen segments together.
     smoothing, decimate
         As for :func:`from_ct`.
+    file_format : str
+        ``stl``: one Encapsulated STL per segment; ``obj``: one Encapsulated OBJ with a
+        group per segment, then the Encapsulated MTL giving each its colour.
     **metadata
         As for :func:`wrap`; ``content_description`` is prefixed to each segment's name.
 
@@ -242,7 +282,7 @@ def from_segmentation(path: str | os.PathLike, reference=None, *, series_uid: st
     made, _stack, _series = segmentation_models(
         path, reference, series_uid=series_uid, segments=segments, merge=merge,
         smoothing=DEFAULT_SMOOTHING if smoothing is None else smoothing, decimate=decimate,
-        metadata=model, patient_id=study.patient_id)
+        metadata=model, patient_id=study.patient_id, file_format=file_format)
     return [m.dataset for m in made]
 
 
