@@ -320,3 +320,29 @@ def test_the_python_api_writes_and_reads_the_pair(cube, segmentation, tmp_path):
     assert [ds.SOPClassUID for ds in pair] == [OBJ_CLASS, MTL_CLASS]
     with pytest.raises(estl.ObjFormatError, match="no such file"):
         estl.wrap_obj(tmp_path / "absent.obj", patient_id="P1")
+
+
+@pytest.mark.parametrize("document, problem", [
+    (b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 4\n", "line 4"),
+    (b"v 0 0 nan\nv 1 0 0\nv 0 1 0\nf 1 2 3\n", "line 1"),
+    (b"# nothing\n", "no faces"),
+    (b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n" * 2 + b"cstype bspline\n", "freeform"),
+], ids=["index out of range", "NaN", "no faces", "freeform surface"])
+def test_a_damaged_obj_inside_an_object_is_refused_in_one_line(wrapped, tmp_path, capsys, document, problem):
+    dataset = pydicom.dcmread(wrapped[0])
+    dataset.EncapsulatedDocument = document + b"\0" * (len(document) % 2)
+    dataset.EncapsulatedDocumentLength = len(document)
+    dataset.save_as(tmp_path / "bad.dcm")
+    for command in (["info"], ["extract", "-o", tmp_path / "x.obj"], ["preview", "-o", tmp_path / "x.png"]):
+        code, out, err = _run(capsys, command[0], tmp_path / "bad.dcm", *command[1:])
+        assert code == 2 and out == ""
+        assert err.startswith(f"error: {tmp_path / 'bad.dcm'}: encapsulated OBJ is invalid: ") and problem in err
+        assert err.count("\n") == 1
+    assert not (tmp_path / "x.obj").exists() and not (tmp_path / "x.png").exists()
+
+
+def test_a_cut_obj_object_is_refused(wrapped, tmp_path, capsys):
+    data = wrapped[0].read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(data[: len(data) // 2])
+    code, out, err = _run(capsys, "info", tmp_path / "cut.dcm")
+    assert code == 2 and err.startswith(f"error: {tmp_path / 'cut.dcm'}: ") and err.count("\n") == 1
