@@ -21,11 +21,13 @@ import pydicom
 
 from ..errors import EncapsulatedSTLError, PacsError
 from ..files import check_input
-from ..iod.document import ENCAPSULATED_STL_SOP_CLASS_UID
+from ..iod.document import (
+    ENCAPSULATED_MTL_SOP_CLASS_UID,
+    ENCAPSULATED_OBJ_SOP_CLASS_UID,
+    ENCAPSULATED_STL_SOP_CLASS_UID,
+)
 
 #: SOP Class UIDs of the three 3D manufacturing model objects (PS3.4 B.5).
-ENCAPSULATED_OBJ_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.4"
-ENCAPSULATED_MTL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.5"
 MODEL_SOP_CLASS_UIDS = (
     ENCAPSULATED_STL_SOP_CLASS_UID,
     ENCAPSULATED_OBJ_SOP_CLASS_UID,
