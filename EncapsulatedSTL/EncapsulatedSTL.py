@@ -989,6 +989,8 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         peer = self.pacsPeer(destination, callingAETitle, token, user, password,
                              tlsCertificate, tlsKey, tlsCACertificates, timeout)
         report = send_files(files, peer, on_result=onResult)
+        for warning in report.warnings:  # an OBJ model sent without its MTL objects
+            logging.warning(f"Encapsulated STL send: {warning}")
         logging.info(f"Encapsulated STL send: {report.summary()}")
         return report
 

@@ -1,8 +1,10 @@
 """``send``, ``find`` and ``fetch``: 3D models to and from a PACS (DIMSE or DICOMweb).
 
 Exit codes: 0 when everything was stored or found; 1 when a transfer failed (a file
-not stored, a peer unreachable or refusing); 2 for bad input (see the package's
-``cli`` module).  Passwords and tokens are never printed.
+not stored, a peer unreachable or refusing, a fetched OBJ model's MTL object not on the
+peer); 2 for bad input (see the package's ``cli`` module).  Warnings (an OBJ sent
+without the MTL objects it references) are one ``warning:`` line each on stderr.
+Passwords and tokens are never printed.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from ..pacs.peers import (
     DicomNode,
     DicomWebServer,
     FileResult,
+    ModelSeries,
     TlsFiles,
+    TransferReport,
     check_timeout,
 )
 from ..pacs.transfer import fetch_series, find_model_series, send_files
+from . import one_line
 
 EXIT_TRANSFER_FAILED = 1
 
@@ -38,7 +43,8 @@ def register(subparsers) -> None:
         "send",
         help="send DICOM files (models, and their source series if you like) to a PACS",
         description="Send DICOM files to a PACS: C-STORE with --to, STOW-RS with --dicomweb. "
-        "Directories are searched recursively; non-DICOM files in them are skipped. "
+        "Directories are searched recursively; non-DICOM files in them are skipped. An Encapsulated "
+        "OBJ file takes along the Encapsulated MTL files it references from its folder. "
         "One line per file, then a summary. Exit 1 if any file was not stored.",
     )
     send.add_argument("paths", nargs="+", metavar="FILE_OR_DIR", help="DICOM files or directories")
@@ -49,7 +55,8 @@ def register(subparsers) -> None:
         "find",
         help="list the 3D model series (Modality M3D) on a PACS",
         description="List 3D model series (Modality M3D): patient, study, description and "
-        "number of instances. C-FIND with --from, QIDO-RS with --dicomweb.",
+        "what the series holds (STL and OBJ models, MTL materials). C-FIND with --from, "
+        "QIDO-RS with --dicomweb.",
     )
     _add_peer_arguments(find, dimse_flag="--from")
     find.add_argument("--patient-id", metavar="ID", help="only this patient")
@@ -61,7 +68,9 @@ def register(subparsers) -> None:
         "fetch",
         help="retrieve one series from a PACS into a directory",
         description="Retrieve every instance of a series into DIR as <SOP Instance UID>.dcm: "
-        "C-GET with --from, WADO-RS with --dicomweb. 'encapsulated-stl extract' works on the result.",
+        "C-GET with --from, WADO-RS with --dicomweb. The Encapsulated MTL objects an OBJ model "
+        "references come along from any series of its study; exit 1 if one is not on the peer. "
+        "'encapsulated-stl extract' and 'info' work on the result.",
     )
     _add_peer_arguments(fetch, dimse_flag="--from")
     fetch.add_argument("--series-uid", metavar="UID", required=True, help="the series to retrieve")
@@ -155,8 +164,14 @@ def _printer(args: argparse.Namespace):
 def run_send(args: argparse.Namespace) -> int:
     peer = peer_from_args(args)
     report = send_files(args.paths, peer, on_result=_printer(args))
+    _warn(report)
     print(report.summary("stored"), file=sys.stdout if report.ok else sys.stderr)
     return 0 if report.ok else EXIT_TRANSFER_FAILED
+
+
+def _warn(report: TransferReport) -> None:
+    for warning in report.warnings:
+        print(one_line(f"warning: {warning}"), file=sys.stderr, flush=True)
 
 
 def run_find(args: argparse.Namespace) -> int:
@@ -175,9 +190,12 @@ def run_find(args: argparse.Namespace) -> int:
         return 0
     columns = ("patient_id", "patient_name", "study_date", "study_description",
                "series_description", "instance_count", "series_instance_uid")
-    header = ("PATIENT ID", "PATIENT", "STUDY DATE", "STUDY", "SERIES", "FILES", "SERIES UID")
-    rows = [header] + [tuple("" if getattr(s, c) is None else str(getattr(s, c)) for c in columns) for s in series]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(columns) - 1)]
+    header = ("PATIENT ID", "PATIENT", "STUDY DATE", "STUDY", "SERIES", "FILES", "HOLDS", "SERIES UID")
+    rows = [header]
+    for found in series:
+        cells = ["" if getattr(found, c) is None else str(getattr(found, c)) for c in columns]
+        rows.append(tuple(cells[:-1] + [_holds(found), cells[-1]]))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
     return 0
@@ -193,5 +211,13 @@ def run_fetch(args: argparse.Namespace) -> int:
     except PacsError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_TRANSFER_FAILED
+    _warn(report)
     print(report.summary("written"), file=sys.stdout if report.ok else sys.stderr)
     return 0 if report.ok else EXIT_TRANSFER_FAILED
+
+
+def _holds(series: ModelSeries) -> str:
+    """``1 OBJ + 1 MTL``, ``2 STL``; ``1 MTL (materials)`` for a series with no model."""
+    text = " + ".join(f"{series.formats[kind]} {kind}" for kind in ("STL", "OBJ", "MTL", "other")
+                      if series.formats.get(kind))
+    return text + " (materials)" if text and not series.models else text

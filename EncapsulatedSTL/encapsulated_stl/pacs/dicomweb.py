@@ -218,6 +218,62 @@ def search_series(server: DicomWebServer, filters: dict[str, str]) -> list[Datas
     return [Dataset.from_json(item) for item in found]
 
 
+def search_instances(server: DicomWebServer, queries: Sequence[dict[str, str]]) -> list[list[Dataset]]:
+    """Instance-level QIDO-RS, one answer list per query (as :func:`.dimse.search_instances`).
+
+    Each query gives some of Study, Series and SOP Instance UID; the answers have
+    those and the SOP Class UID.
+    """
+    web = client(server)
+    answers = []
+    for filters in queries:
+        filters = {key: value for key, value in filters.items() if value}
+        study = filters.pop("StudyInstanceUID", None)
+        series = filters.pop("SeriesInstanceUID", None)
+        try:
+            found = web.search_for_instances(
+                study_instance_uid=study, series_instance_uid=series, search_filters=filters,
+                fields=["SOPClassUID"], get_remaining=True,
+            )
+        except _NETWORK_ERRORS as error:
+            raise PacsError(_failure(error, server, "QIDO-RS")) from None
+        answers.append([Dataset.from_json(item) for item in found])
+    return answers
+
+
+def fetch_instance(
+    server: DicomWebServer,
+    study_uid: str,
+    series_uid: str,
+    sop_instance_uid: str,
+    directory: Path,
+    force: bool,
+    on_result: ResultCallback | None,
+) -> list[FileResult]:
+    """WADO-RS one instance into ``directory``."""
+    web = client(server)
+    try:
+        dataset = web.retrieve_instance(study_uid, series_uid, sop_instance_uid)
+    except _NETWORK_ERRORS as error:
+        if isinstance(error, requests.HTTPError) and error.response is not None and error.response.status_code == 404:
+            raise PacsError(f"{server.label} has no instance {sop_instance_uid} in study {study_uid}") from None
+        raise PacsError(_failure(error, server, "WADO-RS")) from None
+    result = _write(dataset, directory, force)
+    if on_result is not None:
+        on_result(result)
+    return [result]
+
+
+def _write(dataset: Dataset, directory: Path, force: bool) -> FileResult:
+    uid = str(dataset.SOPInstanceUID)
+    try:
+        path = output_path(directory, uid)
+        write_atomically(path, lambda stream: write_file_format(dataset, stream), force)
+        return FileResult(path, WRITTEN, "", uid)
+    except EncapsulatedSTLError as error:
+        return FileResult(Path(error.path or directory), FAILED, error.reason, uid)
+
+
 def fetch_series(
     server: DicomWebServer,
     series_uid: str,
@@ -232,13 +288,7 @@ def fetch_series(
     try:
         instances = web.iter_series(study_uid, series_uid)
         for dataset in instances:
-            uid = str(dataset.SOPInstanceUID)
-            try:
-                path = output_path(directory, uid)
-                write_atomically(path, lambda stream: write_file_format(dataset, stream), force)
-                result = FileResult(path, WRITTEN, "", uid)
-            except EncapsulatedSTLError as error:
-                result = FileResult(Path(error.path or directory), FAILED, error.reason, uid)
+            result = _write(dataset, directory, force)
             results.append(result)
             if on_result is not None:
                 on_result(result)

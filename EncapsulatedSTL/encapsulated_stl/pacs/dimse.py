@@ -387,34 +387,61 @@ _SERIES_KEYS = (
 )
 
 
+_INSTANCE_KEYS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+
+
 def search_series(node: DicomNode, filters: dict[str, str]) -> list[Dataset]:
+    """Series-level C-FIND: an answer per series matching ``filters`` (keywords to values)."""
+    return _find(node, [_query("SERIES", _SERIES_KEYS, filters)])[0]
+
+
+def search_instances(node: DicomNode, queries: Sequence[dict[str, str]]) -> list[list[Dataset]]:
+    """Instance-level C-FINDs over one association, one answer list per query.
+
+    Each query gives some of Study, Series and SOP Instance UID and SOP Class UID; the
+    answers have all four.  A study with no series UID is a relational query, which
+    Orthanc and most archives answer.
+    """
+    return _find(node, [_query("IMAGE", _INSTANCE_KEYS, filters) for filters in queries])
+
+
+def _query(level: str, keys: Sequence[str], filters: dict[str, str]) -> Dataset:
     query = Dataset()
-    query.QueryRetrieveLevel = "SERIES"
-    for keyword in _SERIES_KEYS:
+    query.QueryRetrieveLevel = level
+    for keyword in keys:
         setattr(query, keyword, filters.get(keyword, ""))
+    return query
+
+
+def _find(node: DicomNode, queries: Sequence[Dataset]) -> list[list[Dataset]]:
     ae = _application_entity(node)
     try:
         assoc, watch = _associate(ae, node, contexts=[build_context(StudyRootQueryRetrieveInformationModelFind)])
     except PacsError:
         ae.shutdown()
         raise
-    found: list[Dataset] = []
+    answers: list[list[Dataset]] = []
     try:
         _require_context(assoc, node, StudyRootQueryRetrieveInformationModelFind)
-        for status, identifier in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
-            if "Status" not in status:
-                raise PacsError(_no_status(watch, node, "C-FIND"))
-            code = int(status.Status)
-            if code in (0xFF00, 0xFF01):
-                if identifier is not None:
-                    found.append(identifier)
-            elif code != 0x0000:
-                raise PacsError(f"{node.label} failed the query: {_status_text(code, str(status.get('ErrorComment', '') or ''))}")
+        for query in queries:
+            found: list[Dataset] = []
+            for status, identifier in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
+                if "Status" not in status:
+                    raise PacsError(_no_status(watch, node, "C-FIND"))
+                code = int(status.Status)
+                if code in (0xFF00, 0xFF01):
+                    if identifier is not None:
+                        found.append(identifier)
+                elif code != 0x0000:
+                    raise PacsError(
+                        f"{node.label} failed the query: {_status_text(code, str(status.get('ErrorComment', '') or ''))}"
+                    )
+            answers.append(found)
     finally:
         if assoc.is_established:
             assoc.release()
         ae.shutdown()
-    return found
+    return answers
 
 
 def _get_contexts() -> list[str]:
@@ -447,7 +474,42 @@ def fetch_series(
     force: bool,
     on_result: ResultCallback | None,
 ) -> list[FileResult]:
+    """C-GET every instance of a series into ``directory``."""
     study_uid = study_uid or study_of_series(lambda filters: search_series(node, filters), node.label, series_uid)
+    query = Dataset()
+    query.QueryRetrieveLevel = "SERIES"
+    query.StudyInstanceUID = study_uid
+    query.SeriesInstanceUID = series_uid
+    return _get(node, query, f"series {series_uid}", directory, force, on_result)
+
+
+def fetch_instance(
+    node: DicomNode,
+    study_uid: str,
+    series_uid: str,
+    sop_instance_uid: str,
+    directory: Path,
+    force: bool,
+    on_result: ResultCallback | None,
+) -> list[FileResult]:
+    """C-GET one instance (at IMAGE level, by its three UIDs) into ``directory``."""
+    query = Dataset()
+    query.QueryRetrieveLevel = "IMAGE"
+    query.StudyInstanceUID = study_uid
+    query.SeriesInstanceUID = series_uid
+    query.SOPInstanceUID = sop_instance_uid
+    return _get(node, query, f"instance {sop_instance_uid}", directory, force, on_result)
+
+
+def _get(
+    node: DicomNode,
+    query: Dataset,
+    what: str,
+    directory: Path,
+    force: bool,
+    on_result: ResultCallback | None,
+) -> list[FileResult]:
+    """C-GET what ``query`` names (``what``, in messages), each instance written as it comes."""
     results: list[FileResult] = []
 
     def report(result: FileResult) -> None:
@@ -470,10 +532,6 @@ def fetch_series(
     contexts = [build_context(StudyRootQueryRetrieveInformationModelGet)]
     contexts += [build_context(uid, list(_UNCOMPRESSED)) for uid in classes]
     roles = [build_role(uid, scp_role=True) for uid in classes]
-    query = Dataset()
-    query.QueryRetrieveLevel = "SERIES"
-    query.StudyInstanceUID = study_uid
-    query.SeriesInstanceUID = series_uid
     ae = _application_entity(node)
     try:
         assoc, watch = _associate(
@@ -497,18 +555,18 @@ def fetch_series(
     if code not in (0x0000, 0xB000) and not results:
         comment = str(final.get("ErrorComment", "") or "") if final is not None else ""
         raise PacsError(
-            f"{node.label} did not send series {series_uid}: "
+            f"{node.label} did not send {what}: "
             + (_status_text(code, comment) if code is not None else "no answer")
         )
     if not results:
-        raise PacsError(f"{node.label} has no instances in series {series_uid}")
+        raise PacsError(f"{node.label} has no instances in {what}")
     failed = int(final.get("NumberOfFailedSuboperations", 0) or 0) if final is not None else 0
     if failed > sum(1 for r in results if not r.ok):
         missing = failed - sum(1 for r in results if not r.ok)
         report(
             FileResult(
                 directory, FAILED,
-                f"{missing} instance(s) of the series were not sent by {node.label} "
+                f"{missing} instance(s) of {what} were not sent by {node.label} "
                 "(a SOP class this client did not offer?)",
             )
         )

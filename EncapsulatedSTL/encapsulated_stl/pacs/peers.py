@@ -13,7 +13,7 @@ import os
 import re
 import ssl
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,11 +21,13 @@ import pydicom
 
 from ..errors import EncapsulatedSTLError, PacsError
 from ..files import check_input
-from ..iod.document import ENCAPSULATED_STL_SOP_CLASS_UID
+from ..iod.document import (
+    ENCAPSULATED_MTL_SOP_CLASS_UID,
+    ENCAPSULATED_OBJ_SOP_CLASS_UID,
+    ENCAPSULATED_STL_SOP_CLASS_UID,
+)
 
 #: SOP Class UIDs of the three 3D manufacturing model objects (PS3.4 B.5).
-ENCAPSULATED_OBJ_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.4"
-ENCAPSULATED_MTL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.5"
 MODEL_SOP_CLASS_UIDS = (
     ENCAPSULATED_STL_SOP_CLASS_UID,
     ENCAPSULATED_OBJ_SOP_CLASS_UID,
@@ -305,11 +307,25 @@ class FileResult:
 
 @dataclass
 class TransferReport:
-    """Every file's result, in order, and the peer they went to or came from."""
+    """Every file's result, in order, and the peer they went to or came from.
+
+    Attributes
+    ----------
+    warnings:
+        One line each about the files together rather than one file: an Encapsulated
+        OBJ object whose Encapsulated MTL objects were neither sent with it nor found
+        on the peer, or could not be retrieved with it.
+    missing:
+        SOP Instance UIDs of objects that fetched ones reference and the peer does not
+        hold (an OBJ's MTL objects): the output folder does not hold the whole model,
+        so the report is not :attr:`ok`.
+    """
 
     peer: str
     results: list[FileResult] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
 
     @property
     def succeeded(self) -> list[FileResult]:
@@ -321,12 +337,14 @@ class TransferReport:
 
     @property
     def ok(self) -> bool:
-        return bool(self.results) and not self.failed
+        return bool(self.results) and not self.failed and not self.missing
 
     def summary(self, verb: str = "stored") -> str:
         text = f"{len(self.succeeded)} of {len(self.results)} file(s) {verb} ({self.peer})"
         if self.failed:
             text += f"; {len(self.failed)} not {verb}"
+        if self.missing:
+            text += f"; {len(self.missing)} referenced object(s) not on the peer"
         if self.skipped:
             text += f"; {len(self.skipped)} non-DICOM file(s) skipped"
         return text
@@ -349,9 +367,25 @@ class ModelSeries:
     series_description: str = ""
     modality: str = MODEL_MODALITY
     instance_count: int | None = None
+    formats: dict[str, int] = field(default_factory=dict)
+    """Instances by what they encapsulate (``STL``, ``OBJ``, ``MTL``, ``other``), from an
+    instance-level query; empty when the peer did not answer one."""
+
+    @property
+    def models(self) -> int:
+        """How many of its instances are models (Encapsulated STL or OBJ), not materials."""
+        return self.formats.get("STL", 0) + self.formats.get("OBJ", 0)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+#: What each model SOP class encapsulates, as :attr:`ModelSeries.formats` counts it.
+FORMAT_OF_SOP_CLASS = {
+    ENCAPSULATED_STL_SOP_CLASS_UID: "STL",
+    ENCAPSULATED_OBJ_SOP_CLASS_UID: "OBJ",
+    ENCAPSULATED_MTL_SOP_CLASS_UID: "MTL",
+}
 
 
 def model_series_from_dataset(ds) -> ModelSeries:
@@ -422,6 +456,88 @@ def collect_files(paths: Iterable[str | os.PathLike]) -> tuple[list[OutgoingFile
             "no DICOM files found", ", ".join(str(p) for p in given) or "(no paths given)"
         )
     return found, skipped
+
+
+@dataclass(frozen=True)
+class DocumentReference:
+    """An object an Encapsulated OBJ object names in Referenced Instance Sequence (0008,114A)
+    (PS3.3 C.24.2): one of its Encapsulated MTL objects, by SOP Instance UID."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    relative_uri: str
+    study_instance_uid: str
+    """The referencing object's study, where the referenced one is looked for on a peer."""
+
+    @property
+    def label(self) -> str:
+        """``Encapsulated MTL object <UID> (<relative URI>)``, for messages."""
+        kind = "Encapsulated MTL" if self.sop_class_uid == ENCAPSULATED_MTL_SOP_CLASS_UID else "object"
+        return f"{kind} {self.sop_instance_uid}" + (f" ({self.relative_uri})" if self.relative_uri else "")
+
+
+def document_references(path: str | os.PathLike) -> list[DocumentReference]:
+    """The objects an Encapsulated OBJ file names (its MTL objects); none for other files.
+
+    Only the header is read (the document is skipped), and a file that cannot be read
+    names nothing: the transfer reports such files on their own.
+    """
+    try:
+        dataset = pydicom.dcmread(
+            path, stop_before_pixels=True, defer_size=1024,
+            specific_tags=["SOPClassUID", "StudyInstanceUID", "ReferencedInstanceSequence"],
+        )
+        if str(dataset.get("SOPClassUID", "")) != ENCAPSULATED_OBJ_SOP_CLASS_UID:
+            return []
+        study = str(dataset.get("StudyInstanceUID", "") or "")
+        found = []
+        for item in dataset.get("ReferencedInstanceSequence", None) or []:
+            uid = str(item.get("ReferencedSOPInstanceUID", "") or "")
+            if uid:
+                found.append(DocumentReference(
+                    str(item.get("ReferencedSOPClassUID", "") or ""), uid,
+                    str(item.get("RelativeURIReferenceWithinEncapsulatedDocument", "") or ""), study))
+        return found
+    except Exception:  # whatever a damaged header makes pydicom raise: it names nothing usable
+        return []
+
+
+def libraries_beside(files: Sequence[OutgoingFile], limit: int = 10000) -> list[OutgoingFile]:
+    """Encapsulated MTL files beside the Encapsulated OBJ ones among ``files`` that those
+    reference by SOP Instance UID and that are not among ``files`` already.
+
+    This is where ``wrap`` writes them (``model-mtl.dcm`` beside ``model.dcm``) and where
+    ``info`` finds them.  At most ``limit`` files per folder are looked at, and only those
+    whose first kilobyte names the MTL SOP Class are read further.
+    """
+    listed = {item.sop_instance_uid for item in files}
+    wanted = {
+        reference.sop_instance_uid
+        for item in files if item.sop_class_uid == ENCAPSULATED_OBJ_SOP_CLASS_UID
+        for reference in document_references(item.path)
+    } - listed
+    found: list[OutgoingFile] = []
+    folders = dict.fromkeys(item.path.parent for item in files if item.sop_class_uid == ENCAPSULATED_OBJ_SOP_CLASS_UID)
+    for folder in folders if wanted else ():
+        for count, candidate in enumerate(sorted(folder.iterdir())):
+            if count >= limit or not wanted:
+                break
+            if not candidate.is_file():  # a FIFO would block the read
+                continue
+            try:
+                with open(candidate, "rb") as stream:
+                    if _MTL_CLASS not in stream.read(1024):
+                        continue
+            except OSError:
+                continue
+            outgoing = _outgoing(candidate)
+            if outgoing is not None and outgoing.sop_instance_uid in wanted:
+                wanted.discard(outgoing.sop_instance_uid)
+                found.append(outgoing)
+    return found
+
+
+_MTL_CLASS = ENCAPSULATED_MTL_SOP_CLASS_UID.encode()
 
 
 def _outgoing(path: Path) -> OutgoingFile | None:
