@@ -115,26 +115,34 @@ def materials_of(model: EncapsulatedModel, libraries: Iterable[MaterialLibrary])
     return ModelMaterials({name: materials[name] for name in used if name in materials}, chosen, missing, notes)
 
 
-def libraries_beside(path: str | os.PathLike, limit: int = 10000) -> list[MaterialLibrary]:
-    """The readable Encapsulated MTL objects in the folder of ``path`` (at most
-    ``limit`` files looked at); other and unreadable files are skipped.
-
-    Only files whose first kilobyte names the MTL SOP Class (in the File Meta
-    Information every DICOM file starts with) are read, so a folder of images costs
-    one small read per file.
-    """
+def material_library_files(folder: str | os.PathLike, limit: int = 10000) -> list[Path]:
+    """The files in ``folder`` that may be Encapsulated MTL objects: those whose first
+    kilobyte names the MTL SOP Class (in the File Meta Information every DICOM file
+    starts with), so a folder of images costs one small read per file.  At most
+    ``limit`` files are looked at; FIFOs and devices are never opened."""
     found = []
-    for count, candidate in enumerate(sorted(Path(path).parent.iterdir())):
+    for count, candidate in enumerate(sorted(Path(folder).iterdir())):
         if count >= limit:
             break
         if not candidate.is_file():  # a FIFO would block the read
             continue
         try:
             with open(candidate, "rb") as stream:
-                if _MTL_CLASS not in stream.read(1024):
-                    continue
+                if _MTL_CLASS in stream.read(1024):
+                    found.append(candidate)
+        except OSError:
+            continue
+    return found
+
+
+def libraries_beside(path: str | os.PathLike) -> list[MaterialLibrary]:
+    """The readable Encapsulated MTL objects in the folder of ``path``
+    (:func:`material_library_files`); unreadable ones are skipped."""
+    found = []
+    for candidate in material_library_files(Path(path).parent):
+        try:
             found.append(read_material_library(candidate))
-        except (OSError, NotEncapsulatedSTLError, ObjFormatError):
+        except (NotEncapsulatedSTLError, ObjFormatError):
             continue
     return found
 

@@ -26,6 +26,7 @@ from ..iod.document import (
     ENCAPSULATED_OBJ_SOP_CLASS_UID,
     ENCAPSULATED_STL_SOP_CLASS_UID,
 )
+from ..obj.model import material_library_files
 
 #: SOP Class UIDs of the three 3D manufacturing model objects (PS3.4 B.5).
 MODEL_SOP_CLASS_UIDS = (
@@ -519,25 +520,12 @@ def libraries_beside(files: Sequence[OutgoingFile], limit: int = 10000) -> list[
     found: list[OutgoingFile] = []
     folders = dict.fromkeys(item.path.parent for item in files if item.sop_class_uid == ENCAPSULATED_OBJ_SOP_CLASS_UID)
     for folder in folders if wanted else ():
-        for count, candidate in enumerate(sorted(folder.iterdir())):
-            if count >= limit or not wanted:
-                break
-            if not candidate.is_file():  # a FIFO would block the read
-                continue
-            try:
-                with open(candidate, "rb") as stream:
-                    if _MTL_CLASS not in stream.read(1024):
-                        continue
-            except OSError:
-                continue
+        for candidate in material_library_files(folder, limit):
             outgoing = _outgoing(candidate)
             if outgoing is not None and outgoing.sop_instance_uid in wanted:
                 wanted.discard(outgoing.sop_instance_uid)
                 found.append(outgoing)
     return found
-
-
-_MTL_CLASS = ENCAPSULATED_MTL_SOP_CLASS_UID.encode()
 
 
 def _outgoing(path: Path) -> OutgoingFile | None:
