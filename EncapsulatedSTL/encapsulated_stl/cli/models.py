@@ -284,12 +284,12 @@ def run_extract(args: argparse.Namespace) -> int:
         return extract_obj(args, model, output)
     if model.notes and not args.quiet:  # read leniently: the STL is whole
         print(one_line(f"warning: {args.dicom}: " + "; ".join(model.notes)), file=sys.stderr)
-    data = model.binary_stl
+    data = model.binary_stl if model.groups else model.stl  # an OBJ's triangles as STL
     units = model.units or args.assume_units
     if not args.units or args.units == units:
         # Unchanged bytes: scanned on another core while they are written out (an ASCII or
         # OBJ document's values were checked as they were parsed).
-        verify = ValueCheck(data, args.dicom).wait if data is model.stl else None
+        verify = None if model.mesh.header is None else ValueCheck(data, args.dicom).wait
         write_atomically(
             output, lambda stream: stream.write(data), args.force, verify, inputs=[args.dicom]
         )
