@@ -346,3 +346,21 @@ def test_a_cut_obj_object_is_refused(wrapped, tmp_path, capsys):
     (tmp_path / "cut.dcm").write_bytes(data[: len(data) // 2])
     code, out, err = _run(capsys, "info", tmp_path / "cut.dcm")
     assert code == 2 and err.startswith(f"error: {tmp_path / 'cut.dcm'}: ") and err.count("\n") == 1
+
+
+def test_the_iod_classes_refuse_a_file_their_references_do_not_cover():
+    from encapsulated_stl.errors import EncapsulatedSTLError
+    from encapsulated_stl.iod.encapsulate import NewStudy, encapsulate_stl
+    from encapsulated_stl.obj.sop import EncapsulatedMTL, EncapsulatedOBJ
+
+    study = NewStudy(patient_id="P1")
+    with pytest.raises(EncapsulatedSTLError, match=r"names 'colours.mtl' \(mtllib\) but no object is given for it"):
+        encapsulate_stl(CUBE_OBJ, None, None, study, iod=EncapsulatedOBJ)
+    textured = CUBE_MTL + b"map_Kd skin.png\n"
+    with pytest.raises(EncapsulatedSTLError, match=r"names 'skin.png' \(texture map\)"):
+        encapsulate_stl(textured, None, None, study, iod=EncapsulatedMTL)
+    mtl = encapsulate_stl(CUBE_MTL, None, None, study, iod=EncapsulatedMTL)
+    obj = encapsulate_stl(CUBE_OBJ, None, None, study, iod=EncapsulatedOBJ, referenced_documents=[(mtl, "colours.mtl")])
+    assert EncapsulatedOBJ.from_dataset(obj).ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == mtl.SOPInstanceUID
+    with pytest.raises(ValueError, match="not an Encapsulated OBJ instance"):
+        EncapsulatedOBJ.from_dataset(mtl)
