@@ -187,6 +187,8 @@ def mutated(draw, seed: bytes):
 @example(OBJ.replace(b"f 1 2 3 4", b"f 1 2 3 4 2e9")).via("the vertex mark as an index")
 @example(OBJ.replace(b"v 0 0 10", b"v 0 0 2e9")).via("the vertex mark as a coordinate")
 @example(OBJ.replace(b"f -1//1", b"f -1/1/1")).via("mixed corner forms")
+@example(b"v 0 0\nv 1 0 0 1\nv 0 1 0\nf 1 2 3\n").via("numbers per line that add up to 4 per line")
+@example(OBJ.replace(b"v 10 0 0 1.0", b"v 10 0 0 nan")).via("a weight that is no number")
 def test_mutated_obj(data):
     outcome(data)
 

@@ -245,6 +245,8 @@ TRIANGLE = "v 0 0 0\nv 1 0 0\nv 0 1 0\n"
         ("v 0 0 0\nv 1 zero 0\nv 0 1 0\nf 1 2 3\n", "line 2: 'zero' is not a number"),
         ("v 0 0 0\nv 1 0\nv 0 1 0\nf 1 2 3\n", "line 2: a vertex is 'v x y z'"),
         ("v 0 0 0\nv 1 0 0 1 1\nv 0 1 0\nf 1 2 3\n", "not 5 numbers"),
+        ("v 0 0\nv 1 0 0 1\nv 0 1 0\nf 1 2 3\n", "line 1: a vertex is 'v x y z'"),  # 4 numbers a line on average
+        ("v 0 0 0\nv 1 0 0 inf\nv 0 1 0\nf 1 2 3\n", "line 2: the number 'inf' is NaN or infinite"),
         ("v 0 0 nan\nv 1 0 0\nv 0 1 0\nf 1 2 3\n", "line 1: the number 'nan' is NaN or infinite"),
         ("v 0 0 0\n\nv 1 0 -inf\nv 0 1 0\nf 1 2 3\n", "line 3: the number '-inf' is NaN or infinite"),
         ("v 0 0 0\nv 1 0 0\nv 0 1e10 0\nf 1 2 3\n", "line 3: the coordinate '1e10' is beyond +-1e+09"),
@@ -401,7 +403,7 @@ def test_a_200k_triangle_obj_is_read_fast_in_memory_proportional_to_it():
     model = read_obj(data)
     seconds = time.perf_counter() - start
     assert same_bits(model.triangles(), triangles)
-    # 2.6 s for 2 million triangles on the development machine; a tenth of that here
+    # 1.4 to 2.1 s for 2 million triangles on the development machine; a tenth here
     assert seconds < 2.0, seconds
     tracemalloc.start()
     try:
@@ -409,7 +411,7 @@ def test_a_200k_triangle_obj_is_read_fast_in_memory_proportional_to_it():
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 5 * len(data), (peak, len(data))
+    assert peak < 6 * len(data), (peak, len(data))  # what read_obj asks check_memory for
 
 
 def test_the_benchmark_runs_and_prints_its_ratio_against_binary_stl():

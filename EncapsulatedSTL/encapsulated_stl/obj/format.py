@@ -10,7 +10,7 @@ OBJ carries no units; the DICOM object that holds it says what they are.
 A surface is read as ``(n, 3, 3)`` float32 triangles, polygons fan-triangulated,
 one :class:`ObjGroup` per (group name, material) pair.  The vertex and face lines,
 nearly all of a large file, are converted together by numpy: a 2-million-triangle
-OBJ is read in about 2 seconds (``Testing/benchmarks/bench_wavefront.py``).  Only
+OBJ is read in 1.4 to 2.1 seconds (``Testing/benchmarks/bench_wavefront.py``).  Only
 the other statements, and the lines of a file that the fast path cannot take,
 are read one by one in Python; a problem is reported with its line number.
 
@@ -346,11 +346,12 @@ def _vertices(lines: _Lines, path) -> np.ndarray:
     marks = np.flatnonzero(values == _VERTEX_MARK)
     if len(marks) != count or marks[0] != 0:
         return _vertices_line_by_line(lines, path)
-    if len(values) == 4 * count:
+    if len(values) == 4 * count and (values[::4] == _VERTEX_MARK).all():
         xyz = values.reshape(count, 4)[:, 1:]
     else:
         sizes = np.diff(np.append(marks, len(values))) - 1
-        if not np.isin(sizes, (3, 4, 6, 7)).all():
+        # a weight or colour is not used, but must be a finite number all the same
+        if not np.isin(sizes, (3, 4, 6, 7)).all() or not np.isfinite(values).all():
             return _vertices_line_by_line(lines, path)
         xyz = values[marks[:, None] + np.arange(1, 4)]
     within = np.abs(xyz) <= COORDINATE_LIMIT  # False for NaN too
@@ -558,8 +559,9 @@ def read_obj(data: bytes | bytearray | memoryview, path=None) -> ObjModel:
         than 3 corners or an index that is 0 or out of range, a freeform curve
         or surface statement, or a NUL byte; and a file with no faces.
     """
-    # measured: 3.6 times the text at the peak (121 MB of OBJ, 2 million triangles)
-    check_memory(5 * len(data), "parsing the OBJ", path, ObjFormatError)
+    # measured at the peak: 3.6 to 4.5 times the text for 2 million triangles (4.5 when
+    # the vertices are shared the most: the text is short next to the triangles made)
+    check_memory(6 * len(data), "parsing the OBJ", path, ObjFormatError)
     text, numbers = _logical_lines(_text(data, path, "OBJ"))
     lines = _Lines(text, numbers)
     del text, numbers
