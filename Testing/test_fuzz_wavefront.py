@@ -152,6 +152,7 @@ TOKENS = [
     b"0", b"1", b"-1", b"3", b"-9", b"2.5", b"1e3", b"+1", b".5", b"1_000", b"0x10", b"nan", b"inf", b"1e999",
     b"2e9", b"1/1", b"1//1", b"1/1/1", b"-1/-1/-1", b"1/", b"/1", b"//", b"1///1", b"#", b"\\", b"\xff", b"%20",
 ]
+CHARACTERS = [bytes([c]) for c in b"vf/.-+eEnx0123456789 \n\r#\\"]
 SPACES = [b" ", b"\t", b"\n", b"\r\n", b"\r", b"  \n\n ", b"\x0b", b"\x0c", b" \\\n"]
 
 
@@ -159,7 +160,7 @@ SPACES = [b" ", b"\t", b"\n", b"\r\n", b"\r", b"  \n\n ", b"\x0b", b"\x0c", b" \
 def mutated(draw, seed: bytes):
     text = bytearray(seed)
     for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["delete", "insert", "token", "cut", "duplicate", "byte"]))
+        kind = draw(st.sampled_from(["delete", "insert", "token", "cut", "duplicate", "byte", "character"]))
         at = draw(st.integers(0, len(text)))
         if kind == "delete":
             del text[at:at + draw(st.integers(1, 30))]
@@ -179,6 +180,8 @@ def mutated(draw, seed: bytes):
             text[line_start:line_start] = text[line_start:line_end]
         elif kind == "byte" and text:
             text[min(at, len(text) - 1)] = draw(st.integers(0, 255))
+        elif kind == "character":  # what the numpy paths could misread inside a number or index
+            text[at:at] = draw(st.sampled_from(CHARACTERS))
     return bytes(text)
 
 
@@ -189,6 +192,7 @@ def mutated(draw, seed: bytes):
 @example(OBJ.replace(b"f -1//1", b"f -1/1/1")).via("mixed corner forms")
 @example(b"v 0 0\nv 1 0 0 1\nv 0 1 0\nf 1 2 3\n").via("numbers per line that add up to 4 per line")
 @example(OBJ.replace(b"v 10 0 0 1.0", b"v 10 0 0 nan")).via("a weight that is no number")
+@example(OBJ.replace(b"0.5 0.5 0.5", b"0.v5 0.5 0.5")).via("a 'v' inside a number")
 def test_mutated_obj(data):
     outcome(data)
 

@@ -247,6 +247,8 @@ TRIANGLE = "v 0 0 0\nv 1 0 0\nv 0 1 0\n"
         ("v 0 0 0\nv 1 0 0 1 1\nv 0 1 0\nf 1 2 3\n", "not 5 numbers"),
         ("v 0 0\nv 1 0 0 1\nv 0 1 0\nf 1 2 3\n", "line 1: a vertex is 'v x y z'"),  # 4 numbers a line on average
         ("v 0 0 0\nv 1 0 0 inf\nv 0 1 0\nf 1 2 3\n", "line 2: the number 'inf' is NaN or infinite"),
+        ("v 0 0 0\nv 1 0 0 0.v5 1 1\nv 0 1 0\nf 1 2 3\n", "line 2: '0.v5' is not a number"),
+        (TRIANGLE + "f 1 2 3f\n", "line 4: '3f' is not a vertex reference"),
         ("v 0 0 nan\nv 1 0 0\nv 0 1 0\nf 1 2 3\n", "line 1: the number 'nan' is NaN or infinite"),
         ("v 0 0 0\n\nv 1 0 -inf\nv 0 1 0\nf 1 2 3\n", "line 3: the number '-inf' is NaN or infinite"),
         ("v 0 0 0\nv 1 0 0\nv 0 1e10 0\nf 1 2 3\n", "line 3: the coordinate '1e10' is beyond +-1e+09"),

@@ -56,6 +56,10 @@ _NUMBER_TOKEN = re.compile(_NUMBER + rb"\Z")
 _INTEGER_TOKEN = re.compile(rb"[-+]?[0-9]+\Z")
 _NOT_FINITE = frozenset(b"nan +nan -nan inf +inf -inf infinity +infinity -infinity".split())
 _INDENT = re.compile(rb"\n +")
+_SPACE_RUN = re.compile(rb"  +")
+#: A corner of the face text with more slashes than its form allows.
+_MORE_THAN_ONE_SLASH = re.compile(rb"/[^ \n/]*/")
+_MORE_THAN_TWO_SLASHES = re.compile(rb"/[^ \n/]*/[^ \n/]*/")
 #: Tab, vertical tab and form feed separate tokens as a space does.
 _SPACES = bytes.maketrans(b"\t\x0b\x0c", b"   ")
 _BYTE_ORDER_MARK = b"\xef\xbb\xbf"
@@ -340,7 +344,10 @@ def _vertices(lines: _Lines, path) -> np.ndarray:
     coordinate can equal, so the marks show where each line's numbers start.
     """
     count = len(lines.vertex)
-    values = _numbers(lines.joined(lines.vertex).replace(b"v", b"2e9"), np.float64)
+    text = lines.joined(lines.vertex)
+    # only each line's first 'v': one anywhere else must fail the conversion ("0.v5")
+    values = _numbers(b"2e9" + text[1:].replace(b"\nv", b"\n2e9"), np.float64)
+    del text
     if values is None or not count:
         return _vertices_line_by_line(lines, path)
     marks = np.flatnonzero(values == _VERTEX_MARK)
@@ -433,32 +440,20 @@ def _faces_line_by_line(lines: _Lines, counts: _Counts, faces: np.ndarray, path)
 def _corner_form(text: bytes) -> tuple[int, int] | None:
     """Slashes and ``//`` per corner when every corner of the face text has the same form.
 
+    ``text`` is face lines with single spaces between tokens and none at line ends.
     Returns ``None`` when the forms differ or a slash stands next to a space, which
-    the fast path cannot read.
+    the fast path cannot read.  Counted, not tokenised: with ``c`` corners (one per
+    space) and ``s * c`` slashes, every corner has ``s`` exactly when none has more.
     """
     slashes = text.count(b"/")
     if not slashes:
         return 0, 0
     if b"/ " in text or b" /" in text or b"/\n" in text or text.endswith(b"/") or b"///" in text:
         return None
-    buffer = np.frombuffer(text, dtype=np.uint8)
-    space = (buffer == 32) | (buffer == 10)
-    # the text starts with a line's 'f'
-    starts = np.concatenate([[0], np.flatnonzero(~space[1:] & space[:-1]) + 1])
-    del space
-    is_slash = buffer == np.uint8(ord("/"))
-    per_token = np.add.reduceat(is_slash, starts, dtype=np.int64)
-    del is_slash
-    # the first token of each line, 'f', has no slash; every corner must have some
-    per_corner = per_token[per_token > 0]
-    without = int(np.count_nonzero(per_token == 0)) - text.count(b"\n") - 1
-    if without or not len(per_corner) or (per_corner != per_corner[0]).any():
-        return None
-    form = int(per_corner[0])
-    doubles = text.count(b"//")
-    if form == 1 and not doubles:
+    corners, doubles = text.count(b" "), text.count(b"//")
+    if slashes == corners and not doubles and _MORE_THAN_ONE_SLASH.search(text) is None:
         return 1, 0
-    if form == 2 and doubles in (0, len(per_corner)):
+    if slashes == 2 * corners and doubles in (0, corners) and _MORE_THAN_TWO_SLASHES.search(text) is None:
         return 2, int(doubles > 0)
     return None
 
@@ -471,7 +466,11 @@ def _faces_at_once(lines: _Lines, counts: _Counts, path):
     """
     faces = lines.face
     text = lines.joined(faces)
-    form = _corner_form(text)
+    if b"  " in text:
+        text = _SPACE_RUN.sub(b" ", text)
+    if b" \n" in text:
+        text = text.replace(b" \n", b"\n")
+    form = _corner_form(text.rstrip(b" "))
     if form is None:
         return None
     slashes, doubled = form
@@ -489,8 +488,11 @@ def _faces_at_once(lines: _Lines, counts: _Counts, path):
     sizes = numbers // numbers_per_corner
     if (numbers % numbers_per_corner).any() or (sizes < 3).any():
         return None
+    if (numbers == numbers[0]).all():  # polygons of one size: drop the marks' column
+        values = values.reshape(len(faces), -1)[:, 1:].reshape(-1, numbers_per_corner)
+    else:
+        values = values[values != 0].reshape(-1, numbers_per_corner)
     del marks, numbers
-    values = values[values != 0].reshape(-1, numbers_per_corner)
     kinds = (0,) if numbers_per_corner == 1 else (0, 2) if doubled else (0, 1, 2)[:numbers_per_corner]
     corners = None
     for column, kind in enumerate(kinds):
@@ -876,7 +878,7 @@ def _content_problem(data, what: str) -> str | None:
         end = start
     head = bytes(data[:min(end, _SNIFF_SIZE)])
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if not stripped.strip():
+    if not stripped.strip() and end <= _SNIFF_SIZE:
         return f"it is empty, not {what}"
     if b"\x00" in head:
         return f"it holds binary data, not {what} text"
