@@ -238,6 +238,7 @@ TRIANGLE = "v 0 0 0\nv 1 0 0\nv 0 1 0\n"
         (TRIANGLE + "f -1 -2 -4\n", "line 4: vertex index -4 is out of range: 3 come before this line"),
         (TRIANGLE + "f 1/2 2/1 3/1\nvt 0 0\n", "line 4: texture vertex index 2 is out of range"),
         (TRIANGLE + "f 1//1 2//1 3//1\n", "line 4: normal index 1 is out of range: the file has 0"),
+        (TRIANGLE + "vt 0 0\nf 1/1 2/1 3/1\nf 1/2 2/1 3/1\nf 1/1 2/1 4/1\n", "line 6: texture vertex index 2"),
         (TRIANGLE + "f 1 2\n", "line 4: a face needs at least 3 vertices, found 2"),
         (TRIANGLE + "f 1 2 3.0\n", "line 4: '3.0' is not a vertex reference"),
         (TRIANGLE + "f 1/ 2 3\n", "line 4: '1/' is not a vertex reference"),

@@ -494,21 +494,24 @@ def _faces_at_once(lines: _Lines, counts: _Counts, path):
         values = values[values != 0].reshape(-1, numbers_per_corner)
     del marks, numbers
     kinds = (0,) if numbers_per_corner == 1 else (0, 2) if doubled else (0, 1, 2)[:numbers_per_corner]
-    corners = None
+    corners, first_bad = None, None
     for column, kind in enumerate(kinds):
         indices = values[:, column]
         if 0 < indices.min() and indices.max() <= counts.totals[kind]:  # all 1-based, in range
-            resolved, bad = indices - 1, None
+            resolved = indices - 1
         else:
-            face_of_corner = np.repeat(np.arange(len(faces)), sizes)
-            before = counts.before(kind, faces)[face_of_corner]
+            before = counts.before(kind, faces)[np.repeat(np.arange(len(faces)), sizes)]
             resolved, bad = _resolved(indices, before, counts.totals[kind])
-        if bad is not None and bad.any():
-            line = faces[face_of_corner[int(np.argmax(bad))]]
-            _faces_line_by_line(lines, counts, np.array([line]), path)  # raises, saying why
-            return None
+            if bad.any():
+                here = int(np.argmax(bad))
+                first_bad = here if first_bad is None else min(first_bad, here)
         if kind == 0:
             corners = resolved
+    if first_bad is not None:
+        # the line of the first bad corner, read alone, raises what the file's first problem is
+        line = faces[int(np.searchsorted(np.cumsum(sizes), first_bad, side="right"))]
+        _faces_line_by_line(lines, counts, np.array([line]), path)
+        return None
     return corners, sizes
 
 
