@@ -10,7 +10,7 @@ OBJ carries no units; the DICOM object that holds it says what they are.
 A surface is read as ``(n, 3, 3)`` float32 triangles, polygons fan-triangulated,
 one :class:`ObjGroup` per (group name, material) pair.  The vertex and face lines,
 nearly all of a large file, are converted together by numpy: a 2-million-triangle
-OBJ is read in about 2 seconds (``Testing/benchmarks/bench_wavefront.py``).  Only
+OBJ is read in 1.4 to 2.1 seconds (``Testing/benchmarks/bench_wavefront.py``).  Only
 the other statements, and the lines of a file that the fast path cannot take,
 are read one by one in Python; a problem is reported with its line number.
 
@@ -56,6 +56,10 @@ _NUMBER_TOKEN = re.compile(_NUMBER + rb"\Z")
 _INTEGER_TOKEN = re.compile(rb"[-+]?[0-9]+\Z")
 _NOT_FINITE = frozenset(b"nan +nan -nan inf +inf -inf infinity +infinity -infinity".split())
 _INDENT = re.compile(rb"\n +")
+_SPACE_RUN = re.compile(rb"  +")
+#: A corner of the face text with more slashes than its form allows.
+_MORE_THAN_ONE_SLASH = re.compile(rb"/[^ \n/]*/")
+_MORE_THAN_TWO_SLASHES = re.compile(rb"/[^ \n/]*/[^ \n/]*/")
 #: Tab, vertical tab and form feed separate tokens as a space does.
 _SPACES = bytes.maketrans(b"\t\x0b\x0c", b"   ")
 _BYTE_ORDER_MARK = b"\xef\xbb\xbf"
@@ -340,17 +344,21 @@ def _vertices(lines: _Lines, path) -> np.ndarray:
     coordinate can equal, so the marks show where each line's numbers start.
     """
     count = len(lines.vertex)
-    values = _numbers(lines.joined(lines.vertex).replace(b"v", b"2e9"), np.float64)
+    text = lines.joined(lines.vertex)
+    # only each line's first 'v': one anywhere else must fail the conversion ("0.v5")
+    values = _numbers(b"2e9" + text[1:].replace(b"\nv", b"\n2e9"), np.float64)
+    del text
     if values is None or not count:
         return _vertices_line_by_line(lines, path)
     marks = np.flatnonzero(values == _VERTEX_MARK)
     if len(marks) != count or marks[0] != 0:
         return _vertices_line_by_line(lines, path)
-    if len(values) == 4 * count:
+    if len(values) == 4 * count and (values[::4] == _VERTEX_MARK).all():
         xyz = values.reshape(count, 4)[:, 1:]
     else:
         sizes = np.diff(np.append(marks, len(values))) - 1
-        if not np.isin(sizes, (3, 4, 6, 7)).all():
+        # a weight or colour is not used, but must be a finite number all the same
+        if not np.isin(sizes, (3, 4, 6, 7)).all() or not np.isfinite(values).all():
             return _vertices_line_by_line(lines, path)
         xyz = values[marks[:, None] + np.arange(1, 4)]
     within = np.abs(xyz) <= COORDINATE_LIMIT  # False for NaN too
@@ -432,32 +440,20 @@ def _faces_line_by_line(lines: _Lines, counts: _Counts, faces: np.ndarray, path)
 def _corner_form(text: bytes) -> tuple[int, int] | None:
     """Slashes and ``//`` per corner when every corner of the face text has the same form.
 
+    ``text`` is face lines with single spaces between tokens and none at line ends.
     Returns ``None`` when the forms differ or a slash stands next to a space, which
-    the fast path cannot read.
+    the fast path cannot read.  Counted, not tokenised: with ``c`` corners (one per
+    space) and ``s * c`` slashes, every corner has ``s`` exactly when none has more.
     """
     slashes = text.count(b"/")
     if not slashes:
         return 0, 0
     if b"/ " in text or b" /" in text or b"/\n" in text or text.endswith(b"/") or b"///" in text:
         return None
-    buffer = np.frombuffer(text, dtype=np.uint8)
-    space = (buffer == 32) | (buffer == 10)
-    # the text starts with a line's 'f'
-    starts = np.concatenate([[0], np.flatnonzero(~space[1:] & space[:-1]) + 1])
-    del space
-    is_slash = buffer == np.uint8(ord("/"))
-    per_token = np.add.reduceat(is_slash, starts, dtype=np.int64)
-    del is_slash
-    # the first token of each line, 'f', has no slash; every corner must have some
-    per_corner = per_token[per_token > 0]
-    without = int(np.count_nonzero(per_token == 0)) - text.count(b"\n") - 1
-    if without or not len(per_corner) or (per_corner != per_corner[0]).any():
-        return None
-    form = int(per_corner[0])
-    doubles = text.count(b"//")
-    if form == 1 and not doubles:
+    corners, doubles = text.count(b" "), text.count(b"//")
+    if slashes == corners and not doubles and _MORE_THAN_ONE_SLASH.search(text) is None:
         return 1, 0
-    if form == 2 and doubles in (0, len(per_corner)):
+    if slashes == 2 * corners and doubles in (0, corners) and _MORE_THAN_TWO_SLASHES.search(text) is None:
         return 2, int(doubles > 0)
     return None
 
@@ -470,7 +466,11 @@ def _faces_at_once(lines: _Lines, counts: _Counts, path):
     """
     faces = lines.face
     text = lines.joined(faces)
-    form = _corner_form(text)
+    if b"  " in text:
+        text = _SPACE_RUN.sub(b" ", text)
+    if b" \n" in text:
+        text = text.replace(b" \n", b"\n")
+    form = _corner_form(text.rstrip(b" "))
     if form is None:
         return None
     slashes, doubled = form
@@ -488,24 +488,30 @@ def _faces_at_once(lines: _Lines, counts: _Counts, path):
     sizes = numbers // numbers_per_corner
     if (numbers % numbers_per_corner).any() or (sizes < 3).any():
         return None
+    if (numbers == numbers[0]).all():  # polygons of one size: drop the marks' column
+        values = values.reshape(len(faces), -1)[:, 1:].reshape(-1, numbers_per_corner)
+    else:
+        values = values[values != 0].reshape(-1, numbers_per_corner)
     del marks, numbers
-    values = values[values != 0].reshape(-1, numbers_per_corner)
     kinds = (0,) if numbers_per_corner == 1 else (0, 2) if doubled else (0, 1, 2)[:numbers_per_corner]
-    corners = None
+    corners, first_bad = None, None
     for column, kind in enumerate(kinds):
         indices = values[:, column]
         if 0 < indices.min() and indices.max() <= counts.totals[kind]:  # all 1-based, in range
-            resolved, bad = indices - 1, None
+            resolved = indices - 1
         else:
-            face_of_corner = np.repeat(np.arange(len(faces)), sizes)
-            before = counts.before(kind, faces)[face_of_corner]
+            before = counts.before(kind, faces)[np.repeat(np.arange(len(faces)), sizes)]
             resolved, bad = _resolved(indices, before, counts.totals[kind])
-        if bad is not None and bad.any():
-            line = faces[face_of_corner[int(np.argmax(bad))]]
-            _faces_line_by_line(lines, counts, np.array([line]), path)  # raises, saying why
-            return None
+            if bad.any():
+                here = int(np.argmax(bad))
+                first_bad = here if first_bad is None else min(first_bad, here)
         if kind == 0:
             corners = resolved
+    if first_bad is not None:
+        # the line of the first bad corner, read alone, raises what the file's first problem is
+        line = faces[int(np.searchsorted(np.cumsum(sizes), first_bad, side="right"))]
+        _faces_line_by_line(lines, counts, np.array([line]), path)
+        return None
     return corners, sizes
 
 
@@ -558,8 +564,9 @@ def read_obj(data: bytes | bytearray | memoryview, path=None) -> ObjModel:
         than 3 corners or an index that is 0 or out of range, a freeform curve
         or surface statement, or a NUL byte; and a file with no faces.
     """
-    # measured: 3.6 times the text at the peak (121 MB of OBJ, 2 million triangles)
-    check_memory(5 * len(data), "parsing the OBJ", path, ObjFormatError)
+    # measured at the peak: 3.6 to 4.5 times the text for 2 million triangles (4.5 when
+    # the vertices are shared the most: the text is short next to the triangles made)
+    check_memory(6 * len(data), "parsing the OBJ", path, ObjFormatError)
     text, numbers = _logical_lines(_text(data, path, "OBJ"))
     lines = _Lines(text, numbers)
     del text, numbers
@@ -874,7 +881,7 @@ def _content_problem(data, what: str) -> str | None:
         end = start
     head = bytes(data[:min(end, _SNIFF_SIZE)])
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if not stripped.strip():
+    if not stripped.strip() and end <= _SNIFF_SIZE:
         return f"it is empty, not {what}"
     if b"\x00" in head:
         return f"it holds binary data, not {what} text"
