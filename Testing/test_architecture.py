@@ -91,7 +91,7 @@ def test_only_the_slicer_module_folders_import_slicer_qt_or_ctk():
 LAYERS = [
     ("base", {"encapsulated_stl.errors", "encapsulated_stl.files", "encapsulated_stl.progress",
               "encapsulated_stl.version"}),
-    ("STL and Wavefront bytes", {"encapsulated_stl.stl", "encapsulated_stl.obj"}),
+    ("STL bytes", {"encapsulated_stl.stl"}),
     ("series geometry", {"encapsulated_stl.series"}),
     ("meshes", {"encapsulated_stl.mesh"}),
     # the STL IODs, and the OBJ and MTL IODs with their Wavefront bytes
