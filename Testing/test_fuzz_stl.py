@@ -21,6 +21,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from encapsulated_stl.errors import StlFormatError
+from text_mutations import mutated_text
 from encapsulated_stl.stl.format import (
     COORDINATE_LIMIT,
     binary_stl_for_encapsulation,
@@ -151,29 +152,8 @@ TOKENS = [
 SPACES = [b" ", b"\t", b"\n", b"\r\n", b"\r", b"  \n\n ", b"\x0b", b"\x0c"]
 
 
-@st.composite
-def mutated_ascii(draw):
-    text = bytearray(ASCII)
-    for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["delete", "insert", "token", "cut", "duplicate"]))
-        at = draw(st.integers(0, len(text)))
-        if kind == "delete":
-            del text[at:at + draw(st.integers(1, 30))]
-        elif kind == "insert":
-            text[at:at] = draw(st.sampled_from(TOKENS + SPACES))
-        elif kind == "token":
-            found = list(re.finditer(rb"\S+", bytes(text)))
-            if found:
-                token = found[draw(st.integers(0, len(found) - 1))]
-                text[token.start():token.end()] = draw(st.sampled_from(TOKENS))
-        elif kind == "cut":
-            del text[at:]
-        elif kind == "duplicate":
-            line_start = text.rfind(b"\n", 0, at) + 1
-            line_end = text.find(b"\n", at)
-            line_end = len(text) if line_end < 0 else line_end + 1
-            text[line_start:line_start] = text[line_start:line_end]
-    return bytes(text)
+def mutated_ascii():
+    return mutated_text(ASCII, TOKENS, SPACES)
 
 
 @given(mutated_ascii())

@@ -11,7 +11,6 @@ FUZZ_EXAMPLES (conftest.py).
 
 from __future__ import annotations
 
-import re
 import time
 import warnings
 from unittest import mock
@@ -29,6 +28,7 @@ from encapsulated_stl.obj.format import (
     read_obj,
 )
 from encapsulated_stl.stl.format import COORDINATE_LIMIT
+from text_mutations import KINDS, mutated_text
 
 OBJ = b"""# a hand-written part
 mtllib part.mtl
@@ -156,33 +156,9 @@ CHARACTERS = [bytes([c]) for c in b"vf/.-+eEnx0123456789 \n\r#\\"]
 SPACES = [b" ", b"\t", b"\n", b"\r\n", b"\r", b"  \n\n ", b"\x0b", b"\x0c", b" \\\n"]
 
 
-@st.composite
-def mutated(draw, seed: bytes):
-    text = bytearray(seed)
-    for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["delete", "insert", "token", "cut", "duplicate", "byte", "character"]))
-        at = draw(st.integers(0, len(text)))
-        if kind == "delete":
-            del text[at:at + draw(st.integers(1, 30))]
-        elif kind == "insert":
-            text[at:at] = draw(st.sampled_from(TOKENS + SPACES))
-        elif kind == "token":
-            found = list(re.finditer(rb"\S+", bytes(text)))
-            if found:
-                token = found[draw(st.integers(0, len(found) - 1))]
-                text[token.start():token.end()] = draw(st.sampled_from(TOKENS))
-        elif kind == "cut":
-            del text[at:]
-        elif kind == "duplicate":
-            line_start = text.rfind(b"\n", 0, at) + 1
-            line_end = text.find(b"\n", at)
-            line_end = len(text) if line_end < 0 else line_end + 1
-            text[line_start:line_start] = text[line_start:line_end]
-        elif kind == "byte" and text:
-            text[min(at, len(text) - 1)] = draw(st.integers(0, 255))
-        elif kind == "character":  # what the numpy paths could misread inside a number or index
-            text[at:at] = draw(st.sampled_from(CHARACTERS))
-    return bytes(text)
+def mutated(seed: bytes):
+    # bytes of any value, and characters the numpy paths could misread inside a number or index
+    return mutated_text(seed, TOKENS, SPACES, KINDS + ("byte", "character"), CHARACTERS)
 
 
 @given(mutated(OBJ))

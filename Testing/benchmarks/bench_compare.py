@@ -25,21 +25,13 @@ import argparse
 import resource
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from timing import best_of
 
 DEFAULT_SERIES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "dcm_qa_ct" / "Philips_bone_1mm_untilted"
 
-
-def best_of(runs: int, action):
-    times, result = [], None
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = action()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def make_models(series: Path, folder: Path) -> tuple[Path, Path]:

@@ -29,16 +29,9 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import bench_slicer_load  # noqa: E402
+from timing import best_of  # noqa: E402
 import slicer_harness  # noqa: E402
 
-
-def best(action, runs: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = action()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def model_loading(harness, runs: int) -> None:
@@ -55,9 +48,9 @@ def model_loading(harness, runs: int) -> None:
         harness.new_scene()
         return logic.loadFiles([str(dicom)])[0]
 
-    reader_time, reader_node = best(slicers_stl, runs)
+    reader_time, reader_node = best_of(runs, slicers_stl)
     reader_points = reader_node.GetPolyData().GetNumberOfPoints()
-    ours_time, our_node = best(ours, runs)
+    ours_time, our_node = best_of(runs, ours)
     our_points = our_node.GetPolyData().GetNumberOfPoints()
     print(f"1. load into a model node, {our_node.GetPolyData().GetNumberOfCells():,} triangles (best of {runs})")
     print(f"   Slicer's loadModel of the .stl (vtkSTLReader): {reader_time:.3f} s, {reader_points:,} points")
@@ -88,8 +81,8 @@ def examine(harness, runs: int) -> None:
     file_lists = [[path] for path in files]
     plugin_class = harness.dicom_plugins["DICOMEncapsulatedSTLPlugin"]
 
-    headers_time, _ = best(lambda: [pydicom.dcmread(p, stop_before_pixels=True, defer_size=1024) for p in files], runs)
-    examine_time, loadables = best(lambda: plugin_class().examineForImport(file_lists), runs)
+    headers_time, _ = best_of(runs, lambda: [pydicom.dcmread(p, stop_before_pixels=True, defer_size=1024) for p in files])
+    examine_time, loadables = best_of(runs, lambda: plugin_class().examineForImport(file_lists))
     print(f"2. examineForImport of 100 model series of 24,000 triangles each (best of {runs})")
     print(f"   pydicom reading the 100 headers: {headers_time:.3f} s")
     print(f"   examineForImport:                {examine_time:.3f} s ({len(loadables)} loadables)")
