@@ -48,6 +48,8 @@ EXPORT_TAGS = {
     "ModelModification": "NO",
     "BurnedInAnnotation": "NO",
     "MeasurementUnits": "mm",
+    # "separate" (an STL object per segment), "merged" (one STL object), or "obj": one
+    # Encapsulated OBJ with every segment a named group, colours and opacities in an MTL
     "Segments": "separate",
     # for source images that say their identity was removed but not how: else not repeated
     "DeidentificationMethod": "",
@@ -62,6 +64,17 @@ def _seriesDescription(node):
     from encapsulated_stl.iod.values import fitted
 
     return fitted(node.GetName(), "SeriesDescription")
+
+
+#: The values of the "Segments" tag: (merge segments, file format).
+SEGMENTS_CHOICES = {"separate": (False, "stl"), "merged": (True, "stl"), "obj": (False, "obj")}
+
+
+def _segments(exportable):
+    value = (exportable.tag("Segments") or "").strip().lower() or "separate"
+    if value not in SEGMENTS_CHOICES:
+        raise ValueError(_("Segments must be separate, merged or obj, not '{value}'").format(value=value))
+    return SEGMENTS_CHOICES[value]
 
 
 def _yesNo(value, tag):
@@ -259,8 +272,9 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
                 if node is None:
                     return _("Item '{name}' has no data to export").format(
                         name=shNode.GetItemName(exportable.subjectHierarchyItemID))
+                mergeSegments, fileFormat = _segments(exportable)
                 datasets = logic.createDatasets(
-                    node, mergeSegments=(exportable.tag("Segments") or "").strip().lower() == "merged",
+                    node, mergeSegments=mergeSegments, fileFormat=fileFormat,
                     newStudy=self._studyFromDialog(exportable), newVersion=self._version(exportable),
                     **self._metadata(exportable, node))
                 notices += logic.notices

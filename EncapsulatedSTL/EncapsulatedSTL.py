@@ -208,8 +208,13 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
         self.referenceSelector.toolTip = _("Source CT/MR; by default the segmentation's reference geometry volume.")
         form.addRow(_("Reference volume:"), self.referenceSelector)
 
-        self.mergeCheck = qt.QCheckBox(_("one model with all segments"))
-        form.addRow(_("Merge:"), self.mergeCheck)
+        self.segmentsCombo = qt.QComboBox()
+        self.segmentsCombo.addItems([_("one STL object per segment"), _("one STL object with all segments"),
+                                     _("one OBJ object, a group per segment, colours in MTL")])
+        self.segmentsCombo.toolTip = _(
+            "Encapsulated STL holds one surface without colour in the object's attributes; Encapsulated OBJ "
+            "(with its Encapsulated MTL) holds every segment as a named group with its colour and opacity.")
+        form.addRow(_("Segments:"), self.segmentsCombo)
         self.versionCombo = qt.QComboBox()
         self.versionCombo.addItems([_("new model"), _("new version of the loaded object (edited)"),
                                     _("new version of the loaded objects (component)")])
@@ -413,7 +418,7 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
         isSegmentation = node is not None and node.IsA("vtkMRMLSegmentationNode")
         self.segmentsSelector.setSegmentationNode(node if isSegmentation else None)
         self.segmentsSelector.enabled = isSegmentation
-        self.mergeCheck.enabled = isSegmentation
+        self.segmentsCombo.enabled = isSegmentation
         origins = self.logic.loadedFrom(node) if node is not None else []
         loaded = bool(origins) and all(origins)
         self.versionCombo.enabled = loaded
@@ -428,7 +433,9 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
         if node is None:
             return
         segmentIds = list(self.segmentsSelector.selectedSegmentIDs()) or None
+        mergeSegments, fileFormat = self.SEGMENTS_CHOICES[self.segmentsCombo.currentIndex if self.segmentsCombo.enabled else 0]
         metadata = dict(
+            fileFormat=fileFormat,
             newVersion=self.VERSION_PURPOSES[self.versionCombo.currentIndex] if self.versionCombo.enabled else None,
             content_description=self.descriptionEdit.text or None,
             series_description=self.seriesDescriptionEdit.text or None,
@@ -439,15 +446,14 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
         with slicer.util.tryWithErrorDisplay(_("Export to Encapsulated STL failed."), waitCursor=True):
             if self.toDatabaseCheck.checked:
                 files = self.logic.exportToDatabase(node, segmentIds, self.referenceSelector.currentNode(),
-                                                    mergeSegments=self.mergeCheck.checked, **metadata)
+                                                    mergeSegments=mergeSegments, **metadata)
             else:
                 files = self.logic.exportNode(node, segmentIds, self.referenceSelector.currentNode(),
-                                              self.folderButton.directory, mergeSegments=self.mergeCheck.checked,
-                                              **metadata)
+                                              self.folderButton.directory, mergeSegments=mergeSegments, **metadata)
             self.lastExportedFiles = list(files)
             self.sendButton.enabled = True
             self.sendButton.text = _("Send last export ({count} file(s))").format(count=len(files))
-            slicer.util.showStatusMessage(_("Wrote {count} Encapsulated STL object(s).").format(count=len(files)), 5000)
+            slicer.util.showStatusMessage(_("Wrote {count} DICOM object(s).").format(count=len(files)), 5000)
             for message in self.logic.messages:
                 logging.info(message)
             if self.logic.notices:
@@ -455,6 +461,8 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
 
     #: The "Store as" choices: a new model, or a new version with its CID 7062 purpose.
     VERSION_PURPOSES = (None, "edited", "component")
+    #: The "Segments" choices: (merge segments, file format).
+    SEGMENTS_CHOICES = ((False, "stl"), (True, "stl"), (False, "obj"))
 
     def onLoad(self):
         import qt
@@ -702,8 +710,12 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
     # -- export ----------------------------------------------------------------
 
     def createDatasets(self, node, segmentIds=None, referenceVolumeNode=None, mergeSegments=False,
-                       newStudy=None, newVersion=None, **metadata):
+                       newStudy=None, newVersion=None, fileFormat="stl", **metadata):
         """Encapsulated STL datasets for a segmentation (one per segment, or merged) or a model.
+
+        ``fileFormat="obj"`` writes one Encapsulated OBJ instead, every segment a group
+        named after it, and an Encapsulated MTL with each segment's colour and opacity
+        (the OBJ dataset first); the geometry is the same as the STL objects'.
 
         ``metadata`` takes the fields of ``encapsulated_stl.iod.encapsulate.ModelMetadata``
         (units, content_description, usage, laterality, series_description,
@@ -718,6 +730,17 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         loaded from Encapsulated STL objects as a new version of the object it came from
         (:meth:`versionDatasets`).
         """
+        from encapsulated_stl.errors import EncapsulatedSTLError
+
+        fileFormat = (fileFormat or "stl").strip().lower()
+        if fileFormat not in ("stl", "obj"):
+            raise EncapsulatedSTLError(f"unknown model format '{fileFormat}': stl or obj")
+        if newVersion and fileFormat == "obj":
+            raise EncapsulatedSTLError(_("new versions of OBJ models are not written yet: "
+                                         "export it as a new model (Version: new)"))
+        if mergeSegments and fileFormat == "obj":
+            raise EncapsulatedSTLError(_("merged segments are one STL object; an OBJ keeps every segment as a "
+                                         "group of its own: choose one of the two"))
         if newVersion:
             return self.versionDatasets(node, segmentIds, mergeSegments, newVersion, newStudy, **metadata)
         from encapsulated_stl.inputs.surfaces import merged_surface, surface_models
@@ -738,7 +761,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         else:
             self._noticeStudyDifferences(study, source)
         surfaces = self.worldSurfaces(node, segmentIds)
-        if mergeSegments and len(surfaces) > 1:
+        if mergeSegments and len(surfaces) > 1 and fileFormat == "stl":
             surfaces = [merged_surface(surfaces, node.GetName())]
         studyUID = source.study_instance_uid if source is not None else study.study_instance_uid
         base = base.replace(series_number=self._freeSeriesNumber(studyUID, base.series_number))
@@ -752,7 +775,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         # a segmentation's surfaces are made here; a model node's mesh was made elsewhere
         return surface_models(surfaces, source, self.shownVolume(volume), base, study,
                               made_here=node.IsA("vtkMRMLSegmentationNode"), notice=self.notices.append,
-                              explain=explain)
+                              explain=explain, file_format=fileFormat)
 
     def versionDatasets(self, node, segmentIds=None, mergeSegments=False, purpose="edited", newStudy=None,
                         **metadata):
@@ -778,6 +801,13 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
                 f"'{missing[0]}' was not loaded from an Encapsulated STL object, so it has no earlier version; "
                 "export it as a new model")
         earlier = [[self.earlierModel(*origin)] for origin in origins]
+        fromObj = [surface.name for surface, models in zip(surfaces, earlier) if models[0].file_format == "OBJ"]
+        if fromObj:
+            # a new version would be an STL naming an OBJ as its predecessor, losing the
+            # groups and materials: refused until OBJ versions are written as OBJ
+            raise EncapsulatedSTLError(_(
+                "'{name}' was loaded from an Encapsulated OBJ object: new versions of OBJ models are not "
+                "written yet; export it as a new model (Version: new)").format(name=fromObj[0]))
         if mergeSegments and len(surfaces) > 1:
             surfaces = [merged_surface(surfaces, node.GetName())]
             earlier = [list({m.sop_instance_uid: m for models in earlier for m in models}.values())]
@@ -898,7 +928,8 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
             reference geometry volume, or the volume a model's DICOM references name)
         outputDirectory: existing writable folder
         mergeSegments: one object with all segments instead of one per segment
-        metadata: ModelMetadata fields (units="mm", usage="planning", laterality="L", ...)
+        metadata: fileFormat="obj" (one Encapsulated OBJ + MTL, see :meth:`createDatasets`),
+            and ModelMetadata fields (units="mm", usage="planning", laterality="L", ...)
         """
         from encapsulated_stl.errors import OutputError
 
