@@ -41,6 +41,11 @@ PYNETDICOM_FOR_PYDICOM_3 = "pynetdicom==3.0.4"
 DICOMWEB_CLIENT = "dicomweb-client>=0.59"
 
 ENCAPSULATED_STL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.3"
+ENCAPSULATED_MTL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.5"
+#: The colour of a surface whose material is unknown (an OBJ group without its MTL): a
+#: grey, not (0.5, 0.5, 0.5), which vtkSegmentation takes for "no colour" and replaces by
+#: the next colour of its table (vtkSegment::SEGMENT_COLOR_INVALID).
+UNKNOWN_MATERIAL_COLOR = (0.75, 0.75, 0.75)
 DOCUMENTATION_URL = "https://github.com/encapsulated-stl/SlicerEncapsulatedSTL#in-3d-slicer"
 
 
@@ -420,7 +425,8 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
         self.segmentsSelector.enabled = isSegmentation
         self.segmentsCombo.enabled = isSegmentation
         origins = self.logic.loadedFrom(node) if node is not None else []
-        loaded = bool(origins) and all(origins)
+        # new versions of OBJ models are not written yet (see createDatasets)
+        loaded = bool(origins) and all(origins) and "OBJ" not in self.logic.loadedFormats(node)
         self.versionCombo.enabled = loaded
         self.versionCombo.currentIndex = 1 if loaded else 0
         if isSegmentation:
@@ -470,7 +476,7 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
         path = qt.QFileDialog.getOpenFileName(None, _("Load Encapsulated STL"), "", _("DICOM (*.dcm *);;All files (*)"))
         if not path:
             return
-        with slicer.util.tryWithErrorDisplay(_("Loading the Encapsulated STL failed."), waitCursor=True):
+        with slicer.util.tryWithErrorDisplay(_("Loading the Encapsulated STL or OBJ failed."), waitCursor=True):
             self.logic.loadFiles([path], asSegmentation=self.loadAsSegmentationCheck.checked)
 
     def cleanup(self):
@@ -684,6 +690,16 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
                 path = self._segmentTag(segment, self.LOADED_FROM_FILE)
             found.append(origin(uid, path))
         return found
+
+    def loadedFormats(self, node):
+        """The formats ("STL", "OBJ") of the objects a node's surfaces were loaded from, each once."""
+        if node.IsA("vtkMRMLModelNode"):
+            formats = [node.GetAttribute(self.LOADED_FROM_FORMAT) or ""]
+        else:
+            segmentation = node.GetSegmentation()
+            formats = [self._segmentTag(segmentation.GetNthSegment(i), self.LOADED_FROM_FORMAT)
+                       for i in range(segmentation.GetNumberOfSegments())]
+        return [f for f in dict.fromkeys(formats) if f]
 
     @staticmethod
     def _segmentTag(segment, key):
@@ -1062,9 +1078,10 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         return [read_encapsulated_model(path) for path in paths]
 
     @staticmethod
-    def polyDataRAS(model):
-        """The model's surface in world RAS millimetres, identical vertices shared (as
-        vtkSTLReader makes it, faster); undeclared units are taken as millimetres."""
+    def polyDataRAS(model, triangles=None):
+        """The model's surface (or ``triangles`` of it, in its units and LPS: an OBJ group's)
+        in world RAS millimetres, identical vertices shared (as vtkSTLReader makes it,
+        faster); undeclared units are taken as millimetres."""
         from encapsulated_stl.series.acquisition_geometry import ras_from_lps
         from encapsulated_stl.mesh.polydata import polydata_from_triangles
 
@@ -1072,47 +1089,132 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         if millimetres is None:
             logging.warning(f"{model.path}: {model.units_problem}; millimetres assumed")
             millimetres = 1.0
-        return polydata_from_triangles(model.mesh.triangles, lambda lps: ras_from_lps(lps) * millimetres)
+        triangles = model.mesh.triangles if triangles is None else triangles
+        return polydata_from_triangles(triangles, lambda lps: ras_from_lps(lps) * millimetres)
 
-    def loadModels(self, models, asSegmentation=False, name=None, scene=None):
-        """Model nodes (one per object) or one segmentation node (one segment per object).
+    def materialsFor(self, model, libraryPaths=None):
+        """``encapsulated_stl.obj.model.ModelMaterials`` of an Encapsulated OBJ model.
 
-        ``name`` names the segmentation, or the model node of a single object."""
+        The Encapsulated MTL objects are ``libraryPaths`` when given; else found in the
+        DICOM database: those the model references by SOP Instance UID
+        (``fileForInstance``), in whatever series they are, or for a model that
+        references none (dcm4che's, Orthanc's) the MTL objects of its study, of which
+        ``materials_of`` takes those of its own series first.  What the database does
+        not have is looked for beside the model's file.  A library that cannot be read
+        is a note, and its materials are missing.
+        """
+        from encapsulated_stl.errors import EncapsulatedSTLError
+        from encapsulated_stl.obj.model import libraries_beside, materials_of, read_material_library
+
+        notes = []
+        referenced = [uid for _class, uid, _uri in model.referenced_documents if uid]
+        if libraryPaths is None:
+            libraryPaths = []
+            database = getattr(slicer, "dicomDatabase", None)
+            if database is not None and referenced:
+                libraryPaths = [database.fileForInstance(uid) for uid in referenced]
+            elif database is not None and model.study_instance_uid:
+                for series in database.seriesForStudy(model.study_instance_uid):
+                    libraryPaths += [path for path in database.filesForSeries(series)
+                                     if database.fileValue(path, "0008,0016") == ENCAPSULATED_MTL_SOP_CLASS_UID]
+        libraries = {}
+        for path in dict.fromkeys(p for p in libraryPaths if p):
+            try:
+                library = read_material_library(path)
+            except (EncapsulatedSTLError, OSError) as error:
+                notes.append(_("the material library {path} cannot be read: {problem}").format(path=path, problem=error))
+                continue
+            libraries.setdefault(library.sop_instance_uid, library)
+        incomplete = set(referenced) - set(libraries) if referenced else not libraries
+        if incomplete and model.path is not None:
+            for library in libraries_beside(model.path):
+                libraries.setdefault(library.sop_instance_uid, library)
+        found = materials_of(model, libraries.values())
+        found.notes[:0] = notes
+        return found
+
+    @staticmethod
+    def missingMaterials(model, materials):
+        """One sentence naming what of an OBJ model's materials was not found (the
+        material library by its ``mtllib`` name and SOP Instance UID), or ""."""
+        found = {library.sop_instance_uid for library in materials.libraries}
+        absent = [f"'{uri or uid}' ({uid})" for _class, uid, uri in model.referenced_documents if uid and uid not in found]
+        if absent:
+            return _("material library {names} not found in the DICOM database or beside the model: "
+                     "its groups are loaded grey").format(names=", ".join(absent))
+        if materials.missing:
+            if not model.referenced_documents and not materials.libraries:
+                return _("the model names no material library and no Encapsulated MTL object of its series or "
+                         "study was found: its groups are loaded grey")
+            return _("material(s) {names} defined by no material library found: loaded grey").format(
+                names=", ".join(f"'{name}'" for name in materials.missing))
+        return ""
+
+    def surfacesOf(self, model, materials=None):
+        """``[(name, vtkPolyData in RAS mm, rgb or None, opacity or None)]``: the model's
+        one surface, or for an Encapsulated OBJ one per group with its material's colour
+        and opacity (``materials``: :meth:`materialsFor`; None finds them)."""
+        if not model.groups:
+            return [(model.name, self.polyDataRAS(model), model.color, model.opacity)]
+        if materials is None:
+            materials = self.materialsFor(model)
+        surfaces = []
+        for index, group in enumerate(model.groups, start=1):
+            material = materials.materials.get(group.material) if group.material else None
+            name = group.name or (model.name if len(model.groups) == 1 else f"{model.name} {index}")
+            surfaces.append((name, self.polyDataRAS(model, group.triangles),
+                             material.diffuse if material is not None else None,
+                             material.opacity if material is not None else None))
+        return surfaces
+
+    def loadModels(self, models, asSegmentation=False, name=None, scene=None, materials=None):
+        """Model nodes (one per surface) or one segmentation node (one segment per surface).
+
+        A surface is an Encapsulated STL object, or a group of an Encapsulated OBJ object
+        with its material's colour and opacity (``materials``: SOP Instance UID to
+        :meth:`materialsFor`'s answer; those not given are found).  A surface without a
+        colour is grey for an OBJ group (its material is unknown), bone for an STL.
+        ``name`` names the segmentation, or the model node of a single surface."""
         scene = scene or slicer.mrmlScene
+        materials = materials or {}
+        parts = []
+        for model in models:
+            default = UNKNOWN_MATERIAL_COLOR if model.groups else (0.9, 0.85, 0.7)
+            for surfaceName, polyData, color, opacity in self.surfacesOf(model, materials.get(model.sop_instance_uid)):
+                parts.append((model, surfaceName, polyData, color or default, opacity))
         if asSegmentation:
             segmentationNode = scene.AddNewNodeByClass(
                 "vtkMRMLSegmentationNode", name or models[0].series_description or models[0].name)
             segmentationNode.CreateDefaultDisplayNodes()
-            for model in models:
-                color = model.color or (0.9, 0.85, 0.7)
+            for model, surfaceName, polyData, color, opacity in parts:
                 segmentId = segmentationNode.AddSegmentFromClosedSurfaceRepresentation(
-                    self.polyDataRAS(model), model.name, list(color))
-                if model.opacity is not None:
-                    segmentationNode.GetDisplayNode().SetSegmentOpacity3D(segmentId, model.opacity)
+                    polyData, surfaceName, list(color))
+                if opacity is not None:
+                    segmentationNode.GetDisplayNode().SetSegmentOpacity3D(segmentId, opacity)
                 segment = segmentationNode.GetSegmentation().GetSegment(segmentId)
                 for key, value in self._origin(model).items():
                     segment.SetTag(key, value)
             return [segmentationNode]
         nodes = []
-        for model in models:
-            nodeName = name if name and len(models) == 1 else model.name
+        for model, surfaceName, polyData, color, opacity in parts:
+            nodeName = name if name and len(parts) == 1 else surfaceName
             modelNode = scene.AddNewNodeByClass("vtkMRMLModelNode", nodeName)
-            modelNode.SetAndObservePolyData(self.polyDataRAS(model))
+            modelNode.SetAndObservePolyData(polyData)
             modelNode.CreateDefaultDisplayNodes()
             display = modelNode.GetDisplayNode()
-            if model.color is not None:
-                display.SetColor(*model.color)
-            if model.opacity is not None:
-                display.SetOpacity(model.opacity)
+            display.SetColor(*color)
+            if opacity is not None:
+                display.SetOpacity(opacity)
             for key, value in self._origin(model).items():
                 modelNode.SetAttribute(key, value)
             nodes.append(modelNode)
         return nodes
 
     #: Node attributes (segment tags for segments) naming the object a surface was loaded
-    #: from, so that its export can be a new version of it.
+    #: from, so that its export can be a new version of it, and its format (STL, OBJ).
     LOADED_FROM_UID = "EncapsulatedSTL.SOPInstanceUID"
     LOADED_FROM_FILE = "EncapsulatedSTL.File"
+    LOADED_FROM_FORMAT = "EncapsulatedSTL.FileFormat"
 
     def _origin(self, model):
         origin = {}
@@ -1120,12 +1222,24 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
             origin[self.LOADED_FROM_UID] = model.sop_instance_uid
         if model.path is not None:
             origin[self.LOADED_FROM_FILE] = os.fspath(model.path)
+        origin[self.LOADED_FROM_FORMAT] = model.file_format
         return origin
 
-    def loadFiles(self, paths, asSegmentation=False, name=None):
-        """Load Encapsulated STL files: model nodes, or one segmentation with a segment per
-        object, in RAS millimetres.  Raises for an object that cannot be loaded."""
-        return self.loadModels(self.readModels(paths), asSegmentation, name)
+    def loadFiles(self, paths, asSegmentation=False, name=None, materialFiles=None):
+        """Load Encapsulated STL or OBJ files: model nodes, or one segmentation with a
+        segment per object (per group of an OBJ), in RAS millimetres.  An OBJ's materials
+        are read from ``materialFiles`` (Encapsulated MTL files) when given, else found
+        (:meth:`materialsFor`).  Raises for an object that cannot be loaded."""
+        models = self.readModels(paths)
+        materials = {}
+        for model in models:
+            if model.groups:
+                found = self.materialsFor(model, materialFiles)
+                missing = self.missingMaterials(model, found)
+                if missing:
+                    logging.warning(f"{model.path}: {missing}")
+                materials[model.sop_instance_uid] = found
+        return self.loadModels(models, asSegmentation, name, materials=materials)
 
     def loadFile(self, path, asSegmentation=False):
         """Load one Encapsulated STL file as a model node (or a segmentation) in RAS, mm."""
