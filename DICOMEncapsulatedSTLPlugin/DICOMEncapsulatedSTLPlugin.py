@@ -1,4 +1,5 @@
-"""DICOM plugin pair for Encapsulated STL (Supplement 205): load and Export to DICOM.
+"""DICOM plugin pair for Encapsulated STL (Supplement 205) and Encapsulated OBJ + MTL
+(Supplement 208): load and Export to DICOM.
 
 A thin adapter between Slicer's DICOM module and ``EncapsulatedSTLLogic`` (the
 EncapsulatedSTL module), which uses the ``encapsulated_stl`` package for all DICOM,
@@ -12,6 +13,17 @@ exactly one loadable at :data:`PREFERRED_CONFIDENCE` (a lone object as a model, 
 objects of one Model Group together as one segmentation), every other way of loading
 it is offered below Slicer's own DICOMM3DPlugin (0.95), and an object that cannot be
 loaded is not offered at all: its problem goes to the application log.
+
+An Encapsulated OBJ object is one segmentation, a segment per group, coloured by the
+Encapsulated MTL objects it references (found in the database by SOP Instance UID, in
+any series) or, for a producer that writes no reference, those of its series or
+study.  Slicer 5.12's DICOMM3DPlugin picks files by Modality M3D alone and offers
+every OBJ and MTL object at 0.95 as an STL (DICOMM3DPlugin.py: examineFiles checks
+only Modality; load writes the document to "temp.STL" and reads it with
+slicer.util.loadModel), which fails on OBJ and MTL text: so an OBJ object gets a
+preferred loadable here as an STL object does, and a series of MTL objects alone gets
+one that loads nothing (its materials are loaded with their model), so that the
+browser never pre-selects the M3D reading of it.
 """
 
 import logging
@@ -30,6 +42,8 @@ def _(text):
     return translate(PLUGIN_NAME, text)
 
 ENCAPSULATED_STL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.3"
+ENCAPSULATED_OBJ_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.4"
+ENCAPSULATED_MTL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.5"
 
 #: Above the 0.95 of Slicer 5.12's DICOMM3DPlugin (no units, no references, no groups).
 PREFERRED_CONFIDENCE = 0.99
@@ -48,6 +62,8 @@ EXPORT_TAGS = {
     "ModelModification": "NO",
     "BurnedInAnnotation": "NO",
     "MeasurementUnits": "mm",
+    # "separate" (an STL object per segment), "merged" (one STL object), or "obj": one
+    # Encapsulated OBJ with every segment a named group, colours and opacities in an MTL
     "Segments": "separate",
     # for source images that say their identity was removed but not how: else not repeated
     "DeidentificationMethod": "",
@@ -62,6 +78,17 @@ def _seriesDescription(node):
     from encapsulated_stl.iod.values import fitted
 
     return fitted(node.GetName(), "SeriesDescription")
+
+
+#: The values of the "Segments" tag: (merge segments, file format).
+SEGMENTS_CHOICES = {"separate": (False, "stl"), "merged": (True, "stl"), "obj": (False, "obj")}
+
+
+def _segments(exportable):
+    value = (exportable.tag("Segments") or "").strip().lower() or "separate"
+    if value not in SEGMENTS_CHOICES:
+        raise ValueError(_("Segments must be separate, merged or obj, not '{value}'").format(value=value))
+    return SEGMENTS_CHOICES[value]
 
 
 def _yesNo(value, tag):
@@ -121,7 +148,13 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
         from EncapsulatedSTL import EncapsulatedSTLLogic
 
         database = slicer.dicomDatabase
-        stlFiles = [f for f in files if database.fileValue(f, self.tags["sopClassUID"]) == ENCAPSULATED_STL_SOP_CLASS_UID]
+        classes = {f: database.fileValue(f, self.tags["sopClassUID"]) for f in files}
+        stlFiles = [f for f in files if classes[f] == ENCAPSULATED_STL_SOP_CLASS_UID]
+        objFiles = [f for f in files if classes[f] == ENCAPSULATED_OBJ_SOP_CLASS_UID]
+        mtlFiles = [f for f in files if classes[f] == ENCAPSULATED_MTL_SOP_CLASS_UID]
+        loadables = [loadable for path in objFiles for loadable in self._objLoadables(path)]
+        if mtlFiles and not loadables:
+            loadables.append(self._materialsLoadable(mtlFiles))
         readable, groups = [], {}
         for path in stlFiles:
             try:
@@ -135,7 +168,6 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
                 groups.setdefault(model.model_group_uid, []).append((path, model))
         groups = {uid: members for uid, members in groups.items() if len(members) > 1}
         grouped = {path for members in groups.values() for path, _model in members}
-        loadables = []
         for path, model in readable:
             alone = path not in grouped
             loadables.append(self._loadable([path], [model], model.name, asSegmentation=False,
@@ -151,6 +183,51 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
                 count=len(paths)) + "\n" + "\n".join(self._describe(m) for m in models)
             loadables.append(group)
         return loadables
+
+    def _objLoadables(self, path):
+        """An Encapsulated OBJ object as one segmentation (preferred) or as a model per
+        group, with the Encapsulated MTL files that colour it; [] when it cannot be read."""
+        from EncapsulatedSTL import EncapsulatedSTLLogic
+
+        logic = self._logic()
+        try:
+            model = EncapsulatedSTLLogic.examineModel(path)
+            materials = logic.materialsFor(model)
+        except Exception as error:  # any producer's damaged object: say why, never offer it
+            logging.error(_("Encapsulated OBJ object {path} cannot be loaded: {problem}").format(
+                path=path, problem=error))
+            return []
+        name = model.series_description or model.name
+        missing = logic.missingMaterials(model, materials)
+        loadables = []
+        for asSegmentation, confidence, title in ((True, PREFERRED_CONFIDENCE, name),
+                                                  (False, ALTERNATIVE_CONFIDENCE, name + _(" (models)"))):
+            loadable = self._loadable([path], [model], title, asSegmentation, confidence)
+            loadable.materialFiles = [str(library.path) for library in materials.libraries if library.path]
+            loadable.warning = "; ".join(w for w in (missing, loadable.warning) if w)
+            loadable.tooltip += "\n" + "\n".join(
+                [_("{count} group(s): {names}").format(count=len(model.groups), names=", ".join(
+                    g.name for g in model.groups))]
+                + [_("materials from {path}").format(path=p) for p in loadable.materialFiles] + materials.notes)
+            loadables.append(loadable)
+        return loadables
+
+    def _materialsLoadable(self, files):
+        """Encapsulated MTL objects without their model in the series: they colour an OBJ
+        model and are read when it is loaded, so loading them alone adds nothing (and
+        says so) rather than leaving Slicer's M3D plugin to read them as STL and fail."""
+        loadable = DICOMLoadable()
+        loadable.files = list(files)
+        description = slicer.dicomDatabase.fileValue(files[0], self.tags["seriesDescription"])
+        loadable.name = _("{name} (materials)").format(name=description or _("Encapsulated MTL"))
+        loadable.tooltip = _("{count} Encapsulated MTL object(s): colours and opacities of an Encapsulated OBJ "
+                             "model, loaded with the model. Load the model's series to see them.").format(count=len(files))
+        loadable.confidence = PREFERRED_CONFIDENCE
+        loadable.selected = True
+        loadable.materialsOnly = True
+        loadable.sourceInstanceUIDs = []
+        loadable.referencedInstanceUIDs = []
+        return loadable
 
     def _loadable(self, files, models, name, asSegmentation, confidence):
         loadable = DICOMLoadable()
@@ -173,19 +250,23 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
     @staticmethod
     def _describe(model):
         units = model.units or _("undeclared units")
-        text = _("Encapsulated STL: {triangles} triangles in {units}, {sources} source instances, made by {producer}").format(
-            triangles=model.mesh.triangle_count, units=units, sources=len(model.source_instance_uids),
-            producer=model.producer)
+        text = _("Encapsulated {format}: {triangles} triangles in {units}, {sources} source instances, made by {producer}").format(
+            format=model.file_format, triangles=model.mesh.triangle_count, units=units,
+            sources=len(model.source_instance_uids), producer=model.producer)
         # attributes the object holds but the model could not use (a damaged colour...)
         return "\n".join([text] + model.problems)
 
     def load(self, loadable):
         """The objects as model node(s) or one segmentation, named as the loadable is now
         named (the user may have edited it), under their patient and study."""
+        if getattr(loadable, "materialsOnly", False):
+            logging.info(_("{name}: materials are loaded with the Encapsulated OBJ model that uses them; "
+                           "nothing to load alone").format(name=loadable.name))
+            return True
         logic = self._logic()
         try:
             nodes = logic.loadFiles(loadable.files, asSegmentation=getattr(loadable, "asSegmentation", False),
-                                    name=loadable.name)
+                                    name=loadable.name, materialFiles=getattr(loadable, "materialFiles", None))
         except Exception as error:  # a file damaged or replaced since it was examined: say why, no traceback
             message = _("Could not load the Encapsulated STL object {name}: {problem}").format(
                 name=loadable.name, problem=error)
@@ -225,7 +306,7 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
         for tag, default in EXPORT_TAGS.items():
             exportable.setTag(tag, default)
         origins = logic.loadedFrom(node)
-        if origins and all(origins):
+        if origins and all(origins) and "OBJ" not in logic.loadedFormats(node):
             exportable.setTag("Version", "edited")
             exportable.tooltip += " " + _(
                 "It was loaded from Encapsulated STL: by default it is stored as a new version of that object "
@@ -259,8 +340,9 @@ class DICOMEncapsulatedSTLPluginClass(DICOMPlugin):
                 if node is None:
                     return _("Item '{name}' has no data to export").format(
                         name=shNode.GetItemName(exportable.subjectHierarchyItemID))
+                mergeSegments, fileFormat = _segments(exportable)
                 datasets = logic.createDatasets(
-                    node, mergeSegments=(exportable.tag("Segments") or "").strip().lower() == "merged",
+                    node, mergeSegments=mergeSegments, fileFormat=fileFormat,
                     newStudy=self._studyFromDialog(exportable), newVersion=self._version(exportable),
                     **self._metadata(exportable, node))
                 notices += logic.notices

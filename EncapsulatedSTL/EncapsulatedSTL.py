@@ -41,6 +41,11 @@ PYNETDICOM_FOR_PYDICOM_3 = "pynetdicom==3.0.4"
 DICOMWEB_CLIENT = "dicomweb-client>=0.59"
 
 ENCAPSULATED_STL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.3"
+ENCAPSULATED_MTL_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.104.5"
+#: The colour of a surface whose material is unknown (an OBJ group without its MTL): a
+#: grey, not (0.5, 0.5, 0.5), which vtkSegmentation takes for "no colour" and replaces by
+#: the next colour of its table (vtkSegment::SEGMENT_COLOR_INVALID).
+UNKNOWN_MATERIAL_COLOR = (0.75, 0.75, 0.75)
 DOCUMENTATION_URL = "https://github.com/encapsulated-stl/SlicerEncapsulatedSTL#in-3d-slicer"
 
 
@@ -208,8 +213,13 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
         self.referenceSelector.toolTip = _("Source CT/MR; by default the segmentation's reference geometry volume.")
         form.addRow(_("Reference volume:"), self.referenceSelector)
 
-        self.mergeCheck = qt.QCheckBox(_("one model with all segments"))
-        form.addRow(_("Merge:"), self.mergeCheck)
+        self.segmentsCombo = qt.QComboBox()
+        self.segmentsCombo.addItems([_("one STL object per segment"), _("one STL object with all segments"),
+                                     _("one OBJ object, a group per segment, colours in MTL")])
+        self.segmentsCombo.toolTip = _(
+            "Encapsulated STL holds one surface without colour in the object's attributes; Encapsulated OBJ "
+            "(with its Encapsulated MTL) holds every segment as a named group with its colour and opacity.")
+        form.addRow(_("Segments:"), self.segmentsCombo)
         self.versionCombo = qt.QComboBox()
         self.versionCombo.addItems([_("new model"), _("new version of the loaded object (edited)"),
                                     _("new version of the loaded objects (component)")])
@@ -413,9 +423,10 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
         isSegmentation = node is not None and node.IsA("vtkMRMLSegmentationNode")
         self.segmentsSelector.setSegmentationNode(node if isSegmentation else None)
         self.segmentsSelector.enabled = isSegmentation
-        self.mergeCheck.enabled = isSegmentation
+        self.segmentsCombo.enabled = isSegmentation
         origins = self.logic.loadedFrom(node) if node is not None else []
-        loaded = bool(origins) and all(origins)
+        # new versions of OBJ models are not written yet (see createDatasets)
+        loaded = bool(origins) and all(origins) and "OBJ" not in self.logic.loadedFormats(node)
         self.versionCombo.enabled = loaded
         self.versionCombo.currentIndex = 1 if loaded else 0
         if isSegmentation:
@@ -428,7 +439,9 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
         if node is None:
             return
         segmentIds = list(self.segmentsSelector.selectedSegmentIDs()) or None
+        mergeSegments, fileFormat = self.SEGMENTS_CHOICES[self.segmentsCombo.currentIndex if self.segmentsCombo.enabled else 0]
         metadata = dict(
+            fileFormat=fileFormat,
             newVersion=self.VERSION_PURPOSES[self.versionCombo.currentIndex] if self.versionCombo.enabled else None,
             content_description=self.descriptionEdit.text or None,
             series_description=self.seriesDescriptionEdit.text or None,
@@ -439,15 +452,14 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
         with slicer.util.tryWithErrorDisplay(_("Export to Encapsulated STL failed."), waitCursor=True):
             if self.toDatabaseCheck.checked:
                 files = self.logic.exportToDatabase(node, segmentIds, self.referenceSelector.currentNode(),
-                                                    mergeSegments=self.mergeCheck.checked, **metadata)
+                                                    mergeSegments=mergeSegments, **metadata)
             else:
                 files = self.logic.exportNode(node, segmentIds, self.referenceSelector.currentNode(),
-                                              self.folderButton.directory, mergeSegments=self.mergeCheck.checked,
-                                              **metadata)
+                                              self.folderButton.directory, mergeSegments=mergeSegments, **metadata)
             self.lastExportedFiles = list(files)
             self.sendButton.enabled = True
             self.sendButton.text = _("Send last export ({count} file(s))").format(count=len(files))
-            slicer.util.showStatusMessage(_("Wrote {count} Encapsulated STL object(s).").format(count=len(files)), 5000)
+            slicer.util.showStatusMessage(_("Wrote {count} DICOM object(s).").format(count=len(files)), 5000)
             for message in self.logic.messages:
                 logging.info(message)
             if self.logic.notices:
@@ -455,6 +467,8 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
 
     #: The "Store as" choices: a new model, or a new version with its CID 7062 purpose.
     VERSION_PURPOSES = (None, "edited", "component")
+    #: The "Segments" choices: (merge segments, file format).
+    SEGMENTS_CHOICES = ((False, "stl"), (True, "stl"), (False, "obj"))
 
     def onLoad(self):
         import qt
@@ -462,7 +476,7 @@ class EncapsulatedSTLWidget(ScriptedLoadableModuleWidget):
         path = qt.QFileDialog.getOpenFileName(None, _("Load Encapsulated STL"), "", _("DICOM (*.dcm *);;All files (*)"))
         if not path:
             return
-        with slicer.util.tryWithErrorDisplay(_("Loading the Encapsulated STL failed."), waitCursor=True):
+        with slicer.util.tryWithErrorDisplay(_("Loading the Encapsulated STL or OBJ failed."), waitCursor=True):
             self.logic.loadFiles([path], asSegmentation=self.loadAsSegmentationCheck.checked)
 
     def cleanup(self):
@@ -677,6 +691,16 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
             found.append(origin(uid, path))
         return found
 
+    def loadedFormats(self, node):
+        """The formats ("STL", "OBJ") of the objects a node's surfaces were loaded from, each once."""
+        if node.IsA("vtkMRMLModelNode"):
+            formats = [node.GetAttribute(self.LOADED_FROM_FORMAT) or ""]
+        else:
+            segmentation = node.GetSegmentation()
+            formats = [self._segmentTag(segmentation.GetNthSegment(i), self.LOADED_FROM_FORMAT)
+                       for i in range(segmentation.GetNumberOfSegments())]
+        return [f for f in dict.fromkeys(formats) if f]
+
     @staticmethod
     def _segmentTag(segment, key):
         value = vtk.reference("")  # vtkSegment.GetTag fills a std::string argument
@@ -702,8 +726,12 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
     # -- export ----------------------------------------------------------------
 
     def createDatasets(self, node, segmentIds=None, referenceVolumeNode=None, mergeSegments=False,
-                       newStudy=None, newVersion=None, **metadata):
+                       newStudy=None, newVersion=None, fileFormat="stl", **metadata):
         """Encapsulated STL datasets for a segmentation (one per segment, or merged) or a model.
+
+        ``fileFormat="obj"`` writes one Encapsulated OBJ instead, every segment a group
+        named after it, and an Encapsulated MTL with each segment's colour and opacity
+        (the OBJ dataset first); the geometry is the same as the STL objects'.
 
         ``metadata`` takes the fields of ``encapsulated_stl.iod.encapsulate.ModelMetadata``
         (units, content_description, usage, laterality, series_description,
@@ -718,6 +746,17 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         loaded from Encapsulated STL objects as a new version of the object it came from
         (:meth:`versionDatasets`).
         """
+        from encapsulated_stl.errors import EncapsulatedSTLError
+
+        fileFormat = (fileFormat or "stl").strip().lower()
+        if fileFormat not in ("stl", "obj"):
+            raise EncapsulatedSTLError(f"unknown model format '{fileFormat}': stl or obj")
+        if newVersion and fileFormat == "obj":
+            raise EncapsulatedSTLError(_("new versions of OBJ models are not written yet: "
+                                         "export it as a new model (Version: new)"))
+        if mergeSegments and fileFormat == "obj":
+            raise EncapsulatedSTLError(_("merged segments are one STL object; an OBJ keeps every segment as a "
+                                         "group of its own: choose one of the two"))
         if newVersion:
             return self.versionDatasets(node, segmentIds, mergeSegments, newVersion, newStudy, **metadata)
         from encapsulated_stl.inputs.surfaces import merged_surface, surface_models
@@ -738,7 +777,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         else:
             self._noticeStudyDifferences(study, source)
         surfaces = self.worldSurfaces(node, segmentIds)
-        if mergeSegments and len(surfaces) > 1:
+        if mergeSegments and len(surfaces) > 1 and fileFormat == "stl":
             surfaces = [merged_surface(surfaces, node.GetName())]
         studyUID = source.study_instance_uid if source is not None else study.study_instance_uid
         base = base.replace(series_number=self._freeSeriesNumber(studyUID, base.series_number))
@@ -752,7 +791,7 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         # a segmentation's surfaces are made here; a model node's mesh was made elsewhere
         return surface_models(surfaces, source, self.shownVolume(volume), base, study,
                               made_here=node.IsA("vtkMRMLSegmentationNode"), notice=self.notices.append,
-                              explain=explain)
+                              explain=explain, file_format=fileFormat)
 
     def versionDatasets(self, node, segmentIds=None, mergeSegments=False, purpose="edited", newStudy=None,
                         **metadata):
@@ -778,6 +817,13 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
                 f"'{missing[0]}' was not loaded from an Encapsulated STL object, so it has no earlier version; "
                 "export it as a new model")
         earlier = [[self.earlierModel(*origin)] for origin in origins]
+        fromObj = [surface.name for surface, models in zip(surfaces, earlier) if models[0].file_format == "OBJ"]
+        if fromObj:
+            # a new version would be an STL naming an OBJ as its predecessor, losing the
+            # groups and materials: refused until OBJ versions are written as OBJ
+            raise EncapsulatedSTLError(_(
+                "'{name}' was loaded from an Encapsulated OBJ object: new versions of OBJ models are not "
+                "written yet; export it as a new model (Version: new)").format(name=fromObj[0]))
         if mergeSegments and len(surfaces) > 1:
             surfaces = [merged_surface(surfaces, node.GetName())]
             earlier = [list({m.sop_instance_uid: m for models in earlier for m in models}.values())]
@@ -898,7 +944,8 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
             reference geometry volume, or the volume a model's DICOM references name)
         outputDirectory: existing writable folder
         mergeSegments: one object with all segments instead of one per segment
-        metadata: ModelMetadata fields (units="mm", usage="planning", laterality="L", ...)
+        metadata: fileFormat="obj" (one Encapsulated OBJ + MTL, see :meth:`createDatasets`),
+            and ModelMetadata fields (units="mm", usage="planning", laterality="L", ...)
         """
         from encapsulated_stl.errors import OutputError
 
@@ -1033,9 +1080,10 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         return [read_encapsulated_model(path) for path in paths]
 
     @staticmethod
-    def polyDataRAS(model):
-        """The model's surface in world RAS millimetres, identical vertices shared (as
-        vtkSTLReader makes it, faster); undeclared units are taken as millimetres."""
+    def polyDataRAS(model, triangles=None):
+        """The model's surface (or ``triangles`` of it, in its units and LPS: an OBJ group's)
+        in world RAS millimetres, identical vertices shared (as vtkSTLReader makes it,
+        faster); undeclared units are taken as millimetres."""
         from encapsulated_stl.series.acquisition_geometry import ras_from_lps
         from encapsulated_stl.mesh.polydata import polydata_from_triangles
 
@@ -1043,47 +1091,132 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
         if millimetres is None:
             logging.warning(f"{model.path}: {model.units_problem}; millimetres assumed")
             millimetres = 1.0
-        return polydata_from_triangles(model.mesh.triangles, lambda lps: ras_from_lps(lps) * millimetres)
+        triangles = model.mesh.triangles if triangles is None else triangles
+        return polydata_from_triangles(triangles, lambda lps: ras_from_lps(lps) * millimetres)
 
-    def loadModels(self, models, asSegmentation=False, name=None, scene=None):
-        """Model nodes (one per object) or one segmentation node (one segment per object).
+    def materialsFor(self, model, libraryPaths=None):
+        """``encapsulated_stl.obj.model.ModelMaterials`` of an Encapsulated OBJ model.
 
-        ``name`` names the segmentation, or the model node of a single object."""
+        The Encapsulated MTL objects are ``libraryPaths`` when given; else found in the
+        DICOM database: those the model references by SOP Instance UID
+        (``fileForInstance``), in whatever series they are, or for a model that
+        references none (dcm4che's, Orthanc's) the MTL objects of its study, of which
+        ``materials_of`` takes those of its own series first.  What the database does
+        not have is looked for beside the model's file.  A library that cannot be read
+        is a note, and its materials are missing.
+        """
+        from encapsulated_stl.errors import EncapsulatedSTLError
+        from encapsulated_stl.obj.model import libraries_beside, materials_of, read_material_library
+
+        notes = []
+        referenced = [uid for _class, uid, _uri in model.referenced_documents if uid]
+        if libraryPaths is None:
+            libraryPaths = []
+            database = getattr(slicer, "dicomDatabase", None)
+            if database is not None and referenced:
+                libraryPaths = [database.fileForInstance(uid) for uid in referenced]
+            elif database is not None and model.study_instance_uid:
+                for series in database.seriesForStudy(model.study_instance_uid):
+                    libraryPaths += [path for path in database.filesForSeries(series)
+                                     if database.fileValue(path, "0008,0016") == ENCAPSULATED_MTL_SOP_CLASS_UID]
+        libraries = {}
+        for path in dict.fromkeys(p for p in libraryPaths if p):
+            try:
+                library = read_material_library(path)
+            except (EncapsulatedSTLError, OSError) as error:
+                notes.append(_("the material library {path} cannot be read: {problem}").format(path=path, problem=error))
+                continue
+            libraries.setdefault(library.sop_instance_uid, library)
+        incomplete = set(referenced) - set(libraries) if referenced else not libraries
+        if incomplete and model.path is not None:
+            for library in libraries_beside(model.path):
+                libraries.setdefault(library.sop_instance_uid, library)
+        found = materials_of(model, libraries.values())
+        found.notes[:0] = notes
+        return found
+
+    @staticmethod
+    def missingMaterials(model, materials):
+        """One sentence naming what of an OBJ model's materials was not found (the
+        material library by its ``mtllib`` name and SOP Instance UID), or ""."""
+        found = {library.sop_instance_uid for library in materials.libraries}
+        absent = [f"'{uri or uid}' ({uid})" for _class, uid, uri in model.referenced_documents if uid and uid not in found]
+        if absent:
+            return _("material library {names} not found in the DICOM database or beside the model: "
+                     "its groups are loaded grey").format(names=", ".join(absent))
+        if materials.missing:
+            if not model.referenced_documents and not materials.libraries:
+                return _("the model names no material library and no Encapsulated MTL object of its series or "
+                         "study was found: its groups are loaded grey")
+            return _("material(s) {names} defined by no material library found: loaded grey").format(
+                names=", ".join(f"'{name}'" for name in materials.missing))
+        return ""
+
+    def surfacesOf(self, model, materials=None):
+        """``[(name, vtkPolyData in RAS mm, rgb or None, opacity or None)]``: the model's
+        one surface, or for an Encapsulated OBJ one per group with its material's colour
+        and opacity (``materials``: :meth:`materialsFor`; None finds them)."""
+        if not model.groups:
+            return [(model.name, self.polyDataRAS(model), model.color, model.opacity)]
+        if materials is None:
+            materials = self.materialsFor(model)
+        surfaces = []
+        for index, group in enumerate(model.groups, start=1):
+            material = materials.materials.get(group.material) if group.material else None
+            name = group.name or (model.name if len(model.groups) == 1 else f"{model.name} {index}")
+            surfaces.append((name, self.polyDataRAS(model, group.triangles),
+                             material.diffuse if material is not None else None,
+                             material.opacity if material is not None else None))
+        return surfaces
+
+    def loadModels(self, models, asSegmentation=False, name=None, scene=None, materials=None):
+        """Model nodes (one per surface) or one segmentation node (one segment per surface).
+
+        A surface is an Encapsulated STL object, or a group of an Encapsulated OBJ object
+        with its material's colour and opacity (``materials``: SOP Instance UID to
+        :meth:`materialsFor`'s answer; those not given are found).  A surface without a
+        colour is grey for an OBJ group (its material is unknown), bone for an STL.
+        ``name`` names the segmentation, or the model node of a single surface."""
         scene = scene or slicer.mrmlScene
+        materials = materials or {}
+        parts = []
+        for model in models:
+            default = UNKNOWN_MATERIAL_COLOR if model.groups else (0.9, 0.85, 0.7)
+            for surfaceName, polyData, color, opacity in self.surfacesOf(model, materials.get(model.sop_instance_uid)):
+                parts.append((model, surfaceName, polyData, color or default, opacity))
         if asSegmentation:
             segmentationNode = scene.AddNewNodeByClass(
                 "vtkMRMLSegmentationNode", name or models[0].series_description or models[0].name)
             segmentationNode.CreateDefaultDisplayNodes()
-            for model in models:
-                color = model.color or (0.9, 0.85, 0.7)
+            for model, surfaceName, polyData, color, opacity in parts:
                 segmentId = segmentationNode.AddSegmentFromClosedSurfaceRepresentation(
-                    self.polyDataRAS(model), model.name, list(color))
-                if model.opacity is not None:
-                    segmentationNode.GetDisplayNode().SetSegmentOpacity3D(segmentId, model.opacity)
+                    polyData, surfaceName, list(color))
+                if opacity is not None:
+                    segmentationNode.GetDisplayNode().SetSegmentOpacity3D(segmentId, opacity)
                 segment = segmentationNode.GetSegmentation().GetSegment(segmentId)
                 for key, value in self._origin(model).items():
                     segment.SetTag(key, value)
             return [segmentationNode]
         nodes = []
-        for model in models:
-            nodeName = name if name and len(models) == 1 else model.name
+        for model, surfaceName, polyData, color, opacity in parts:
+            nodeName = name if name and len(parts) == 1 else surfaceName
             modelNode = scene.AddNewNodeByClass("vtkMRMLModelNode", nodeName)
-            modelNode.SetAndObservePolyData(self.polyDataRAS(model))
+            modelNode.SetAndObservePolyData(polyData)
             modelNode.CreateDefaultDisplayNodes()
             display = modelNode.GetDisplayNode()
-            if model.color is not None:
-                display.SetColor(*model.color)
-            if model.opacity is not None:
-                display.SetOpacity(model.opacity)
+            display.SetColor(*color)
+            if opacity is not None:
+                display.SetOpacity(opacity)
             for key, value in self._origin(model).items():
                 modelNode.SetAttribute(key, value)
             nodes.append(modelNode)
         return nodes
 
     #: Node attributes (segment tags for segments) naming the object a surface was loaded
-    #: from, so that its export can be a new version of it.
+    #: from, so that its export can be a new version of it, and its format (STL, OBJ).
     LOADED_FROM_UID = "EncapsulatedSTL.SOPInstanceUID"
     LOADED_FROM_FILE = "EncapsulatedSTL.File"
+    LOADED_FROM_FORMAT = "EncapsulatedSTL.FileFormat"
 
     def _origin(self, model):
         origin = {}
@@ -1091,12 +1224,24 @@ class EncapsulatedSTLLogic(ScriptedLoadableModuleLogic):
             origin[self.LOADED_FROM_UID] = model.sop_instance_uid
         if model.path is not None:
             origin[self.LOADED_FROM_FILE] = os.fspath(model.path)
+        origin[self.LOADED_FROM_FORMAT] = model.file_format
         return origin
 
-    def loadFiles(self, paths, asSegmentation=False, name=None):
-        """Load Encapsulated STL files: model nodes, or one segmentation with a segment per
-        object, in RAS millimetres.  Raises for an object that cannot be loaded."""
-        return self.loadModels(self.readModels(paths), asSegmentation, name)
+    def loadFiles(self, paths, asSegmentation=False, name=None, materialFiles=None):
+        """Load Encapsulated STL or OBJ files: model nodes, or one segmentation with a
+        segment per object (per group of an OBJ), in RAS millimetres.  An OBJ's materials
+        are read from ``materialFiles`` (Encapsulated MTL files) when given, else found
+        (:meth:`materialsFor`).  Raises for an object that cannot be loaded."""
+        models = self.readModels(paths)
+        materials = {}
+        for model in models:
+            if model.groups:
+                found = self.materialsFor(model, materialFiles)
+                missing = self.missingMaterials(model, found)
+                if missing:
+                    logging.warning(f"{model.path}: {missing}")
+                materials[model.sop_instance_uid] = found
+        return self.loadModels(models, asSegmentation, name, materials=materials)
 
     def loadFile(self, path, asSegmentation=False):
         """Load one Encapsulated STL file as a model node (or a segmentation) in RAS, mm."""
