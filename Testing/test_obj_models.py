@@ -364,3 +364,13 @@ def test_the_iod_classes_refuse_a_file_their_references_do_not_cover():
     assert EncapsulatedOBJ.from_dataset(obj).ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == mtl.SOPInstanceUID
     with pytest.raises(ValueError, match="not an Encapsulated OBJ instance"):
         EncapsulatedOBJ.from_dataset(mtl)
+
+
+def test_another_producers_texture_maps_are_named_and_the_plain_colours_used(tmp_path, capsys):
+    uids = dict(study_instance_uid=pydicom.uid.generate_uid(), series_instance_uid=pydicom.uid.generate_uid())
+    write_file(dcmtk_obj(CUBE_OBJ, patient_id="P1", **uids), tmp_path / "obj.dcm")
+    write_file(dcmtk_mtl(CUBE_MTL + b"map_Kd -s 1 1 1 skin.png\n", patient_id="P1", **uids), tmp_path / "mtl.dcm")
+    code, out, err = _run(capsys, "info", tmp_path / "obj.dcm", "--json")
+    assert code == 0
+    assert "the texture maps the materials name (skin.png) are not read" in err and err.count("\n") == 1
+    assert np.allclose(json.loads(out)["groups"][1]["color_rgb"], [0.8, 0.5, 0.4], atol=1e-6)

@@ -112,6 +112,10 @@ def materials_of(model: EncapsulatedModel, libraries: Iterable[MaterialLibrary])
             materials.setdefault(name, material)
     used = dict.fromkeys(group.material for group in model.groups if group.material)
     missing = [name for name in used if name not in materials]
+    textures = dict.fromkeys(t for name in used if name in materials for t in materials[name].textures)
+    if textures:
+        notes.append(f"the texture maps the materials name ({', '.join(textures)}) are not read: the groups "
+                     "take their materials' plain colours (Kd)")
     return ModelMaterials({name: materials[name] for name in used if name in materials}, chosen, missing, notes)
 
 
