@@ -374,3 +374,12 @@ def test_another_producers_texture_maps_are_named_and_the_plain_colours_used(tmp
     assert code == 0
     assert "the texture maps the materials name (skin.png) are not read" in err and err.count("\n") == 1
     assert np.allclose(json.loads(out)["groups"][1]["color_rgb"], [0.8, 0.5, 0.4], atol=1e-6)
+
+
+def test_revise_refuses_an_obj_model_rather_than_an_stl_version_without_its_groups(wrapped, tmp_path, capsys):
+    assert _run(capsys, "extract", wrapped[0], "-o", tmp_path / "edited.stl")[0] == 0
+    code, out, err = _run(capsys, "revise", wrapped[0], tmp_path / "edited.stl", "-o", tmp_path / "v2.dcm")
+    assert code == 2 and out == "" and not (tmp_path / "v2.dcm").exists()
+    assert err == (f"error: {wrapped[0]}: is an Encapsulated OBJ model: new versions of OBJ models are not written "
+                   "yet (an STL version would lose its groups and materials); wrap the new model as a new OBJ or "
+                   "STL instead\n")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.filereader import read_partial
 
+from ..errors import EncapsulatedSTLError
 from ..stl.format import parse_binary_stl
 from . import codes
 from .document import ENCAPSULATED_STL_SOP_CLASS_UID
@@ -72,6 +73,12 @@ def new_version(
     millimetres, and ``notice`` says so.  ``notice`` is also told when the new mesh
     lies apart from an earlier model (:func:`apart_from`).
     """
+    made_as_obj = [model for model in earlier if model.groups]
+    if made_as_obj:  # an STL naming it would drop its groups and materials
+        raise EncapsulatedSTLError(
+            "is an Encapsulated OBJ model: new versions of OBJ models are not written yet (an STL version "
+            "would lose its groups and materials); wrap the new model as a new OBJ or STL instead",
+            made_as_obj[0].path)
     given = metadata or ModelMetadata(units=None)
     carried = revision_metadata(earlier[0], purpose)
     metadata = given.replace(**{name: value for name, value in carried.items() if getattr(given, name) is None})
