@@ -291,8 +291,8 @@ def test_a_generic_type_with_bytes_that_are_no_stl_says_both(tmp_path):
         read_encapsulated_model(path)
 
 
-#: An OHIF extension (id "viewerm3d", sopClassHandlers/OHIFDicom3DSopClassHandler.js
-#: lines 3-7 in the code index, repository unnamed there) loads GLB from the Encapsulated
+#: Sonador's OHIF fork (oaktree-slc-tech/sonador-viewer@5876897a, extensions/viewer3d/src/
+#: sopClassHandlers/OHIFDicom3DSopClassHandler.js lines 3-7) loads GLB from the Encapsulated
 #: OBJ class with MIME model/gltf-binary, and takes the MIME type over the class.
 GLB = b"glTF" + (2).to_bytes(4, "little") + (20).to_bytes(4, "little") + bytes(8)
 

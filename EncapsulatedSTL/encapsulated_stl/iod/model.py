@@ -1,4 +1,4 @@
-"""Read Encapsulated STL objects from any producer.
+"""Read Encapsulated STL (and Encapsulated OBJ) objects from any producer.
 
 Producers differ: DCMTK's stl2dcm defaults to micrometres, old dcm4che to metres,
 the Orthanc STL plugin writes an all-zero STL header and puts the document title
@@ -87,7 +87,7 @@ class PredecessorReference:
 
 @dataclass
 class EncapsulatedModel:
-    """An Encapsulated STL object, read and checked.
+    """An Encapsulated STL (or Encapsulated OBJ: see :attr:`groups`) object, read and checked.
 
     Attributes
     ----------
@@ -645,7 +645,7 @@ def _check_complete(dataset: Dataset, path) -> None:
             f"MIME Type of Encapsulated Document (0042,0012) is missing: {cut}", path
         )
     if "SourceInstanceSequence" not in dataset:
-        named = {uid for uid in _referenced_instances(dataset, "ReferencedInstanceSequence")}  # an OBJ's MTL
+        named = set(_referenced_instances(dataset, "ReferencedInstanceSequence"))  # an OBJ's MTL
         listed = sum(len(set(series.sop_instance_uids) - named) for series in _referenced_instances_by_series(dataset))
         if listed:
             raise NotEncapsulatedSTLError(
@@ -735,8 +735,8 @@ def _obj_model(dataset: Dataset, path) -> EncapsulatedModel:
     """An Encapsulated OBJ object read: its groups, and all their triangles as one mesh.
 
     The bytes decide only where the MIME type says nothing of the format; an object
-    whose type or bytes are another format (an OHIF extension stores glTF under this
-    SOP class) is refused, never parsed as OBJ.
+    whose type or bytes are another format (Sonador's OHIF fork and its writer store
+    glTF under this SOP class) is refused, never parsed as OBJ.
     """
     label = _label("MIMETypeOfEncapsulatedDocument")
     value = _text(dataset, "MIMETypeOfEncapsulatedDocument") or ""
