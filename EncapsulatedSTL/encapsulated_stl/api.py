@@ -133,7 +133,7 @@ def wrap_obj(obj, reference=None, *, series_uid: str | None = None, **metadata):
 
     model, study = _split_metadata(metadata)
     path = Path(obj)
-    document, libraries = read_obj_files(path)
+    document, _model, libraries = read_obj_files(path)
     return encapsulate_obj(document, [(mtl, name) for mtl, name, _path in libraries],
                            _source(reference, series_uid), model, study, path=path)
 

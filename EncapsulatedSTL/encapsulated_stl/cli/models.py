@@ -33,7 +33,6 @@ from ..iod.model import (
 from ..iod.versions import new_version, successors_in
 from ..mesh.render import LARGEST_SIZE, VIEWS, Layer, RenderingUnavailable, check_size, png_bytes, render
 from ..obj.encapsulate import encapsulate_obj, material_library_paths, read_obj_files
-from ..obj.format import read_obj
 from ..obj.model import ModelMaterials, libraries_beside, library_from_dataset, materials_of
 from ..pacs.peers import peer_for_destination
 from ..pacs.transfer import successors_on
@@ -183,7 +182,7 @@ def run_preview(args: argparse.Namespace) -> int:
 def run_wrap_obj(args: argparse.Namespace) -> int:
     obj_path = Path(args.stl)
     output = check_output_path(args.output, args.force, inputs=[obj_path])
-    obj, libraries = read_obj_files(obj_path)
+    obj, model, libraries = read_obj_files(obj_path)
     library_paths = [library_path for _mtl, _name, library_path in libraries]
     outputs = [output] + [check_output_path(path, args.force, inputs=[obj_path, *library_paths])
                           for path in material_library_paths(output, len(libraries))]
@@ -203,8 +202,7 @@ def run_wrap_obj(args: argparse.Namespace) -> int:
     if not args.quiet:
         linked = (f"linked to {len(source)} instance(s) of series {source.series_instance_uid}"
                   if source else "new study, no source series")
-        groups = read_obj(obj, obj_path).groups
-        print(f"wrote {output}: OBJ, {sum(len(g.triangles) for g in groups)} triangles in {len(groups)} "
+        print(f"wrote {output}: OBJ, {sum(len(g.triangles) for g in model.groups)} triangles in {len(model.groups)} "
               f"group(s), {args.units}, {linked}")
         for path, (_mtl, name, _library_path) in zip(outputs[1:], libraries):
             print(f"wrote {path}: MTL {name!r}, referenced by the OBJ object")

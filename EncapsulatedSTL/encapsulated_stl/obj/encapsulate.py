@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 from ..errors import ObjFormatError
 from ..iod.encapsulate import ModelMetadata, NewStudy, encapsulate_stl
 from ..stl.format import read_stl_file
-from .format import Material, mtl_bytes, obj_bytes, read_mtl, read_obj
+from .format import Material, ObjModel, mtl_bytes, obj_bytes, read_mtl, read_obj
 from .sop import EncapsulatedMTL, EncapsulatedOBJ
 
 
@@ -97,9 +97,9 @@ def segments_obj(
     return obj_bytes(groups, library_name), mtl_bytes(materials)
 
 
-def read_obj_files(path: str | os.PathLike) -> tuple[bytes, list[tuple[bytes, str, Path]]]:
-    """An OBJ file's bytes and every material library its ``mtllib`` lines name, read
-    from beside it: ``(obj, [(mtl, name, mtl_path)])``, both checked.
+def read_obj_files(path: str | os.PathLike) -> tuple[bytes, ObjModel, list[tuple[bytes, str, Path]]]:
+    """An OBJ file's bytes, the model they hold, and every material library its ``mtllib``
+    lines name, read from beside it: ``(obj, model, [(mtl, name, mtl_path)])``, all checked.
 
     Raises
     ------
@@ -110,8 +110,8 @@ def read_obj_files(path: str | os.PathLike) -> tuple[bytes, list[tuple[bytes, st
     """
     path = Path(path)
     obj = bytes(read_stl_file(path, ObjFormatError))
-    libraries = []
-    for name in read_obj(obj, path).material_libraries:
+    libraries, model = [], read_obj(obj, path)
+    for name in model.material_libraries:
         parts = posixpath.normpath(name.replace("\\", "/"))
         if posixpath.isabs(parts) or parts.startswith(".."):
             raise ObjFormatError(f"mtllib names {name!r}, outside the OBJ's folder: a relative URI in "
@@ -128,7 +128,7 @@ def read_obj_files(path: str | os.PathLike) -> tuple[bytes, list[tuple[bytes, st
                 "those as separate Multi-frame True Color images (PS3.3 A.8.5.4), which this software "
                 "does not write; remove the map_ statements to store the colours alone", library_path)
         libraries.append((mtl, name, library_path))
-    return obj, libraries
+    return obj, model, libraries
 
 
 def material_library_paths(output: str | os.PathLike, count: int) -> list[Path]:
