@@ -119,6 +119,8 @@ def test_the_pair_passes_dciodvfy_without_a_source(wrapped):
 def test_the_pair_passes_dciodvfy_with_a_real_tilted_source(cube, ge_tilted_series, capsys):
     code, out, err = _run(capsys, "wrap", cube, "-o", cube.parent / "ct.dcm", "--reference", ge_tilted_series)
     assert code == 0, err
+    # the source's identity-removed claim without a method is told once, not once per object
+    assert err.count("notice: the source images say Patient Identity Removed YES") == 1, err
     obj = pydicom.dcmread(cube.parent / "ct.dcm")
     assert len(obj.SourceInstanceSequence) == 28
     source = sorted(ge_tilted_series.iterdir())[0]

@@ -60,9 +60,10 @@ def encapsulate_obj(
     metadata = metadata.replace(series_instance_uid=metadata.series_instance_uid or hd.UID())
     libraries = []
     for number, (mtl, name) in enumerate(materials, start=metadata.instance_number + 1):
+        # no notice: the OBJ copies the same patient and study and tells what was left out, once
         library = encapsulate_stl(
             mtl, source, metadata.replace(icon=False, instance_number=number), new_study,
-            iod=EncapsulatedMTL, notice=notice, path=path, **arguments)
+            iod=EncapsulatedMTL, path=path, **arguments)
         metadata = metadata.replace(series_number=int(library.SeriesNumber))
         libraries.append((library, name))
     model = encapsulate_stl(obj, source, metadata, new_study, iod=EncapsulatedOBJ, notice=notice,
